@@ -1,0 +1,5 @@
+//! vigil: a heartbeat server and library.
+#![deny(missing_docs)]
+
+pub mod protocol;
+pub mod wheel;

@@ -1,0 +1,240 @@
+//! Wire protocols: pure codecs between bytes and frames.
+//!
+//! A [`Protocol`] never touches a socket or a clock. The server hands it the
+//! bytes a connection has buffered so far and gets back one [`Frame`] at a
+//! time (or "need more bytes"); to answer, it asks the protocol to encode a
+//! [`Reply`] into an output buffer it owns. Everything about framing, limits
+//! and spelling lives behind this seam, so a new protocol is a new codec and
+//! nothing else.
+//!
+//! # Contract
+//! - [`Protocol::decode`] looks at `input` (everything received and not yet
+//!   consumed). It returns `Ok(None)` when `input` holds no complete frame
+//!   yet, `Ok(Some((frame, used)))` for one complete frame that used the first
+//!   `used` bytes (`used >= 1`), or `Err` when the stream can never become
+//!   valid; the connection is then closed with the error's [`CloseReason`].
+//!   It must reject an incomplete frame that has already grown past the
+//!   protocol's limit, so a peer cannot make the server buffer without bound.
+//! - Decoding is independent of how the stream was split into reads: the same
+//!   bytes give the same frames and errors whatever the read sizes were.
+//! - [`Protocol::encode`] appends to `out` and never fails.
+
+pub mod line;
+
+use std::fmt;
+
+pub use line::LineProtocol;
+
+/// One complete frame received from a peer.
+///
+/// Every frame, whatever its kind, counts as a sign of life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A heartbeat, optionally with a token that the reply echoes.
+    Ping {
+        /// The token to echo back, if the peer sent one.
+        token: Option<&'a [u8]>,
+    },
+    /// The peer names itself; the id is already validated by the codec.
+    Hello {
+        /// The client id (1 to 128 printable ASCII characters, no spaces).
+        client_id: &'a str,
+    },
+    /// Anything else: application data, which the server passes on.
+    Message(&'a [u8]),
+}
+
+/// Something the server sends to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// The answer to a [`Frame::Ping`].
+    Pong {
+        /// The token of the ping being answered.
+        token: Option<&'a [u8]>,
+    },
+    /// The answer to a [`Frame::Hello`]: how often to beat.
+    Welcome {
+        /// The client id that is now online.
+        client_id: &'a str,
+        /// How often the client should send a heartbeat, in milliseconds.
+        interval_ms: u64,
+        /// How long the server waits for a sign of life, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Application data.
+    Message(&'a [u8]),
+    /// The last thing the server says before it closes the connection.
+    Bye(CloseReason),
+}
+
+/// Why a frame could not be decoded. The connection cannot continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A frame is longer than the protocol's limit.
+    TooLong {
+        /// The limit that was exceeded, in bytes.
+        limit: usize,
+    },
+    /// A frame is complete but malformed; the text says what was wrong.
+    BadFrame(&'static str),
+}
+
+impl DecodeError {
+    /// The reason the server gives when it closes the connection for this error.
+    pub fn close_reason(&self) -> CloseReason {
+        match self {
+            DecodeError::TooLong { .. } => CloseReason::LineTooLong,
+            DecodeError::BadFrame(_) => CloseReason::BadFrame,
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooLong { limit } => write!(f, "frame longer than {limit} bytes"),
+            DecodeError::BadFrame(what) => write!(f, "bad frame: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a connection went offline.
+///
+/// The spelling from [`CloseReason::as_str`] is what `BYE <reason>` carries
+/// on the wire and what the `reason` field of an offline event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// No sign of life within the timeout.
+    Timeout,
+    /// The peer closed its side (end of stream).
+    Closed,
+    /// The connection failed: reset by the peer or another socket error.
+    Reset,
+    /// A frame exceeded the size limit.
+    LineTooLong,
+    /// A frame was malformed (for instance an invalid client id).
+    BadFrame,
+    /// Another connection said HELLO with the same client id.
+    Replaced,
+    /// The server refused the connection: `--max-conns` was reached or no
+    /// file descriptor was left.
+    Overloaded,
+    /// More heartbeats per interval than `--max-pings` allows.
+    TooManyPings,
+    /// The peer does not read its replies and its output exceeded the cap.
+    OutputOverflow,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// Every reason, in a fixed order (for statistics).
+    pub const ALL: [CloseReason; 10] = [
+        CloseReason::Timeout,
+        CloseReason::Closed,
+        CloseReason::Reset,
+        CloseReason::LineTooLong,
+        CloseReason::BadFrame,
+        CloseReason::Replaced,
+        CloseReason::Overloaded,
+        CloseReason::TooManyPings,
+        CloseReason::OutputOverflow,
+        CloseReason::Shutdown,
+    ];
+
+    /// The reason as it is spelled on the wire and in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Timeout => "timeout",
+            CloseReason::Closed => "closed",
+            CloseReason::Reset => "reset",
+            CloseReason::LineTooLong => "line-too-long",
+            CloseReason::BadFrame => "bad-frame",
+            CloseReason::Replaced => "replaced",
+            CloseReason::Overloaded => "overloaded",
+            CloseReason::TooManyPings => "too-many-pings",
+            CloseReason::OutputOverflow => "output-overflow",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// The position of this reason in [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
+        CloseReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(0)
+    }
+
+    /// Parses the wire spelling back (for clients reading `BYE <reason>`).
+    pub fn parse(s: &str) -> Option<CloseReason> {
+        CloseReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the server tells the peer this reason with a `BYE` before
+    /// closing. The peer is gone or unreachable for the others.
+    pub fn says_bye(self) -> bool {
+        !matches!(
+            self,
+            CloseReason::Closed | CloseReason::Reset | CloseReason::OutputOverflow
+        )
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A wire protocol: a pure codec from bytes to [`Frame`]s and from
+/// [`Reply`]s to bytes. See the [module docs](self) for the contract.
+pub trait Protocol {
+    /// Decodes at most one frame from the front of `input`.
+    fn decode<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError>;
+
+    /// Appends the wire form of `reply` to `out`.
+    fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>);
+
+    /// The most bytes an incomplete frame may hold before it is rejected.
+    /// The server never buffers more than this per connection.
+    fn max_frame(&self) -> usize;
+}
+
+/// Whether `id` is a valid client id: 1 to 128 printable ASCII characters
+/// (`!` to `~`), so no spaces and no control characters.
+pub fn valid_client_id(id: &[u8]) -> bool {
+    (1..=MAX_CLIENT_ID).contains(&id.len()) && id.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+/// The longest client id, in bytes.
+pub const MAX_CLIENT_ID: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_boundaries() {
+        assert!(!valid_client_id(b""));
+        assert!(valid_client_id(b"a"));
+        assert!(valid_client_id(&[b'x'; 128]));
+        assert!(!valid_client_id(&[b'x'; 129]));
+        assert!(!valid_client_id(b"a b"));
+        assert!(!valid_client_id(b"a\tb"));
+        assert!(!valid_client_id("é".as_bytes()));
+        assert!(valid_client_id(b"!~\"\\"));
+    }
+
+    #[test]
+    fn reasons_round_trip_and_index() {
+        for (i, r) in CloseReason::ALL.into_iter().enumerate() {
+            assert_eq!(CloseReason::parse(r.as_str()), Some(r));
+            assert_eq!(r.index(), i);
+        }
+        assert_eq!(CloseReason::parse("nope"), None);
+    }
+}
