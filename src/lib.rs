@@ -1,5 +1,6 @@
 //! vigil: a heartbeat server and library.
 #![deny(missing_docs)]
 
+pub mod duration;
 pub mod protocol;
 pub mod wheel;

@@ -1,0 +1,293 @@
+//! The line protocol, vigil's default.
+//!
+//! Frames are lines ending in `\n`; a `\r` just before it is dropped. A line
+//! holds at most `max_line` bytes, not counting its ending.
+//!
+//! | peer sends          | server answers                                     |
+//! |---------------------|----------------------------------------------------|
+//! | `PING`              | `PONG`                                             |
+//! | `PING <token>`      | `PONG <token>`                                     |
+//! | `HELLO <client-id>` | `WELCOME <client-id> interval=<ms> timeout=<ms>`   |
+//! | anything else       | nothing: a message for the application             |
+//!
+//! Commands are matched without regard to ASCII case; the token is echoed
+//! byte for byte. Every complete line, an empty one included, is a sign of
+//! life. Before closing, the server sends `BYE <reason>`.
+
+use super::{valid_client_id, DecodeError, Frame, Protocol, Reply};
+
+/// The default longest line, in bytes, not counting its ending.
+pub const DEFAULT_MAX_LINE: usize = 1024;
+
+/// The line protocol codec. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineProtocol {
+    max_line: usize,
+}
+
+impl Default for LineProtocol {
+    fn default() -> Self {
+        LineProtocol::new(DEFAULT_MAX_LINE)
+    }
+}
+
+impl LineProtocol {
+    /// A codec that accepts lines of up to `max_line` bytes (at least 1).
+    pub fn new(max_line: usize) -> LineProtocol {
+        LineProtocol {
+            max_line: max_line.max(1),
+        }
+    }
+
+    /// The longest line accepted, in bytes, not counting its ending.
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+}
+
+impl Protocol for LineProtocol {
+    fn decode<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        // A line may carry `max_line` bytes plus "\r\n": look no further.
+        let window = &input[..input.len().min(self.max_line + 2)];
+        let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+            // Without an ending, `max_line + 1` bytes may still be a full line
+            // followed by "\r" and a "\n" yet to come; one more cannot.
+            if input.len() > self.max_line + 1
+                || (input.len() == self.max_line + 1 && input[self.max_line] != b'\r')
+            {
+                return Err(DecodeError::TooLong {
+                    limit: self.max_line,
+                });
+            }
+            return Ok(None);
+        };
+        let line = match &input[..nl] {
+            [rest @ .., b'\r'] => rest,
+            line => line,
+        };
+        if line.len() > self.max_line {
+            return Err(DecodeError::TooLong {
+                limit: self.max_line,
+            });
+        }
+        Ok(Some((parse_line(line)?, nl + 1)))
+    }
+
+    fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
+        match *reply {
+            Reply::Pong { token: None } => out.extend_from_slice(b"PONG\n"),
+            Reply::Pong { token: Some(t) } => {
+                out.extend_from_slice(b"PONG ");
+                out.extend_from_slice(t);
+                out.push(b'\n');
+            }
+            Reply::Welcome {
+                client_id,
+                interval_ms,
+                timeout_ms,
+            } => {
+                use std::io::Write;
+                // Writing into a Vec cannot fail.
+                let _ = writeln!(
+                    out,
+                    "WELCOME {client_id} interval={interval_ms} timeout={timeout_ms}"
+                );
+            }
+            Reply::Message(m) => {
+                out.extend_from_slice(m);
+                out.push(b'\n');
+            }
+            Reply::Bye(reason) => {
+                out.extend_from_slice(b"BYE ");
+                out.extend_from_slice(reason.as_str().as_bytes());
+                out.push(b'\n');
+            }
+        }
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_line + 2
+    }
+}
+
+/// Splits a line into its command and the rest, after one space.
+fn split_command(line: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match line.iter().position(|&b| b == b' ') {
+        Some(sp) => (&line[..sp], Some(&line[sp + 1..])),
+        None => (line, None),
+    }
+}
+
+fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
+    let (command, rest) = split_command(line);
+    if command.eq_ignore_ascii_case(b"PING") {
+        let token = rest.filter(|t| !t.is_empty());
+        return Ok(Frame::Ping { token });
+    }
+    if command.eq_ignore_ascii_case(b"HELLO") {
+        let id = rest.unwrap_or_default();
+        if !valid_client_id(id) {
+            return Err(DecodeError::BadFrame(
+                "HELLO needs a client id of 1 to 128 printable ASCII characters without spaces",
+            ));
+        }
+        // Printable ASCII is valid UTF-8.
+        let client_id = std::str::from_utf8(id)
+            .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
+        return Ok(Frame::Hello { client_id });
+    }
+    Ok(Frame::Message(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::CloseReason;
+
+    /// Decodes everything in `input`, as the server would, into a readable
+    /// trace: one entry per frame, then "need more" or the error.
+    fn decode_all(p: &LineProtocol, mut input: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            match p.decode(input) {
+                Ok(Some((frame, used))) => {
+                    assert!(used >= 1 && used <= input.len());
+                    out.push(format!("{frame:?}"));
+                    input = &input[used..];
+                }
+                Ok(None) => {
+                    out.push(format!("more({})", input.len()));
+                    return out;
+                }
+                Err(e) => {
+                    out.push(format!("err({e})"));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn check(max_line: usize, input: &[u8], expected: &[&str]) {
+        let got = decode_all(&LineProtocol::new(max_line), input);
+        assert_eq!(got, expected, "input {:?}", String::from_utf8_lossy(input));
+    }
+
+    #[test]
+    fn pings() {
+        check(64, b"PING\n", &["Ping { token: None }", "more(0)"]);
+        check(64, b"ping\r\n", &["Ping { token: None }", "more(0)"]);
+        check(64, b"PING \n", &["Ping { token: None }", "more(0)"]);
+        check(
+            64,
+            b"PING 42\nPING a b\n",
+            &[
+                "Ping { token: Some([52, 50]) }",
+                "Ping { token: Some([97, 32, 98]) }",
+                "more(0)",
+            ],
+        );
+        check(64, b"PINGX\n", &["Message([80, 73, 78, 71, 88])", "more(0)"]);
+    }
+
+    #[test]
+    fn partial_lines_wait() {
+        check(64, b"", &["more(0)"]);
+        check(64, b"PIN", &["more(3)"]);
+        check(64, b"PING\nPI", &["Ping { token: None }", "more(2)"]);
+        check(64, b"PING\r", &["more(5)"]);
+    }
+
+    #[test]
+    fn hello() {
+        check(64, b"HELLO dev-1\n", &["Hello { client_id: \"dev-1\" }", "more(0)"]);
+        check(
+            64,
+            b"HELLO\n",
+            &["err(bad frame: HELLO needs a client id of 1 to 128 printable ASCII characters without spaces)"],
+        );
+        let bad = "err(bad frame: HELLO needs a client id of 1 to 128 printable ASCII characters without spaces)";
+        check(64, b"HELLO a b\n", &[bad]);
+        check(64, b"HELLO \n", &[bad]);
+        check(64, b"HELLO \x01\n", &[bad]);
+        let mut long = b"HELLO ".to_vec();
+        long.extend_from_slice(&[b'x'; 129]);
+        long.push(b'\n');
+        check(300, &long, &[bad]);
+    }
+
+    #[test]
+    fn messages_and_empty_lines() {
+        check(64, b"\n", &["Message([])", "more(0)"]);
+        check(64, b"\r\n", &["Message([])", "more(0)"]);
+        check(64, b"hi\n", &["Message([104, 105])", "more(0)"]);
+        check(64, b"\xff\xfe\n", &["Message([255, 254])", "more(0)"]);
+    }
+
+    #[test]
+    fn line_length_boundaries() {
+        // Exactly max_line bytes is fine, with either ending.
+        check(4, b"abcd\n", &["Message([97, 98, 99, 100])", "more(0)"]);
+        check(4, b"abcd\r\n", &["Message([97, 98, 99, 100])", "more(0)"]);
+        // Still waiting: could be a full line whose "\r\n" is on its way.
+        check(4, b"abcd", &["more(4)"]);
+        check(4, b"abcd\r", &["more(5)"]);
+        // One byte too many: rejected as soon as it is known.
+        check(4, b"abcde", &["err(frame longer than 4 bytes)"]);
+        check(4, b"abcde\n", &["err(frame longer than 4 bytes)"]);
+        check(4, b"abcd\rx", &["err(frame longer than 4 bytes)"]);
+        check(4, b"abcd\r\r\n", &["err(frame longer than 4 bytes)"]);
+        // A long line after a good one: the good one comes first.
+        check(4, b"ok\nabcdef", &["Message([111, 107])", "err(frame longer than 4 bytes)"]);
+    }
+
+    #[test]
+    fn encoding() {
+        let p = LineProtocol::default();
+        let mut out = Vec::new();
+        p.encode(&Reply::Pong { token: None }, &mut out);
+        p.encode(&Reply::Pong { token: Some(b"7") }, &mut out);
+        p.encode(
+            &Reply::Welcome {
+                client_id: "dev",
+                interval_ms: 30_000,
+                timeout_ms: 45_000,
+            },
+            &mut out,
+        );
+        p.encode(&Reply::Bye(CloseReason::Timeout), &mut out);
+        p.encode(&Reply::Message(b"hi"), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PONG\nPONG 7\nWELCOME dev interval=30000 timeout=45000\nBYE timeout\nhi\n"
+        );
+    }
+
+    #[test]
+    fn decoding_ignores_how_the_stream_is_split() {
+        let stream = b"PING 1\r\nHELLO a\n\nmsg\r\nPING\nHELLO\n";
+        let p = LineProtocol::new(16);
+        let whole = decode_all(&p, stream);
+        // Feed the stream one byte at a time, as a server buffering reads.
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        for &b in stream.iter() {
+            buf.push(b);
+            loop {
+                match p.decode(&buf) {
+                    Ok(Some((f, used))) => {
+                        frames.push(format!("{f:?}"));
+                        buf.drain(..used);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        frames.push(format!("err({e})"));
+                        buf.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(whole, frames);
+    }
+}
