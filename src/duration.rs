@@ -67,7 +67,17 @@ mod tests {
 
     #[test]
     fn rejects_the_rest() {
-        for bad in ["", "30", "s", "1.5s", "-1s", "10h", "5 s", "99999999999999999999s", "18446744073709551615m"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1.5s",
+            "-1s",
+            "10h",
+            "5 s",
+            "99999999999999999999s",
+            "18446744073709551615m",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.to_string().contains("invalid duration"), "{bad}");
         }

@@ -1,1 +1,31 @@
-fn main() {}
+//! The `vigil` command: flags -> config -> library call -> exit code.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// vigil: heartbeats and presence for very many long-lived TCP connections.
+#[derive(Parser)]
+#[command(name = "vigil", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the heartbeat server.
+    Serve(cmd::serve::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+    }
+}

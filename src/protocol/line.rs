@@ -10,8 +10,8 @@
 //! | `HELLO <client-id>` | `WELCOME <client-id> interval=<ms> timeout=<ms>`   |
 //! | anything else       | nothing: a message for the application             |
 //!
-//! Commands are matched without regard to ASCII case; the token is echoed
-//! byte for byte. Every complete line, an empty one included, is a sign of
+//! Commands are upper case and matched exactly (`hello` is a message, not a
+//! HELLO without an id); the token is echoed byte for byte. Every complete line, an empty one included, is a sign of
 //! life. Before closing, the server sends `BYE <reason>`.
 
 use super::{valid_client_id, DecodeError, Frame, Protocol, Reply};
@@ -120,11 +120,11 @@ fn split_command(line: &[u8]) -> (&[u8], Option<&[u8]>) {
 
 fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
     let (command, rest) = split_command(line);
-    if command.eq_ignore_ascii_case(b"PING") {
+    if command == b"PING" {
         let token = rest.filter(|t| !t.is_empty());
         return Ok(Frame::Ping { token });
     }
-    if command.eq_ignore_ascii_case(b"HELLO") {
+    if command == b"HELLO" {
         let id = rest.unwrap_or_default();
         if !valid_client_id(id) {
             return Err(DecodeError::BadFrame(
@@ -132,8 +132,8 @@ fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
             ));
         }
         // Printable ASCII is valid UTF-8.
-        let client_id = std::str::from_utf8(id)
-            .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
+        let client_id =
+            std::str::from_utf8(id).map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
         return Ok(Frame::Hello { client_id });
     }
     Ok(Frame::Message(line))
@@ -176,7 +176,13 @@ mod tests {
     #[test]
     fn pings() {
         check(64, b"PING\n", &["Ping { token: None }", "more(0)"]);
-        check(64, b"ping\r\n", &["Ping { token: None }", "more(0)"]);
+        check(64, b"PING\r\n", &["Ping { token: None }", "more(0)"]);
+        check(64, b"ping\n", &["Message([112, 105, 110, 103])", "more(0)"]);
+        check(
+            64,
+            b"hello\n",
+            &["Message([104, 101, 108, 108, 111])", "more(0)"],
+        );
         check(64, b"PING \n", &["Ping { token: None }", "more(0)"]);
         check(
             64,
@@ -187,7 +193,11 @@ mod tests {
                 "more(0)",
             ],
         );
-        check(64, b"PINGX\n", &["Message([80, 73, 78, 71, 88])", "more(0)"]);
+        check(
+            64,
+            b"PINGX\n",
+            &["Message([80, 73, 78, 71, 88])", "more(0)"],
+        );
     }
 
     #[test]
@@ -200,7 +210,11 @@ mod tests {
 
     #[test]
     fn hello() {
-        check(64, b"HELLO dev-1\n", &["Hello { client_id: \"dev-1\" }", "more(0)"]);
+        check(
+            64,
+            b"HELLO dev-1\n",
+            &["Hello { client_id: \"dev-1\" }", "more(0)"],
+        );
         check(
             64,
             b"HELLO\n",
@@ -238,7 +252,11 @@ mod tests {
         check(4, b"abcd\rx", &["err(frame longer than 4 bytes)"]);
         check(4, b"abcd\r\r\n", &["err(frame longer than 4 bytes)"]);
         // A long line after a good one: the good one comes first.
-        check(4, b"ok\nabcdef", &["Message([111, 107])", "err(frame longer than 4 bytes)"]);
+        check(
+            4,
+            b"ok\nabcdef",
+            &["Message([111, 107])", "err(frame longer than 4 bytes)"],
+        );
     }
 
     #[test]

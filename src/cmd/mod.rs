@@ -1,0 +1,3 @@
+//! The subcommands of the `vigil` binary.
+
+pub mod serve;
