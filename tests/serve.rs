@@ -1,0 +1,514 @@
+//! End-to-end tests of `vigil serve`: a real server process, real sockets on
+//! 127.0.0.1, ephemeral ports, bounded waits.
+
+mod util;
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::{eventually, parse_events, Peer, Serve};
+
+#[test]
+fn ping_pong_with_and_without_token() {
+    let server = Serve::start(&[]);
+    let mut peer = server.connect();
+    assert_eq!(peer.ask("PING\n"), "PONG");
+    assert_eq!(peer.ask("PING 42\n"), "PONG 42");
+    assert_eq!(
+        peer.ask("PING a token with spaces\n"),
+        "PONG a token with spaces"
+    );
+}
+
+#[test]
+fn crlf_lines_are_accepted() {
+    let server = Serve::start(&[]);
+    let mut peer = server.connect();
+    assert_eq!(peer.ask("PING 7\r\n"), "PONG 7");
+    assert_eq!(
+        peer.ask("HELLO crlf\r\n"),
+        "WELCOME crlf interval=30000 timeout=45000"
+    );
+}
+
+#[test]
+fn hello_gets_the_interval_and_timeout() {
+    let server = Serve::start(&["--interval", "2s", "--timeout", "3s"]);
+    let mut peer = server.connect();
+    assert_eq!(
+        peer.ask("HELLO dev-1\n"),
+        "WELCOME dev-1 interval=2000 timeout=3000"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = Serve::start(&[]);
+    let mut peer = server.connect();
+    let mut burst = String::new();
+    for i in 0..2000 {
+        burst.push_str(&format!("PING {i}\n"));
+    }
+    peer.send(burst.as_bytes());
+    for i in 0..2000 {
+        assert_eq!(peer.line().unwrap(), format!("PONG {i}"));
+    }
+}
+
+#[test]
+fn a_frame_split_across_writes_is_one_frame() {
+    let server = Serve::start(&[]);
+    let mut peer = server.connect();
+    for piece in ["PI", "NG 1", "23", "\r", "\n"] {
+        peer.send(piece.as_bytes());
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(peer.line().unwrap(), "PONG 123");
+}
+
+/// Connects, optionally sends one line, and measures how long after that
+/// the server's `BYE timeout` and EOF arrive.
+fn time_until_timeout(server: &Serve, first: Option<&str>) -> Duration {
+    let mut peer = server.connect();
+    if let Some(line) = first {
+        peer.send(line.as_bytes());
+        assert!(peer.line().is_some());
+    }
+    let start = Instant::now();
+    peer.expect_bye("timeout");
+    start.elapsed()
+}
+
+#[test]
+fn a_silent_client_is_closed_after_the_timeout_and_not_before() {
+    let (timeout, tick) = (Duration::from_millis(1000), Duration::from_millis(100));
+    let server = Serve::start(&[
+        "--timeout",
+        "1000ms",
+        "--tick",
+        "100ms",
+        "--interval",
+        "500ms",
+    ]);
+    for first in [None, Some("PING\n")] {
+        let elapsed = time_until_timeout(&server, first);
+        // The server's clock for the connection started no earlier than our
+        // `start`, so it cannot have closed it sooner than the timeout.
+        assert!(
+            elapsed >= timeout - Duration::from_millis(5),
+            "closed early: {elapsed:?}"
+        );
+        assert!(elapsed <= timeout + 2 * tick, "closed late: {elapsed:?}");
+    }
+    server.wait_log("offline: timeout");
+}
+
+#[test]
+fn a_client_beating_at_half_the_timeout_survives_ten_timeouts() {
+    let server = Serve::start(&[
+        "--timeout",
+        "500ms",
+        "--tick",
+        "50ms",
+        "--interval",
+        "250ms",
+    ]);
+    let mut peer = server.connect();
+    assert!(peer.ask("HELLO steady\n").starts_with("WELCOME steady"));
+    let start = Instant::now();
+    let mut seq = 0;
+    while start.elapsed() < Duration::from_millis(5_000) {
+        thread::sleep(Duration::from_millis(250));
+        seq += 1;
+        assert_eq!(peer.ask(&format!("PING {seq}\n")), format!("PONG {seq}"));
+    }
+    assert!(seq >= 18);
+    assert!(
+        !server.log().iter().any(|l| l.contains("offline")),
+        "{:#?}",
+        server.log()
+    );
+}
+
+#[test]
+fn any_complete_line_counts_as_life_but_a_partial_line_does_not() {
+    let server = Serve::start(&[
+        "--timeout",
+        "600ms",
+        "--tick",
+        "50ms",
+        "--interval",
+        "300ms",
+    ]);
+    // Messages (lines that are not commands) keep a connection alive...
+    let mut chatty = server.connect();
+    for _ in 0..8 {
+        chatty.send(b"just talking\n");
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(chatty.ask("PING\n"), "PONG");
+    // ...a line that never ends does not, however many bytes it trickles.
+    let mut trickle = server.connect();
+    trickle.send(b"PING\n");
+    assert_eq!(trickle.line().unwrap(), "PONG");
+    let start = Instant::now();
+    let closed_by = loop {
+        match trickle.stream.write_all(b"x") {
+            Ok(()) => {}
+            Err(_) => break start.elapsed(),
+        }
+        let mut probe = [0u8; 64];
+        trickle.stream.set_nonblocking(true).unwrap();
+        let got = std::io::Read::read(&mut trickle.stream, &mut probe);
+        trickle.stream.set_nonblocking(false).unwrap();
+        if let Ok(n) = got {
+            assert_eq!(&probe[..n], b"BYE timeout\n"[..n.min(12)].as_ref());
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "trickling kept it alive"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(closed_by >= Duration::from_millis(550), "{closed_by:?}");
+    assert!(
+        closed_by <= Duration::from_millis(600 + 2 * 50 + 60),
+        "{closed_by:?}"
+    );
+}
+
+#[test]
+fn hello_with_a_taken_id_takes_it_over() {
+    let server = Serve::start(&[]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    assert!(first.ask("HELLO phone\n").starts_with("WELCOME phone"));
+    assert!(second.ask("HELLO phone\n").starts_with("WELCOME phone"));
+    first.expect_bye("replaced");
+    // The newer connection is unaffected, and the id stays online when the
+    // replaced one is gone.
+    assert_eq!(second.ask("PING\n"), "PONG");
+    server.wait_log("offline: replaced");
+    let (status, log) = server.stop();
+    assert!(status.success());
+    assert!(
+        log.iter().any(|l| l.contains("stats: conns=0 clients=0")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn an_over_long_line_is_refused_and_disturbs_nobody() {
+    let server = Serve::start(&["--max-line", "16"]);
+    let mut bystander = server.connect();
+    let mut bad = server.connect();
+    assert_eq!(bad.ask("PING 0123456789\n"), "PONG 0123456789");
+    bad.send(b"PING 0123456789abc\n");
+    bad.expect_bye("line-too-long");
+    // Even without a newline, the limit applies as soon as it is exceeded.
+    let mut endless = server.connect();
+    endless.send(&[b'z'; 100]);
+    endless.expect_bye("line-too-long");
+    assert_eq!(bystander.ask("PING\n"), "PONG");
+    let line = server.wait_log("frame longer than 16 bytes");
+    assert!(
+        line.contains("127.0.0.1:"),
+        "the log names the peer: {line}"
+    );
+}
+
+#[test]
+fn a_bad_client_id_is_a_bad_frame() {
+    let server = Serve::start(&[]);
+    for hello in [
+        "HELLO\n".to_owned(),
+        "HELLO two words\n".to_owned(),
+        format!("HELLO {}\n", "x".repeat(129)),
+    ] {
+        let mut peer = server.connect();
+        peer.send(hello.as_bytes());
+        peer.expect_bye("bad-frame");
+    }
+    let mut ok = server.connect();
+    assert!(ok
+        .ask(&format!("HELLO {}\n", "x".repeat(128)))
+        .starts_with("WELCOME"));
+    server.wait_log("bad frame: HELLO needs a client id");
+}
+
+#[test]
+fn max_conns_refuses_extra_connections_with_overloaded() {
+    let server = Serve::start(&["--max-conns", "2"]);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    assert_eq!(a.ask("PING\n"), "PONG");
+    assert_eq!(b.ask("PING\n"), "PONG");
+    let mut c = server.connect();
+    c.expect_bye("overloaded");
+    assert_eq!(a.ask("PING\n"), "PONG");
+    drop(b);
+    // A slot frees up once the server has seen the close.
+    eventually("a free slot", || {
+        let mut d = server.connect();
+        d.send(b"PING\n");
+        d.line().as_deref() == Some("PONG")
+    });
+}
+
+#[test]
+fn max_pings_closes_a_client_that_beats_too_often() {
+    let server = Serve::start(&["--max-pings", "3", "--interval", "10s"]);
+    let mut calm = server.connect();
+    let mut eager = server.connect();
+    for _ in 0..3 {
+        assert_eq!(eager.ask("PING\n"), "PONG");
+    }
+    eager.send(b"PING\n");
+    eager.expect_bye("too-many-pings");
+    assert_eq!(calm.ask("PING\n"), "PONG");
+    server.wait_log("more than 3 heartbeats per interval");
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_at_the_output_cap() {
+    let server = Serve::start(&["--max-output", "65536"]);
+    let mut bystander = server.connect();
+    let mut hog = server.connect();
+    hog.stream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let ping = format!("PING {}\n", "t".repeat(1000));
+    let start = Instant::now();
+    // Write pings and never read the pongs: the kernel buffers fill, then
+    // the server's per-connection output grows past the cap.
+    while start.elapsed() < Duration::from_secs(20) {
+        if hog.stream.write_all(ping.as_bytes()).is_err() {
+            break;
+        }
+        if server
+            .log()
+            .iter()
+            .any(|l| l.contains("offline: output-overflow"))
+        {
+            break;
+        }
+    }
+    server.wait_log("offline: output-overflow");
+    assert_eq!(bystander.ask("PING\n"), "PONG");
+}
+
+#[test]
+fn shutdown_says_bye_to_everyone_and_exits_zero() {
+    let server = Serve::start(&[]);
+    let mut peers: Vec<Peer> = (0..20).map(|_| server.connect()).collect();
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert!(p.ask(&format!("HELLO p{i}\n")).starts_with("WELCOME"));
+    }
+    let (status, log) = server.stop();
+    assert!(status.success(), "{status:?}");
+    for p in &mut peers {
+        p.expect_bye("shutdown");
+    }
+    assert!(
+        log.iter().any(|l| l.contains("received signal 15")),
+        "{log:#?}"
+    );
+    let last_stats = log.iter().rev().find(|l| l.contains("stats:")).unwrap();
+    assert!(last_stats.contains("shutdown=20"), "{last_stats}");
+}
+
+#[test]
+fn sigint_also_shuts_down_gracefully() {
+    let server = Serve::start(&[]);
+    let mut peer = server.connect();
+    assert_eq!(peer.ask("PING\n"), "PONG");
+    server.signal(libc::SIGINT);
+    peer.expect_bye("shutdown");
+}
+
+#[test]
+fn the_events_file_has_one_online_and_one_offline_per_connection() {
+    let dir = std::env::temp_dir().join(format!("vigil-events-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let server = Serve::start(&[
+        "--events",
+        path.to_str().unwrap(),
+        "--timeout",
+        "1000ms",
+        "--tick",
+        "20ms",
+        "--max-line",
+        "32",
+        "--max-conns",
+        "6",
+    ]);
+    // One connection for each way of going offline.
+    let mut timed_out = server.connect();
+    timed_out.expect_bye("timeout");
+    let mut replaced = server.connect();
+    assert!(replaced.ask("HELLO twin\n").starts_with("WELCOME"));
+    let mut taker = server.connect();
+    assert!(taker.ask("HELLO twin\n").starts_with("WELCOME"));
+    replaced.expect_bye("replaced");
+    let mut too_long = server.connect();
+    too_long.send(&[b'x'; 64]);
+    too_long.expect_bye("line-too-long");
+    let mut bad = server.connect();
+    bad.send(b"HELLO\n");
+    bad.expect_bye("bad-frame");
+    assert_eq!(taker.ask("PING\n"), "PONG");
+    let mut leaver = server.connect();
+    assert_eq!(leaver.ask("PING\n"), "PONG");
+    drop(leaver);
+    server.wait_log("offline: closed");
+    // Fill the server up: `taker` and five more is the most it takes.
+    let fillers: Vec<Peer> = (0..5).map(|_| server.connect()).collect();
+    let mut refused = server.connect();
+    refused.expect_bye("overloaded");
+    assert_eq!(taker.ask("PING\n"), "PONG");
+    drop(fillers);
+    let (status, _) = server.stop();
+    assert!(status.success());
+    taker.expect_bye("shutdown");
+
+    let events = parse_events(&std::fs::read_to_string(&path).unwrap());
+    let mut conns: Vec<u64> = events.iter().map(|e| e.conn).collect();
+    conns.sort_unstable();
+    conns.dedup();
+    assert_eq!(conns.len(), 12, "{events:#?}");
+    let mut reasons = Vec::new();
+    for c in &conns {
+        let of = |kind: &str| {
+            events
+                .iter()
+                .filter(|e| e.conn == *c && e.event == kind)
+                .count()
+        };
+        assert_eq!(
+            (of("online"), of("offline")),
+            (1, 1),
+            "conn {c}: {events:#?}"
+        );
+        let online = events
+            .iter()
+            .position(|e| e.conn == *c && e.event == "online");
+        let offline = events
+            .iter()
+            .position(|e| e.conn == *c && e.event == "offline");
+        assert!(online < offline, "conn {c} went offline before online");
+        let off = &events[offline.unwrap()];
+        reasons.push(off.reason.clone().unwrap());
+    }
+    for expected in [
+        "timeout",
+        "replaced",
+        "line-too-long",
+        "bad-frame",
+        "closed",
+        "overloaded",
+        "shutdown",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "no {expected} in {reasons:?}"
+        );
+    }
+    let twin: Vec<_> = events
+        .iter()
+        .filter(|e| e.client.as_deref() == Some("twin"))
+        .collect();
+    assert_eq!(twin.iter().filter(|e| e.event == "hello").count(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn out_of_file_descriptors_neither_spins_nor_stops_the_server() {
+    // A hard limit of 48 descriptors; --max-conns above it, so accept()
+    // itself runs into EMFILE.
+    let server = Serve::start_with(&["--max-conns", "1000", "--stats-interval", "0ms"], |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 48,
+                    rlim_max: 48,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let mut peers = Vec::new();
+    let mut refused = 0;
+    for _ in 0..80 {
+        let mut p = server.connect();
+        p.send(b"PING\n");
+        match p.line().as_deref() {
+            Some("PONG") => peers.push(p),
+            Some("BYE overloaded") | None => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        refused > 0 && peers.len() > 20,
+        "served {} refused {refused}",
+        peers.len()
+    );
+    server.wait_log("Too many open files");
+    // Idle with the backlog drained: no busy loop.
+    let before = server.cpu_time();
+    thread::sleep(Duration::from_millis(1000));
+    let spent = server.cpu_time() - before;
+    assert!(
+        spent < Duration::from_millis(300),
+        "the server spins: {spent:?} of CPU in 1 s"
+    );
+    // Existing clients are still served, and a freed descriptor is used again.
+    for p in &mut peers {
+        assert_eq!(p.ask("PING\n"), "PONG");
+    }
+    peers.truncate(peers.len() - 5);
+    eventually("a freed descriptor to serve a new client", || {
+        let mut p = server.connect();
+        p.send(b"PING\n");
+        p.line().as_deref() == Some("PONG")
+    });
+}
+
+#[test]
+fn listens_on_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let server = Serve::start(&["--listen", "[::1]:0"]);
+    assert!(server.addr.is_ipv6());
+    let mut peer = server.connect();
+    assert_eq!(peer.ask("PING v6\n"), "PONG v6");
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_clear_message() {
+    for (args, needle) in [
+        (&["--timeout", "10"][..], "invalid duration"),
+        (&["--tick", "0ms"][..], "tick"),
+        (&["--listen", "nonsense"][..], "nonsense"),
+        (&["--max-line", "0"][..], "--max-line"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
