@@ -31,7 +31,7 @@ impl Serve {
     pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Serve {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
         cmd.arg("serve");
-        if !args.iter().any(|a| *a == "--listen") {
+        if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.args(args)
