@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mio::net::TcpStream;
 
@@ -31,7 +31,7 @@ pub(crate) struct Conn {
     /// The wheel entry for this connection's deadline, while armed.
     pub timer: Option<TimerKey>,
     /// The client id, after HELLO.
-    pub client: Option<Rc<str>>,
+    pub client: Option<Arc<str>>,
     /// Bytes of an incomplete frame.
     pub input: Spill,
     /// Replies the socket has not taken yet.

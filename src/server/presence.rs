@@ -1,7 +1,7 @@
 //! Who is online: client id to connection, with MQTT's takeover rule.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::conn::ConnRef;
 
@@ -9,20 +9,20 @@ use super::conn::ConnRef;
 /// over, and the older connection is told `BYE replaced`.
 #[derive(Debug, Default)]
 pub(crate) struct Presence {
-    online: HashMap<Rc<str>, ConnRef>,
+    online: HashMap<Arc<str>, ConnRef>,
 }
 
 impl Presence {
     /// Gives `id` to `conn`. Returns the shared id to keep on the connection
     /// and the connection that held it before, which must be closed.
-    pub fn claim(&mut self, id: &str, conn: ConnRef) -> (Rc<str>, Option<ConnRef>) {
+    pub fn claim(&mut self, id: &str, conn: ConnRef) -> (Arc<str>, Option<ConnRef>) {
         if let Some((key, &holder)) = self.online.get_key_value(id) {
-            let key = Rc::clone(key);
-            self.online.insert(Rc::clone(&key), conn);
+            let key = Arc::clone(key);
+            self.online.insert(Arc::clone(&key), conn);
             return (key, (holder != conn).then_some(holder));
         }
-        let key: Rc<str> = Rc::from(id);
-        self.online.insert(Rc::clone(&key), conn);
+        let key: Arc<str> = Arc::from(id);
+        self.online.insert(Arc::clone(&key), conn);
         (key, None)
     }
 
@@ -78,6 +78,6 @@ mod tests {
         let mut p = Presence::default();
         let (a, _) = p.claim("x", c(1, 1));
         let (b, _) = p.claim("x", c(2, 2));
-        assert!(Rc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a, &b));
     }
 }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs vigil's whole test suite on a fresh machine: installs what the tests
+# need, then runs them. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The tests run real processes and hold thousands of sockets: make sure the
+# open-files limit is as high as this machine allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+cargo test --all-targets
