@@ -102,11 +102,21 @@ impl Protocol for LineProtocol {
                 out.extend_from_slice(reason.as_str().as_bytes());
                 out.push(b'\n');
             }
+            Reply::Quit => out.extend_from_slice(b"BYE closed\n"),
+            Reply::Unknown { command } => {
+                out.extend_from_slice(b"ERR unknown command ");
+                out.extend_from_slice(command);
+                out.push(b'\n');
+            }
         }
     }
 
     fn max_frame(&self) -> usize {
         self.max_line + 2
+    }
+
+    fn name(&self) -> &'static str {
+        "line"
     }
 }
 
@@ -275,9 +285,12 @@ mod tests {
         );
         p.encode(&Reply::Bye(CloseReason::Timeout), &mut out);
         p.encode(&Reply::Message(b"hi"), &mut out);
+        p.encode(&Reply::Quit, &mut out);
+        p.encode(&Reply::Unknown { command: b"FOO" }, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "PONG\nPONG 7\nWELCOME dev interval=30000 timeout=45000\nBYE timeout\nhi\n"
+            "PONG\nPONG 7\nWELCOME dev interval=30000 timeout=45000\nBYE timeout\nhi\n\
+             BYE closed\nERR unknown command FOO\n"
         );
     }
 

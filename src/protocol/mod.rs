@@ -42,6 +42,15 @@ pub enum Frame<'a> {
     },
     /// Anything else: application data, which the server passes on.
     Message(&'a [u8]),
+    /// The peer asks to end the session (RESP's `QUIT`). The server answers
+    /// [`Reply::Quit`] and closes the connection (reason `closed`).
+    Quit,
+    /// A command the protocol knows is a command but does not support. The
+    /// server answers [`Reply::Unknown`] and carries on.
+    Unknown {
+        /// The command's name as the peer sent it.
+        command: &'a [u8],
+    },
 }
 
 /// Something the server sends to a peer.
@@ -65,6 +74,13 @@ pub enum Reply<'a> {
     Message(&'a [u8]),
     /// The last thing the server says before it closes the connection.
     Bye(CloseReason),
+    /// The answer to [`Frame::Quit`], just before the server closes.
+    Quit,
+    /// The answer to [`Frame::Unknown`].
+    Unknown {
+        /// The command's name, as the peer sent it.
+        command: &'a [u8],
+    },
 }
 
 /// Why a frame could not be decoded. The connection cannot continue.
@@ -202,6 +218,17 @@ pub trait Protocol {
     /// The most bytes an incomplete frame may hold before it is rejected.
     /// The server never buffers more than this per connection.
     fn max_frame(&self) -> usize;
+
+    /// The protocol's name, as `vigil serve --protocol` spells it.
+    fn name(&self) -> &'static str;
+
+    /// How many [`Frame::Ping`]s per interval get a [`Reply::Pong`];
+    /// `None` (the default) answers every one. A protocol whose peers
+    /// expect only an occasional acknowledgement (the raw protocol) limits
+    /// it here; the pings still count as life.
+    fn max_pongs_per_interval(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Whether `id` is a valid client id: 1 to 128 printable ASCII characters

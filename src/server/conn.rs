@@ -172,15 +172,15 @@ pub(crate) struct PingWindow {
 }
 
 impl PingWindow {
-    /// Records a heartbeat at `now` and says whether the peer has now sent
-    /// more than `max` in the current window of `interval` ms.
-    pub fn record(&mut self, now: u64, interval: u64, max: u32) -> bool {
+    /// Records a heartbeat at `now` and returns how many the peer has sent
+    /// in the current window of `interval` ms, this one included.
+    pub fn record(&mut self, now: u64, interval: u64) -> u32 {
         if self.count == 0 || now.saturating_sub(self.start) >= interval {
             self.start = now;
             self.count = 0;
         }
         self.count = self.count.saturating_add(1);
-        self.count > max
+        self.count
     }
 }
 
@@ -191,20 +191,12 @@ mod tests {
     #[test]
     fn ping_window_counts_per_interval() {
         let mut w = PingWindow::default();
-        // Three allowed per 1000 ms: the fourth inside the window is too many.
-        assert!(!w.record(0, 1000, 3));
-        assert!(!w.record(10, 1000, 3));
-        assert!(!w.record(999, 1000, 3));
-        assert!(w.record(999, 1000, 3));
-        // A new window starts at the first ping after the old one ended.
-        let mut w = PingWindow::default();
-        for t in [0, 1, 2] {
-            assert!(!w.record(t, 1000, 3));
-        }
-        assert!(!w.record(1000, 1000, 3));
-        assert!(!w.record(1500, 1000, 3));
-        assert!(!w.record(1999, 1000, 3));
-        assert!(w.record(1999, 1000, 3));
+        let counts: Vec<u32> = [0, 10, 999, 999, 1000, 1500, 1999, 2000]
+            .into_iter()
+            .map(|t| w.record(t, 1000))
+            .collect();
+        // A window starts at the first ping after the previous one ended.
+        assert_eq!(counts, [1, 2, 3, 4, 1, 2, 3, 1]);
     }
 
     #[test]

@@ -679,17 +679,22 @@ impl<P: Protocol> Core<P> {
         match frame {
             Frame::Ping { token } => {
                 self.stats.heartbeats += 1;
-                if let Some(max) = self.max_pings {
-                    if conn.pings.record(self.now, self.interval_ms, max) {
-                        log::warn!(
-                            "conn {} from {}: more than {max} heartbeats per interval; closing",
-                            conn.id,
-                            conn.peer
-                        );
-                        return Err(CloseReason::TooManyPings);
-                    }
+                let count = conn.pings.record(self.now, self.interval_ms);
+                if let Some(max) = self.max_pings.filter(|&max| count > max) {
+                    log::warn!(
+                        "conn {} from {}: more than {max} heartbeats per interval; closing",
+                        conn.id,
+                        conn.peer
+                    );
+                    return Err(CloseReason::TooManyPings);
                 }
-                self.protocol.encode(&Reply::Pong { token }, &mut self.out);
+                if self
+                    .protocol
+                    .max_pongs_per_interval()
+                    .is_none_or(|max| count <= max)
+                {
+                    self.protocol.encode(&Reply::Pong { token }, &mut self.out);
+                }
             }
             Frame::Hello { client_id } => {
                 if conn.client.as_deref() != Some(client_id) {
@@ -711,6 +716,14 @@ impl<P: Protocol> Core<P> {
                 self.protocol.encode(&welcome, &mut self.out);
             }
             Frame::Message(_) => {}
+            Frame::Quit => {
+                self.protocol.encode(&Reply::Quit, &mut self.out);
+                return Err(CloseReason::Closed);
+            }
+            Frame::Unknown { command } => {
+                self.protocol
+                    .encode(&Reply::Unknown { command }, &mut self.out);
+            }
         }
         Ok(())
     }
