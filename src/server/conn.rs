@@ -13,7 +13,7 @@ use crate::wheel::TimerKey;
 ///
 /// Slab keys are reused after a connection is removed; whatever keeps a key
 /// past the current event batch keeps the generation too, and checks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ConnRef {
     pub key: u32,
     pub generation: u32,

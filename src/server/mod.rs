@@ -17,8 +17,10 @@
 //! connection beating every interval costs one wheel operation per timeout,
 //! not one per heartbeat.
 
+mod builder;
 mod config;
 mod conn;
+mod handler;
 mod presence;
 mod stats;
 
@@ -34,7 +36,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+pub use builder::Builder;
 pub use config::{Config, ConfigError, DEFAULT_LISTEN};
+pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
 pub use stats::Stats;
 
 use crate::error::{Error, ErrorKind};
@@ -43,6 +47,7 @@ use crate::protocol::{CloseReason, Frame, Protocol, Reply};
 use crate::time::{millis_ceil, Clock};
 use crate::wheel::Wheel;
 use conn::{read_some, Conn, ConnRef};
+use handler::{Outbox, Target};
 use presence::Presence;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -80,14 +85,15 @@ impl Handle {
     }
 }
 
-/// A heartbeat server over protocol `P`. See the [module docs](self).
-pub struct Server<P: Protocol> {
+/// A heartbeat server speaking protocol `P`, with application logic `H`.
+/// See the [module docs](self).
+pub struct Server<P: Protocol, H: Handler = PresenceOnly> {
     poll: Poll,
     events: Option<Events>,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
     conns: Slab<Conn>,
-    core: Core<P>,
+    core: Core<P, H>,
     scratch: Vec<u8>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     stop: Arc<AtomicBool>,
@@ -103,8 +109,14 @@ pub struct Server<P: Protocol> {
 }
 
 /// Everything the per-connection handlers touch besides the slab.
-struct Core<P> {
+struct Core<P, H> {
     protocol: P,
+    handler: H,
+    outbox: Outbox,
+    /// Where a closing connection's BYE is encoded.
+    bye: Vec<u8>,
+    /// Targets of a broadcast, gathered before sending.
+    targets: Vec<ConnRef>,
     clock: Clock,
     /// The time of this loop turn (ms on `clock`).
     now: u64,
@@ -130,10 +142,26 @@ struct Core<P> {
     next_id: u64,
 }
 
-impl<P: Protocol> Server<P> {
+impl Server<crate::protocol::LineProtocol, PresenceOnly> {
+    /// A builder, starting from the defaults of `vigil serve`: the line
+    /// protocol and a presence-only handler.
+    pub fn builder() -> Builder<crate::protocol::LineProtocol, PresenceOnly> {
+        Builder::new()
+    }
+}
+
+impl<P: Protocol> Server<P, PresenceOnly> {
+    /// Binds the listening socket and sets up the loop, with a handler that
+    /// does nothing but presence. Nothing is served until [`Server::run`].
+    pub fn new(config: Config, protocol: P) -> Result<Server<P>, Error> {
+        Server::with_handler(config, protocol, PresenceOnly)
+    }
+}
+
+impl<P: Protocol, H: Handler> Server<P, H> {
     /// Binds the listening socket and sets up the loop. Nothing is served
     /// until [`Server::run`].
-    pub fn new(config: Config, protocol: P) -> Result<Server<P>, Error> {
+    pub fn with_handler(config: Config, protocol: P, handler: H) -> Result<Server<P, H>, Error> {
         config
             .validate()
             .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
@@ -179,6 +207,10 @@ impl<P: Protocol> Server<P> {
         let tick_ms = millis_ceil(config.tick).max(1);
         let core = Core {
             protocol,
+            handler,
+            outbox: Outbox::default(),
+            bye: Vec::new(),
+            targets: Vec::new(),
             clock: Clock::new(),
             now: 0,
             interval_ms: millis_ceil(config.interval),
@@ -292,6 +324,7 @@ impl<P: Protocol> Server<P> {
                 self.accept_all();
             }
             self.expire();
+            self.flush_outbox();
             self.reap();
             if let Some(at) = next_stats.filter(|&at| at <= self.core.now) {
                 self.report(&mut last_report);
@@ -427,7 +460,68 @@ impl<P: Protocol> Server<P> {
         conn.timer = Some(core.wheel.insert(core.now + core.timeout_ms, cref));
         core.stats.accepted += 1;
         core.emit(id, peer, None, EventKind::Online);
+        core.call_handler(&conn, cref, true, |h, ctx, info| h.on_online(ctx, info));
+        if !core.out.is_empty() {
+            let sent = conn.send(&core.out, core.max_output);
+            core.out.clear();
+            if let Err(reason) = sent {
+                entry.insert(conn);
+                core.close(&mut self.conns, key, reason);
+                return;
+            }
+        }
         entry.insert(conn);
+    }
+
+    /// Carries out what handlers asked for that touches other connections:
+    /// messages, closes, a stop. Closing may call `on_offline`, which may
+    /// ask for more; every connection closes once, so this ends.
+    fn flush_outbox(&mut self) {
+        while !self.core.outbox.is_empty() {
+            let mut outbox = std::mem::take(&mut self.core.outbox);
+            for &(target, start, end) in &outbox.sends {
+                let message = &outbox.bytes[start..end];
+                self.core.targets.clear();
+                match target {
+                    Target::Conn(c) => self.core.targets.push(c),
+                    Target::Clients { except } => self.core.targets.extend(
+                        self.core
+                            .presence
+                            .iter()
+                            .map(|(_, c)| c)
+                            .filter(|c| Some(*c) != except),
+                    ),
+                }
+                for i in 0..self.core.targets.len() {
+                    let c = self.core.targets[i];
+                    if !self.is_current(c) {
+                        continue;
+                    }
+                    let key = c.key as usize;
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if let Err(reason) = conn.send(message, self.core.max_output) {
+                            self.core.close(&mut self.conns, key, reason);
+                        }
+                    }
+                }
+            }
+            for &(c, reason) in &outbox.closes {
+                if self.is_current(c) {
+                    self.core.close(&mut self.conns, c.key as usize, reason);
+                }
+            }
+            if outbox.stop {
+                self.stop.store(true, Ordering::Release);
+            }
+            outbox.bytes.clear();
+            outbox.sends.clear();
+            outbox.closes.clear();
+            outbox.stop = false;
+            // Keep the buffers for next time, unless hooks queued more.
+            if self.core.outbox.is_empty() {
+                self.core.outbox = outbox;
+            }
+        }
     }
 
     /// Reads what a connection has sent, answers it, and closes it on EOF,
@@ -595,6 +689,7 @@ impl<P: Protocol> Server<P> {
         for key in keys {
             self.core.close(&mut self.conns, key, CloseReason::Shutdown);
         }
+        self.flush_outbox();
         self.reap();
         if let Err(e) = self.core.sink.flush() {
             log::error!("cannot write events: {e}");
@@ -604,7 +699,32 @@ impl<P: Protocol> Server<P> {
     }
 }
 
-impl<P: Protocol> Core<P> {
+impl<P: Protocol, H: Handler> Core<P, H> {
+    /// Calls a handler hook for `conn` with a fresh [`Context`].
+    fn call_handler(
+        &mut self,
+        conn: &Conn,
+        cref: ConnRef,
+        can_reply: bool,
+        hook: impl FnOnce(&mut H, &mut Context<'_>, &ConnInfo<'_>),
+    ) {
+        let info = ConnInfo {
+            id: ConnId(cref),
+            number: conn.id,
+            peer: conn.peer,
+            client: conn.client.as_deref(),
+        };
+        let mut ctx = Context {
+            current: Some(cref),
+            can_reply,
+            out: &mut self.out,
+            outbox: &mut self.outbox,
+            presence: &self.presence,
+            protocol: &self.protocol,
+        };
+        hook(&mut self.handler, &mut ctx, &info);
+    }
+
     fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -697,6 +817,12 @@ impl<P: Protocol> Core<P> {
                 }
             }
             Frame::Hello { client_id } => {
+                let welcome = Reply::Welcome {
+                    client_id,
+                    interval_ms: self.interval_ms,
+                    timeout_ms: self.timeout_ms,
+                };
+                self.protocol.encode(&welcome, &mut self.out);
                 if conn.client.as_deref() != Some(client_id) {
                     if let Some(old) = conn.client.take() {
                         self.presence.release(&old, cref);
@@ -707,15 +833,14 @@ impl<P: Protocol> Core<P> {
                     }
                     conn.client = Some(id);
                     self.emit(conn.id, conn.peer, Some(client_id), EventKind::Hello);
+                    self.call_handler(conn, cref, true, |h, ctx, info| h.on_hello(ctx, info));
                 }
-                let welcome = Reply::Welcome {
-                    client_id,
-                    interval_ms: self.interval_ms,
-                    timeout_ms: self.timeout_ms,
-                };
-                self.protocol.encode(&welcome, &mut self.out);
             }
-            Frame::Message(_) => {}
+            Frame::Message(message) => {
+                self.call_handler(conn, cref, true, |h, ctx, info| {
+                    h.on_message(ctx, info, message)
+                });
+            }
             Frame::Quit => {
                 self.protocol.encode(&Reply::Quit, &mut self.out);
                 return Err(CloseReason::Closed);
@@ -739,11 +864,10 @@ impl<P: Protocol> Core<P> {
         }
         conn.closing = Some(reason);
         if reason.says_bye() {
-            self.out.clear();
-            self.protocol.encode(&Reply::Bye(reason), &mut self.out);
+            self.bye.clear();
+            self.protocol.encode(&Reply::Bye(reason), &mut self.bye);
             // Best effort: the connection is going either way.
-            let _ = conn.send(&self.out, usize::MAX);
-            self.out.clear();
+            let _ = conn.send(&self.bye, usize::MAX);
         }
         if let Some(timer) = conn.timer.take() {
             self.wheel.cancel(timer);
@@ -762,6 +886,9 @@ impl<P: Protocol> Core<P> {
             client: conn.client.as_deref(),
             kind: EventKind::Offline(reason),
         });
+        self.call_handler(conn, cref, false, |h, ctx, info| {
+            h.on_offline(ctx, info, reason)
+        });
         self.closing.push(key);
     }
 
@@ -770,11 +897,10 @@ impl<P: Protocol> Core<P> {
         use std::io::Write;
         self.stats.accepted += 1;
         self.emit(id, peer, None, EventKind::Online);
-        self.out.clear();
+        self.bye.clear();
         self.protocol
-            .encode(&Reply::Bye(CloseReason::Overloaded), &mut self.out);
-        let _ = stream.write(&self.out);
-        self.out.clear();
+            .encode(&Reply::Bye(CloseReason::Overloaded), &mut self.bye);
+        let _ = stream.write(&self.bye);
         self.stats.count_close(CloseReason::Overloaded);
         self.emit(id, peer, None, EventKind::Offline(CloseReason::Overloaded));
     }

@@ -35,9 +35,13 @@ impl Presence {
     }
 
     /// The connection that holds `id`, if it is online.
-    #[cfg_attr(not(test), allow(dead_code))] // for application handlers
     pub fn get(&self, id: &str) -> Option<ConnRef> {
         self.online.get(id).copied()
+    }
+
+    /// The online client ids and their connections.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, ConnRef)> + '_ {
+        self.online.iter().map(|(id, c)| (&**id, *c))
     }
 
     /// How many client ids are online.
