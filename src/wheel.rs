@@ -52,7 +52,7 @@
 //!   skip 64 empty slots per word (the idea of tokio's `wheel/level.rs`).
 //!   Entries more than a revolution ahead in a visited slot are looked at and
 //!   left alone.
-//! - Walking a slot's list chases pointers through the slab in arrival order,
+//! - Walking a slot's list chases pointers through the slab in list order,
 //!   not memory order: with millions of timers that is about one cache miss
 //!   per entry fired (see `benches/wheel.rs`).
 //!
