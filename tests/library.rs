@@ -7,7 +7,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use util::Peer;
-use vigil::server::{ConnInfo, Context, Handler, Handle, Server};
+use vigil::server::{ConnInfo, Context, Handle, Handler, Server};
 use vigil::{CloseReason, Error, Protocol, Stats};
 
 /// Runs a built server in a thread; shut down and joined on drop.
@@ -152,7 +152,10 @@ fn a_handler_can_close_a_connection_and_hears_every_offline() {
     let stats = room.stop();
     // ann's close may reach the server before or after the stop.
     assert!(stats.closed(CloseReason::Closed) >= 1);
-    assert_eq!(stats.closed(CloseReason::Closed) + stats.closed(CloseReason::Shutdown), 2);
+    assert_eq!(
+        stats.closed(CloseReason::Closed) + stats.closed(CloseReason::Shutdown),
+        2
+    );
 }
 
 #[test]
@@ -195,7 +198,11 @@ fn a_replaced_client_leaves_once_and_the_new_one_stays() {
 
 #[test]
 fn builder_errors_are_typed() {
-    let err = Server::builder().listen("definitely not an address").build().err().unwrap();
+    let err = Server::builder()
+        .listen("definitely not an address")
+        .build()
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), vigil::ErrorKind::Bind);
     let err = Server::builder()
         .listen("127.0.0.1:0")
@@ -206,7 +213,11 @@ fn builder_errors_are_typed() {
     assert_eq!(err.kind(), vigil::ErrorKind::Config);
     // Two servers on one port: the second cannot bind.
     let first = Server::builder().listen("127.0.0.1:0").build().unwrap();
-    let err = Server::builder().listen(first.local_addr()).build().err().unwrap();
+    let err = Server::builder()
+        .listen(first.local_addr())
+        .build()
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), vigil::ErrorKind::Bind);
     assert!(err.to_string().contains("cannot listen"), "{err}");
 }

@@ -457,7 +457,12 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             key: key32,
             generation: conn.generation(),
         };
-        conn.timer = Some(core.wheel.insert(core.now + core.timeout_ms, cref));
+        let Ok(timer) = core.wheel.try_insert(core.now + core.timeout_ms, cref) else {
+            // Only a wheel holding 2^32 timers is full: refuse rather than panic.
+            core.refuse(conn.stream, peer, id);
+            return;
+        };
+        conn.timer = Some(timer);
         core.stats.accepted += 1;
         core.emit(id, peer, None, EventKind::Online);
         core.call_handler(&conn, cref, true, |h, ctx, info| h.on_online(ctx, info));
@@ -644,8 +649,9 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         }
         let deadline = conn.last_seen.saturating_add(core.timeout_ms);
         if deadline > core.now {
-            conn.timer = Some(core.wheel.insert(deadline, cref));
-            return true;
+            // The entry that fired was just removed, so there is room.
+            conn.timer = core.wheel.try_insert(deadline, cref).ok();
+            return conn.timer.is_some();
         }
         false
     }
