@@ -10,6 +10,7 @@ use vigil::duration::parse_duration;
 use vigil::events::EventSink;
 use vigil::protocol::line::DEFAULT_MAX_LINE;
 use vigil::server::{Config, DEFAULT_LISTEN};
+use vigil::sys::Keepalive;
 use vigil::{LineProtocol, Server};
 
 /// Flags of `vigil serve`. Durations take ms, s or m (250ms, 30s, 5m).
@@ -51,6 +52,12 @@ pub struct ServeArgs {
     /// Listen backlog (capped by net.core.somaxconn).
     #[arg(long, default_value_t = 4096)]
     backlog: u32,
+    /// Kernel TCP keepalive on every connection: IDLE,INTVL,CNT such as 60s,10s,5 [default: off].
+    #[arg(long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
+    tcp_keepalive: Option<Keepalive>,
+    /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    tcp_user_timeout: Option<Duration>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -84,6 +91,8 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
         backlog: args.backlog,
         handle_signals: true,
+        tcp_keepalive: args.tcp_keepalive,
+        tcp_user_timeout: args.tcp_user_timeout,
     };
     if args.max_line == 0 {
         return Err("--max-line must be at least 1".into());

@@ -121,6 +121,18 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
+    /// Kernel TCP keepalive on every connection. See [`Config::tcp_keepalive`].
+    pub fn tcp_keepalive(mut self, keepalive: crate::sys::Keepalive) -> Self {
+        self.config.tcp_keepalive = Some(keepalive);
+        self
+    }
+
+    /// `TCP_USER_TIMEOUT` on every connection. See [`Config::tcp_user_timeout`].
+    pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tcp_user_timeout = Some(timeout);
+        self
+    }
+
     /// Where presence events go besides the log.
     pub fn events(mut self, sink: EventSink) -> Self {
         self.events = Some(sink);

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::sys::Keepalive;
+
 /// How a server listens, times out and limits its peers.
 ///
 /// `Config::default()` is what `vigil serve` runs with when given no flags.
@@ -40,6 +42,14 @@ pub struct Config {
     /// Whether the server itself handles SIGINT and SIGTERM by shutting down
     /// gracefully. Default `false` for the library; `vigil serve` sets it.
     pub handle_signals: bool,
+    /// Kernel TCP keepalive on every connection. Default off: heartbeats
+    /// are how vigil finds dead peers; keepalive is a second net for
+    /// deployments whose heartbeat timeout is long.
+    pub tcp_keepalive: Option<Keepalive>,
+    /// `TCP_USER_TIMEOUT` on every connection: how long written data may
+    /// go unacknowledged before the kernel gives up on the peer. Default
+    /// off (the kernel's retransmission limit, about 15 minutes).
+    pub tcp_user_timeout: Option<Duration>,
 }
 
 /// The default listen address.
@@ -59,6 +69,8 @@ impl Default for Config {
             stats_interval: Some(Duration::from_secs(10)),
             backlog: 4096,
             handle_signals: false,
+            tcp_keepalive: None,
+            tcp_user_timeout: None,
         }
     }
 }

@@ -173,8 +173,30 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 e,
             )
         })?;
-        if let Err(e) = crate::sys::set_backlog(listener.as_raw_fd(), config.backlog) {
+        let fd = listener.as_raw_fd();
+        if let Err(e) = crate::sys::set_backlog(fd, config.backlog) {
             log::warn!("cannot set the listen backlog to {}: {e}", config.backlog);
+        }
+        // Socket options set on the listener are copied by Linux to every
+        // accepted socket: one syscall at start instead of one per accept.
+        if let Err(e) = crate::sys::set_nodelay(fd) {
+            log::warn!("cannot set TCP_NODELAY: {e}");
+        }
+        if let Some(k) = &config.tcp_keepalive {
+            crate::sys::set_keepalive(fd, k)
+                .map_err(|e| Error::io(ErrorKind::Config, "cannot set TCP keepalive", e))?;
+            log::info!(
+                "TCP keepalive: probe after {}s idle, every {}s, {} probes (dead peers found within {}s)",
+                k.idle.as_secs(),
+                k.interval.as_secs(),
+                k.count,
+                k.detection_time().as_secs()
+            );
+        }
+        if let Some(t) = config.tcp_user_timeout {
+            crate::sys::set_user_timeout(fd, t)
+                .map_err(|e| Error::io(ErrorKind::Config, "cannot set TCP_USER_TIMEOUT", e))?;
+            log::info!("TCP_USER_TIMEOUT: {}ms", t.as_millis());
         }
         let local_addr = listener
             .local_addr()
@@ -428,9 +450,6 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         if self.conns.len() >= core.max_conns {
             core.refuse(stream, peer, id);
             return;
-        }
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("conn {id} from {peer}: cannot set TCP_NODELAY: {e}");
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
