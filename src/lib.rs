@@ -72,6 +72,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod duration;
 pub mod error;
 pub mod events;

@@ -1,0 +1,784 @@
+//! The thin mio driver behind `vigil client`: one [`Session`], at most one
+//! socket, stdin and signals.
+//!
+//! This is the only client code that touches sockets or reads the clock. It
+//! turns readiness into `handle_*` calls, carries out the session's actions
+//! (connect, close), writes its output until `WouldBlock`, logs and prints
+//! its events, and sleeps until [`Session::poll_timeout`].
+//!
+//! - **Connect** is mio's non-blocking connect: the socket is registered for
+//!   both directions and its first event is checked with `take_error` then
+//!   `peer_addr` (`NotConnected` means "not yet": a spurious wakeup). The
+//!   session's connect timeout covers a connect that never finishes.
+//!   `TCP_NODELAY` is set: heartbeats are tiny and latency is what we
+//!   measure.
+//! - **Tokens** are never reused: each connection gets a fresh one, so an
+//!   event still queued for a socket closed earlier in the same batch is
+//!   recognised as stale and ignored.
+//! - **Stdin** is read by a helper thread that blocks on it, hands lines to
+//!   the loop through a bounded channel and wakes it with a mio `Waker`.
+//!   That works the same for a terminal, a pipe, a file or `/dev/null`
+//!   (epoll refuses regular files), and never flips the terminal's shared
+//!   file status to non-blocking behind the shell's back. Lines wait until
+//!   the session is welcomed (the channel is bounded, so a fast pipe is
+//!   held back rather than buffered). End of input ends the client once
+//!   the lines before it are sent; so do `SIGINT` and `SIGTERM`, at once. The client leaves without a
+//!   word (the protocol has no client `BYE`): dropping the socket closes it,
+//!   after one last non-blocking attempt to write what is pending.
+//! - **Time** is milliseconds since [`run`] started, from `Instant`.
+//!
+//! What it does not do: it reads the server until `WouldBlock` without a
+//! budget (one server, so there is no one to be fair to), and prints server
+//! lines with blocking writes to stdout, so a stalled stdout stalls the loop.
+
+use std::fmt;
+use std::io::{self, BufRead, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook_mio::v1_0::Signals;
+
+use super::session::{
+    Action, Event, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_REPLY_TIMEOUT_MS,
+};
+
+/// Everything `vigil client` needs. Build it with [`ClientConfig::new`],
+/// which fills in the documented defaults, then change fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The servers, as `HOST:PORT`, tried in turn. Every address a name
+    /// resolves to becomes its own entry in the rotation.
+    pub servers: Vec<String>,
+    /// The client id sent in `HELLO`.
+    pub id: String,
+    /// A fixed heartbeat interval; `None` (the default) adopts the one the
+    /// server sends in `WELCOME`.
+    pub interval: Option<Duration>,
+    /// How long a `PING` or `HELLO` may go unanswered. Default: 10 s.
+    pub reply_timeout: Duration,
+    /// How long a TCP connect may take. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// The first reconnect ceiling. Default: 100 ms.
+    pub backoff_base: Duration,
+    /// The largest reconnect delay. Default: 30 s.
+    pub backoff_cap: Duration,
+    /// Do not print server lines to stdout. Default: false.
+    pub quiet: bool,
+    /// The seed of the reconnect jitter; `None` (the default) derives one
+    /// from the time and the process id.
+    pub seed: Option<u64>,
+}
+
+impl ClientConfig {
+    /// A config for `id` talking to `servers`, with every default.
+    pub fn new(servers: Vec<String>, id: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            servers,
+            id: id.into(),
+            interval: None,
+            reply_timeout: Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS),
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            backoff_base: Duration::from_millis(DEFAULT_BACKOFF_BASE_MS),
+            backoff_cap: Duration::from_millis(DEFAULT_BACKOFF_CAP_MS),
+            quiet: false,
+            seed: None,
+        }
+    }
+
+    /// The session config for `servers` resolved addresses.
+    fn session_config(&self, servers: usize) -> Result<SessionConfig, Error> {
+        let positive = |d: Duration, what: &str| {
+            if d.is_zero() {
+                Err(Error::config(format!("{what} must be above 0")))
+            } else {
+                Ok(millis(d))
+            }
+        };
+        let mut c = SessionConfig::new(self.id.clone(), servers);
+        c.interval = match self.interval {
+            Some(d) => IntervalPolicy::Fixed(positive(d, "interval")?),
+            None => IntervalPolicy::Server,
+        };
+        c.reply_timeout_ms = positive(self.reply_timeout, "timeout")?;
+        c.connect_timeout_ms = positive(self.connect_timeout, "connect timeout")?;
+        c.backoff_base_ms = millis(self.backoff_base);
+        c.backoff_cap_ms = millis(self.backoff_cap);
+        c.seed = self.seed.unwrap_or_else(default_seed);
+        Ok(c)
+    }
+}
+
+/// Why [`run`] failed.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<io::Error>,
+}
+
+/// The kind of an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is unusable (bad id, empty server list, zero
+    /// duration, a server without a port…).
+    Config,
+    /// A server name could not be resolved.
+    Resolve,
+    /// The event loop, stdin or stdout failed.
+    Io,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    fn config(message: String) -> Error {
+        Error {
+            kind: ErrorKind::Config,
+            message,
+            source: None,
+        }
+    }
+
+    fn io(message: &str, source: io::Error) -> Error {
+        Error {
+            kind: ErrorKind::Io,
+            message: message.to_owned(),
+            source: Some(source),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(e) => write!(f, "{}: {e}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+/// Runs the client until stdin ends or `SIGINT`/`SIGTERM` arrives; server
+/// failures never end it, they lead to reconnects. Returns an error only
+/// for a bad config, an unresolvable server, or a failing event loop, stdin
+/// or stdout (a closed stdout pipe ends the client cleanly).
+pub fn run(config: ClientConfig) -> Result<(), Error> {
+    let addrs = resolve(&config.servers)?;
+    let session_config = config.session_config(addrs.len())?;
+    let max_message = session_config.max_message;
+    let start = Instant::now();
+    let session = Session::new(session_config, 0).map_err(|e| Error::config(e.to_string()))?;
+    info!(
+        "client {} starting; servers: {}",
+        config.id,
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
+    let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| Error::io("cannot watch signals", e))?;
+    let waker =
+        Waker::new(poll.registry(), STDIN).map_err(|e| Error::io("cannot create a waker", e))?;
+    let (tx, stdin) = mpsc::sync_channel(STDIN_QUEUE);
+    spawn_stdin_reader(tx, Arc::new(waker), max_message)
+        .map_err(|e| Error::io("cannot start the stdin reader", e))?;
+
+    let mut driver = Driver {
+        poll,
+        session,
+        addrs,
+        conn: None,
+        next_token: FIRST_CONN,
+        start,
+        quiet: config.quiet,
+        stdin,
+        held: None,
+        read_buf: vec![0; READ_BUF].into_boxed_slice(),
+        stop: false,
+    };
+    driver.run(&mut signals)
+}
+
+/// The stdin reader's wake-up token.
+const STDIN: Token = Token(0);
+/// The signal pipe's token.
+const SIGNALS: Token = Token(1);
+/// The first connection token; later ones count up and are never reused.
+const FIRST_CONN: usize = 2;
+/// How many stdin lines may wait for the loop before the reader blocks.
+const STDIN_QUEUE: usize = 64;
+/// The size of the one read buffer, in bytes.
+const READ_BUF: usize = 16 * 1024;
+
+/// Resolves every `HOST:PORT`; each address becomes one server entry.
+fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    if servers.is_empty() {
+        return Err(Error::config("no server given".to_owned()));
+    }
+    let mut addrs = Vec::new();
+    for server in servers {
+        let server = server.trim();
+        if server.is_empty() {
+            return Err(Error::config("empty server address".to_owned()));
+        }
+        let found = server.to_socket_addrs().map_err(|e| Error {
+            kind: ErrorKind::Resolve,
+            message: format!("cannot resolve {server:?} (expected HOST:PORT)"),
+            source: Some(e),
+        })?;
+        let before = addrs.len();
+        addrs.extend(found);
+        if addrs.len() == before {
+            return Err(Error {
+                kind: ErrorKind::Resolve,
+                message: format!("{server:?} resolves to no address"),
+                source: None,
+            });
+        }
+    }
+    Ok(addrs)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn default_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// What the stdin reader hands the loop.
+#[derive(Debug)]
+enum Input {
+    Line(Vec<u8>),
+    TooLong,
+    Eof,
+    Failed(io::Error),
+}
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadLine {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line into `line`, without its `\n` or `\r\n`. A line over
+/// `max` bytes is skipped to its end and reported as too long, so a
+/// newline-free stream cannot make the reader buffer without bound. The
+/// last line may lack its ending.
+fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Result<ReadLine> {
+    line.clear();
+    let limit = max as u64 + 2;
+    let n = r.by_ref().take(limit).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(ReadLine::Eof);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    } else if n as u64 == limit {
+        // Skip the rest of the over-long line, a bounded piece at a time.
+        let mut skipped = Vec::new();
+        loop {
+            skipped.clear();
+            let n = r.by_ref().take(4096).read_until(b'\n', &mut skipped)?;
+            if n == 0 || skipped.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        line.clear();
+        return Ok(ReadLine::TooLong);
+    }
+    if line.len() > max {
+        line.clear();
+        return Ok(ReadLine::TooLong);
+    }
+    Ok(ReadLine::Line)
+}
+
+fn spawn_stdin_reader(tx: SyncSender<Input>, waker: Arc<Waker>, max: usize) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("vigil-stdin".to_owned())
+        .spawn(move || {
+            let stdin = io::stdin();
+            let mut stdin = stdin.lock();
+            let mut line = Vec::new();
+            loop {
+                let input = match read_line(&mut stdin, &mut line, max) {
+                    Ok(ReadLine::Line) => Input::Line(std::mem::take(&mut line)),
+                    Ok(ReadLine::TooLong) => Input::TooLong,
+                    Ok(ReadLine::Eof) => Input::Eof,
+                    Err(e) => Input::Failed(e),
+                };
+                let last = matches!(input, Input::Eof | Input::Failed(_));
+                // The loop is gone when the receiver is: nothing to do.
+                if tx.send(input).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+                if last {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The one connection, connecting or connected.
+struct Conn {
+    stream: TcpStream,
+    token: Token,
+    addr: SocketAddr,
+    connected: bool,
+}
+
+struct Driver {
+    poll: Poll,
+    session: Session,
+    addrs: Vec<SocketAddr>,
+    conn: Option<Conn>,
+    next_token: usize,
+    start: Instant,
+    quiet: bool,
+    stdin: Receiver<Input>,
+    /// A stdin line waiting for the session to come online.
+    held: Option<Input>,
+    read_buf: Box<[u8]>,
+    stop: bool,
+}
+
+impl Driver {
+    fn run(&mut self, signals: &mut Signals) -> Result<(), Error> {
+        let mut events = Events::with_capacity(64);
+        self.pump()?;
+        while !self.stop {
+            let now = self.now();
+            let timeout = self
+                .session
+                .poll_timeout()
+                .map(|deadline| Duration::from_millis(deadline.saturating_sub(now)));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::io("event loop failed", e));
+            }
+            for event in events.iter() {
+                match event.token() {
+                    STDIN => self.handle_stdin()?,
+                    SIGNALS => {
+                        if let Some(signal) = signals.pending().next() {
+                            info!("signal {signal}: exiting");
+                            self.stop = true;
+                        }
+                    }
+                    token => self.handle_socket(token)?,
+                }
+            }
+            self.fire_timers()?;
+            // The session may have come online: send what was held.
+            self.handle_stdin()?;
+        }
+        // Leave without a word: one last try at the pending output, then
+        // dropping the socket closes it.
+        self.flush();
+        self.drop_conn();
+        Ok(())
+    }
+
+    fn now(&self) -> u64 {
+        millis(self.start.elapsed())
+    }
+
+    fn addr(&self, server: ServerIndex) -> String {
+        self.addrs
+            .get(server.0)
+            .map_or_else(|| format!("server {}", server.0), ToString::to_string)
+    }
+
+    /// Fires every deadline that has passed; each may lead to the next
+    /// (a zero backoff delay, then a connect).
+    fn fire_timers(&mut self) -> Result<(), Error> {
+        for _ in 0..16 {
+            let now = self.now();
+            match self.session.poll_timeout() {
+                Some(deadline) if deadline <= now => {
+                    self.session.handle_timeout(now);
+                    self.pump()?;
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the session's actions, writes its output and reports its
+    /// events. Called after every input.
+    fn pump(&mut self) -> Result<(), Error> {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::Close => self.drop_conn(),
+                Action::Connect(server) => self.connect(server),
+            }
+        }
+        self.flush();
+        self.report_events()
+    }
+
+    fn connect(&mut self, server: ServerIndex) {
+        // The session closes before it connects; never keep two sockets.
+        self.drop_conn();
+        let now = self.now();
+        let Some(&addr) = self.addrs.get(server.0) else {
+            self.session
+                .handle_closed(now, TransportEnd::Error(io::ErrorKind::InvalidInput));
+            return;
+        };
+        debug!("connecting to {addr}");
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!("connect to {addr}: {e}");
+                self.session
+                    .handle_closed(now, TransportEnd::Error(e.kind()));
+                return;
+            }
+        };
+        let token = Token(self.next_token);
+        self.next_token = self.next_token.checked_add(1).unwrap_or(FIRST_CONN);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+            debug!("register {addr}: {e}");
+            self.session
+                .handle_closed(now, TransportEnd::Error(e.kind()));
+            return;
+        }
+        self.conn = Some(Conn {
+            stream,
+            token,
+            addr,
+            connected: false,
+        });
+    }
+
+    fn drop_conn(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// The transport ended under us: forget the socket, tell the session.
+    fn fail(&mut self, end: TransportEnd) {
+        self.drop_conn();
+        let now = self.now();
+        self.session.handle_closed(now, end);
+    }
+
+    fn handle_socket(&mut self, token: Token) -> Result<(), Error> {
+        let Some(conn) = self.conn.as_mut().filter(|c| c.token == token) else {
+            return Ok(()); // a socket closed earlier in this batch
+        };
+        if !conn.connected {
+            match connect_result(&conn.stream) {
+                Ok(false) => return Ok(()), // spurious: not connected yet
+                Ok(true) => {
+                    conn.connected = true;
+                    if let Err(e) = conn.stream.set_nodelay(true) {
+                        debug!("TCP_NODELAY on {}: {e}", conn.addr);
+                    }
+                    let now = self.now();
+                    self.session.handle_connected(now);
+                }
+                Err(e) => {
+                    debug!("connect to {}: {e}", conn.addr);
+                    self.fail(TransportEnd::Error(e.kind()));
+                    return self.pump();
+                }
+            }
+        }
+        self.read_socket(token)?;
+        self.pump()
+    }
+
+    /// Reads until `WouldBlock`, feeding the session as it goes.
+    fn read_socket(&mut self, token: Token) -> Result<(), Error> {
+        loop {
+            // The session may have closed this connection (and even opened
+            // the next) while handling what was read.
+            let Some(conn) = self.conn.as_mut().filter(|c| c.token == token) else {
+                return Ok(());
+            };
+            match conn.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    self.fail(TransportEnd::Eof);
+                    return Ok(());
+                }
+                Ok(n) => {
+                    let now = self.now();
+                    let data = self.read_buf.get(..n).unwrap_or_default();
+                    self.session.handle_received(now, data);
+                    self.pump()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read from {}: {e}", conn.addr);
+                    self.fail(TransportEnd::Error(e.kind()));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Writes the session's output until it is all written or the socket
+    /// would block (a writable event brings us back).
+    fn flush(&mut self) {
+        loop {
+            let Some(conn) = self.conn.as_mut().filter(|c| c.connected) else {
+                return;
+            };
+            let Some(pending) = self.session.poll_transmit() else {
+                return;
+            };
+            match conn.stream.write(pending) {
+                Ok(0) => return self.fail(TransportEnd::Error(io::ErrorKind::WriteZero)),
+                Ok(n) => self.session.handle_transmitted(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("write to {}: {e}", conn.addr);
+                    return self.fail(TransportEnd::Error(e.kind()));
+                }
+            }
+        }
+    }
+
+    /// Sends what was typed. Lines wait (in `held`, then in the bounded
+    /// channel, then in the reader thread) until the session is welcomed,
+    /// so lines typed or piped before a connection are not lost; end of
+    /// input with nothing waiting ends the client at once.
+    fn handle_stdin(&mut self) -> Result<(), Error> {
+        loop {
+            let input = match self.held.take() {
+                Some(input) => input,
+                None => match self.stdin.try_recv() {
+                    Ok(input) => input,
+                    Err(TryRecvError::Empty) => return Ok(()),
+                    Err(TryRecvError::Disconnected) => Input::Eof,
+                },
+            };
+            match input {
+                Input::Line(line) if self.session.phase() != Phase::Online => {
+                    self.held = Some(Input::Line(line));
+                    return Ok(());
+                }
+                Input::Line(line) => {
+                    let now = self.now();
+                    if let Err(e) = self.session.send_message(now, &line) {
+                        warn!("message not sent: {e}");
+                    }
+                    self.pump()?;
+                }
+                Input::TooLong => warn!(
+                    "message not sent: longer than {} bytes",
+                    self.session.config().max_message
+                ),
+                Input::Eof => {
+                    info!("end of input: exiting");
+                    self.stop = true;
+                    return Ok(());
+                }
+                Input::Failed(e) => return Err(Error::io("cannot read stdin", e)),
+            }
+        }
+    }
+
+    fn report_events(&mut self) -> Result<(), Error> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Connected { server } => info!("connected to {}", self.addr(server)),
+                Event::Welcome {
+                    interval_ms,
+                    server_interval_ms,
+                    server_timeout_ms,
+                } => {
+                    info!(
+                        "welcomed by {}: beating every {interval_ms} ms (server asks {server_interval_ms} ms)",
+                        self.addr(self.session.server())
+                    );
+                    if let Some(timeout) = server_timeout_ms.filter(|t| interval_ms >= *t) {
+                        warn!(
+                            "the interval ({interval_ms} ms) is not below the server's timeout ({timeout} ms): \
+                             the server may drop this client when the line is idle"
+                        );
+                    }
+                }
+                Event::Pong { seq, rtt_ms } => debug!("pong {seq}: {rtt_ms} ms"),
+                Event::Line(line) => {
+                    if !self.quiet {
+                        self.print(&line)?;
+                    }
+                }
+                Event::Disconnected { server, reason } => {
+                    warn!("{}: {reason}", self.addr(server));
+                }
+                Event::ReconnectScheduled {
+                    server,
+                    attempt,
+                    delay_ms,
+                } => info!(
+                    "reconnecting to {} in {delay_ms} ms (attempt {attempt})",
+                    self.addr(server)
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn print(&mut self, line: &[u8]) -> Result<(), Error> {
+        let mut out = io::stdout().lock();
+        let result = out
+            .write_all(line)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                info!("stdout closed: exiting");
+                self.stop = true;
+                Ok(())
+            }
+            Err(e) => Err(Error::io("cannot write to stdout", e)),
+        }
+    }
+}
+
+/// Whether a non-blocking connect has finished: `Ok(true)` connected,
+/// `Ok(false)` not yet, `Err` failed.
+fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_lines(input: &[u8], max: usize, expected: &[&str]) {
+        let mut r = io::Cursor::new(input);
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            match read_line(&mut r, &mut line, max).expect("cursor reads") {
+                ReadLine::Eof => break,
+                ReadLine::TooLong => got.push("<too long>".to_owned()),
+                ReadLine::Line => got.push(String::from_utf8_lossy(&line).into_owned()),
+            }
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn stdin_lines() {
+        check_lines(b"", 4, &[]);
+        check_lines(b"a\nb\r\n\nlast", 4, &["a", "b", "", "last"]);
+        check_lines(
+            b"abcd\nabcd\r\nabcde\nok\n",
+            4,
+            &["abcd", "abcd", "<too long>", "ok"],
+        );
+        check_lines(b"abcdefghijklmnopqrstuvwxyz\nok", 4, &["<too long>", "ok"]);
+        check_lines(b"abcdefghijklmnopqrstuvwxyz", 4, &["<too long>"]);
+        let long = vec![b'x'; 20_000];
+        check_lines(&long, 4, &["<too long>"]);
+    }
+
+    #[test]
+    fn config_maps_to_the_session() {
+        let mut c = ClientConfig::new(vec!["127.0.0.1:1".to_owned()], "dev");
+        c.seed = Some(7);
+        let s = c.session_config(1).expect("valid");
+        assert_eq!(s.interval, IntervalPolicy::Server);
+        assert_eq!(s.reply_timeout_ms, 10_000);
+        assert_eq!(s.connect_timeout_ms, 10_000);
+        assert_eq!((s.backoff_base_ms, s.backoff_cap_ms), (100, 30_000));
+        assert_eq!(s.seed, 7);
+        c.interval = Some(Duration::from_millis(1500));
+        assert_eq!(
+            c.session_config(1).expect("valid").interval,
+            IntervalPolicy::Fixed(1500)
+        );
+        c.interval = Some(Duration::ZERO);
+        assert_eq!(
+            c.session_config(1).map_err(|e| e.kind()).err(),
+            Some(ErrorKind::Config)
+        );
+        c.interval = None;
+        c.reply_timeout = Duration::ZERO;
+        assert!(c.session_config(1).is_err());
+    }
+
+    #[test]
+    fn servers_resolve_or_say_why() {
+        let ok = resolve(&["127.0.0.1:7000".to_owned(), "[::1]:7001".to_owned()]).expect("literal");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].port(), 7000);
+        assert_eq!(
+            resolve(&[]).map_err(|e| e.kind()).err(),
+            Some(ErrorKind::Config)
+        );
+        assert_eq!(
+            resolve(&[" ".to_owned()]).map_err(|e| e.kind()).err(),
+            Some(ErrorKind::Config)
+        );
+        let no_port = resolve(&["127.0.0.1".to_owned()]).expect_err("no port");
+        assert_eq!(no_port.kind(), ErrorKind::Resolve);
+        assert!(no_port.to_string().contains("HOST:PORT"), "{no_port}");
+    }
+
+    #[test]
+    fn bad_configs_fail_before_any_io() {
+        let c = ClientConfig::new(vec!["127.0.0.1:1".to_owned()], "has space");
+        let e = run(c).expect_err("bad id");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("client id"), "{e}");
+    }
+}

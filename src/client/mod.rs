@@ -1,0 +1,54 @@
+//! The heartbeat client: a pure session state machine and a thin driver.
+//!
+//! # Map
+//! - [`session`]: [`Session`], the heartbeat state machine. It decides when
+//!   to log in, when to beat, when the server is dead, when and where to
+//!   reconnect. Inputs are `handle_*` calls, outputs are `poll_*` calls, time
+//!   is a `u64` of milliseconds given by the caller. Its module docs hold the
+//!   rules (what clears a ping, when the backoff resets) and why.
+//! - [`backoff`]: exponential backoff with full jitter, and the seeded
+//!   SplitMix64 generator it draws from.
+//! - [`wire`]: the client's half of the line protocol: parsing `WELCOME`,
+//!   `PONG`, `BYE` and messages from the server (bounded, never panicking),
+//!   spelling `HELLO`, `PING` and messages.
+//! - [`driver`]: [`run`], the mio loop behind `vigil client`: resolves the
+//!   servers, connects without blocking, feeds the session bytes and time,
+//!   writes its output, sends stdin lines, prints server lines, exits on end
+//!   of input or `SIGINT`/`SIGTERM`.
+//!
+//! # Entry points
+//! - A command-line client: [`run`] with a [`ClientConfig`].
+//! - Anything that runs many clients in one loop (a load generator): one
+//!   [`Session`] per connection, driven the way [`driver`] does it, each with
+//!   its own jitter seed.
+//!
+//! # Invariants
+//! - The session, the backoff and the wire code never touch a socket, a
+//!   clock or the OS's randomness; the same inputs give the same outputs.
+//!   Only [`driver`] does I/O and reads `Instant`.
+//! - Nothing a server sends can make the client panic or buffer without
+//!   bound: a line over the limit ends the connection with
+//!   `line-too-long`, a malformed `WELCOME` with `bad-frame`.
+//! - What the client sends never postpones the check that the server is
+//!   alive; only what it receives does, and only a `PONG` clears a ping.
+//! - Messages are fire-and-forget: never queued across reconnects, never
+//!   resent.
+//!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use vigil::client::{run, ClientConfig};
+//!
+//! let mut config = ClientConfig::new(vec!["127.0.0.1:7000".into()], "dev-1");
+//! config.reply_timeout = Duration::from_secs(5);
+//! run(config)?;
+//! # Ok::<(), vigil::client::Error>(())
+//! ```
+
+pub mod backoff;
+pub mod driver;
+pub mod session;
+pub mod wire;
+
+pub use driver::{run, ClientConfig, Error, ErrorKind};
+pub use session::{Event, Session, SessionConfig};

@@ -1,0 +1,1168 @@
+//! Session tests: a fake clock and a textual trace of everything the session
+//! asks for, plus a simulated server pair for longer runs.
+
+use super::*;
+use crate::protocol::{Frame, LineProtocol, Protocol, Reply};
+
+/// Drives a session by hand and records its outputs, one line each:
+/// `"<ms> connect 0"`, `"<ms> tx PING 1"`, `"<ms> pong 1 rtt=3"`, …
+struct Harness {
+    s: Session,
+    now: u64,
+    trace: Vec<String>,
+}
+
+/// Short timeouts and no jitter, so traces are exact.
+fn config() -> SessionConfig {
+    let mut c = SessionConfig::new("dev", 1);
+    c.reply_timeout_ms = 300;
+    c.connect_timeout_ms = 500;
+    c.backoff_base_ms = 0;
+    c.backoff_cap_ms = 0;
+    c
+}
+
+fn show_event(e: &Event) -> String {
+    match e {
+        Event::Connected { server } => format!("connected {}", server.0),
+        Event::Welcome {
+            interval_ms,
+            server_interval_ms,
+            server_timeout_ms,
+        } => format!("welcome interval={interval_ms} server={server_interval_ms} timeout={server_timeout_ms:?}"),
+        Event::Pong { seq, rtt_ms } => format!("pong {seq} rtt={rtt_ms}"),
+        Event::Line(l) => format!("line {}", String::from_utf8_lossy(l)),
+        Event::Disconnected { server, reason } => format!("down {} {reason:?}", server.0),
+        Event::ReconnectScheduled {
+            server,
+            attempt,
+            delay_ms,
+        } => format!("reconnect {} attempt={attempt} delay={delay_ms}", server.0),
+    }
+}
+
+impl Harness {
+    fn new(config: SessionConfig) -> Harness {
+        let s = Session::new(config, 0).expect("valid config");
+        let mut h = Harness {
+            s,
+            now: 0,
+            trace: Vec::new(),
+        };
+        h.drain();
+        h
+    }
+
+    /// Drains every output into the trace: actions, bytes, events.
+    fn drain(&mut self) {
+        let t = self.now;
+        while let Some(a) = self.s.poll_action() {
+            self.trace.push(match a {
+                Action::Connect(i) => format!("{t} connect {}", i.0),
+                Action::Close => format!("{t} close"),
+            });
+        }
+        while let Some(bytes) = self.s.poll_transmit() {
+            let n = bytes.len();
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            for line in text.lines() {
+                self.trace.push(format!("{t} tx {line}"));
+            }
+            self.s.handle_transmitted(n);
+        }
+        while let Some(e) = self.s.poll_event() {
+            self.trace.push(format!("{t} {}", show_event(&e)));
+        }
+    }
+
+    /// Moves the clock to `t`, firing every deadline on the way at its time.
+    #[track_caller]
+    fn at(&mut self, t: u64) {
+        assert!(t >= self.now, "time goes forward");
+        for _ in 0..100_000 {
+            match self.s.poll_timeout() {
+                Some(d) if d <= t => {
+                    self.now = d.max(self.now);
+                    self.s.handle_timeout(self.now);
+                    self.drain();
+                }
+                _ => {
+                    self.now = t;
+                    return;
+                }
+            }
+        }
+        panic!("deadlines do not advance");
+    }
+
+    fn connected(&mut self, t: u64) {
+        self.at(t);
+        self.s.handle_connected(t);
+        self.settle();
+    }
+
+    fn recv(&mut self, t: u64, bytes: &[u8]) {
+        self.at(t);
+        self.s.handle_received(t, bytes);
+        self.settle();
+    }
+
+    fn closed(&mut self, t: u64, end: TransportEnd) {
+        self.at(t);
+        self.s.handle_closed(t, end);
+        self.settle();
+    }
+
+    fn send(&mut self, t: u64, msg: &[u8]) -> Result<(), SendError> {
+        self.at(t);
+        let r = self.s.send_message(t, msg);
+        self.settle();
+        r
+    }
+
+    /// After an input, as a driver does: drain, then fire what is due now.
+    fn settle(&mut self) {
+        self.drain();
+        self.at(self.now);
+    }
+
+    /// Connects at `t` and gets welcomed at `t + 4` with `interval`.
+    fn online(&mut self, t: u64, interval: u64) {
+        self.connected(t);
+        let welcome = format!("WELCOME dev interval={interval} timeout=3000\n");
+        self.recv(t + 4, welcome.as_bytes());
+        self.trace.clear();
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.trace)
+    }
+
+    /// The trace without lines containing `skip` (e.g. the user's messages).
+    fn take_without(&mut self, skip: &str) -> Vec<String> {
+        self.take()
+            .into_iter()
+            .filter(|l| !l.contains(skip))
+            .collect()
+    }
+}
+
+#[track_caller]
+fn check(h: &mut Harness, expected: &[&str]) {
+    assert_eq!(h.take(), expected);
+}
+
+#[test]
+fn hello_welcome_and_beats_on_an_idle_line() {
+    let mut h = Harness::new(config());
+    check(&mut h, &["0 connect 0"]);
+    h.connected(5);
+    check(&mut h, &["5 tx HELLO dev", "5 connected 0"]);
+    h.recv(9, b"WELCOME dev interval=1000 timeout=3000\n");
+    check(
+        &mut h,
+        &["9 welcome interval=1000 server=1000 timeout=Some(3000)"],
+    );
+    assert_eq!(h.s.interval_ms(), Some(1000));
+    // The server last heard from us at 5 (HELLO): beat an interval later.
+    h.at(1004);
+    check(&mut h, &[]);
+    h.at(1005);
+    check(&mut h, &["1005 tx PING 1"]);
+    h.recv(1008, b"PONG 1\n");
+    check(&mut h, &["1008 pong 1 rtt=3"]);
+    // Unanswered: dead a reply timeout after the ping, then reconnect.
+    h.at(2305);
+    check(
+        &mut h,
+        &[
+            "2005 tx PING 2",
+            "2305 close",
+            "2305 down 0 PingTimeout",
+            "2305 reconnect 0 attempt=0 delay=0",
+            "2305 connect 0",
+        ],
+    );
+}
+
+#[test]
+fn fixed_interval_overrides_the_welcome() {
+    let mut c = config();
+    c.interval = IntervalPolicy::Fixed(250);
+    let mut h = Harness::new(c);
+    h.connected(5);
+    h.recv(9, b"WELCOME dev interval=1000\n");
+    check(
+        &mut h,
+        &[
+            "0 connect 0",
+            "5 tx HELLO dev",
+            "5 connected 0",
+            "9 welcome interval=250 server=1000 timeout=None",
+        ],
+    );
+    h.at(255);
+    check(&mut h, &["255 tx PING 1"]);
+}
+
+#[test]
+fn a_second_welcome_updates_the_interval() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    h.recv(100, b"WELCOME dev interval=400 timeout=3000\n");
+    check(
+        &mut h,
+        &["100 welcome interval=400 server=400 timeout=Some(3000)"],
+    );
+    // Last sent at 0 (HELLO): beat at 0 + 400.
+    h.at(400);
+    check(&mut h, &["400 tx PING 1"]);
+}
+
+#[test]
+fn no_beats_while_the_line_is_busy_both_ways() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    for k in 1..=25u64 {
+        h.recv(k * 400, b"news\n");
+        h.send(k * 400 + 10, b"chat").unwrap();
+    }
+    let trace = h.take();
+    assert!(trace.iter().all(|l| !l.contains("PING")), "{trace:?}");
+    // Then both sides fall quiet: beat an interval after the last receive
+    // (10_000), which is earlier than after the last send (10_010).
+    h.at(11_000);
+    check(&mut h, &["11000 tx PING 1"]);
+}
+
+#[test]
+fn sends_do_not_postpone_the_check() {
+    // mqttjs/MQTT.js#1861: a connection broken one way keeps taking writes.
+    // The client chats every 100 ms; the server says nothing at all.
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    for k in 1..=20u64 {
+        h.at(k * 100);
+        if h.s.phase() != Phase::Online {
+            break;
+        }
+        h.send(k * 100, b"chat").unwrap();
+    }
+    assert_eq!(
+        h.take_without("tx chat"),
+        [
+            "1004 tx PING 1",
+            "1304 close",
+            "1304 down 0 PingTimeout",
+            "1304 reconnect 0 attempt=0 delay=0",
+            "1304 connect 0",
+        ]
+    );
+}
+
+#[test]
+fn a_listening_client_still_beats_for_the_server() {
+    // The server pushes a line every 200 ms and the user types nothing: the
+    // receive side never idles, but the server must hear from us within
+    // its timeout, so the client beats on its idle send side.
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    let mut pings = Vec::new();
+    for k in 1..=20u64 {
+        h.recv(k * 200, b"news\n");
+        for l in h.take() {
+            let Some((t, seq)) = l.split_once(" tx PING ") else {
+                continue;
+            };
+            pings.push(t.to_string());
+            let pong = format!("PONG {seq}\n");
+            h.recv(k * 200 + 1, pong.as_bytes());
+        }
+    }
+    // HELLO went out at 0: beats at 1000, then an interval after each PING.
+    assert_eq!(pings, ["1000", "2000", "3000", "4000"]);
+    assert_eq!(h.s.phase(), Phase::Online);
+}
+
+#[test]
+fn only_the_matching_pong_clears_the_ping() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    h.at(1000);
+    check(&mut h, &["1000 tx PING 1"]);
+    // Life, but not an answer: a message, a PONG without token, a stale one.
+    h.recv(1100, b"news\nPONG\nPONG 7\nPONG 1x\n");
+    check(&mut h, &["1100 line news"]);
+    h.at(1300);
+    check(
+        &mut h,
+        &[
+            "1300 close",
+            "1300 down 0 PingTimeout",
+            "1300 reconnect 0 attempt=0 delay=0",
+            "1300 connect 0",
+        ],
+    );
+}
+
+#[test]
+fn pong_case_and_crlf_are_accepted() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    h.at(1000);
+    h.recv(1020, b"pong 1\r\n");
+    check(&mut h, &["1000 tx PING 1", "1020 pong 1 rtt=20"]);
+}
+
+#[test]
+fn silence_backstop_when_the_driver_wakes_late() {
+    // A driver that slept through the beat (a suspended laptop) wakes past
+    // interval + timeout: nothing arrived for that long, so the server is
+    // declared dead without waiting for another ping.
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    // Welcome arrived at 4: silent from 4 + 1000 + 300.
+    h.now = 1304;
+    h.s.handle_timeout(1304);
+    h.drain();
+    check(
+        &mut h,
+        &[
+            "1304 close",
+            "1304 down 0 Silent",
+            "1304 reconnect 0 attempt=0 delay=0",
+        ],
+    );
+    // Just before it, a late driver simply beats.
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    h.now = 1303;
+    h.s.handle_timeout(1303);
+    h.drain();
+    check(&mut h, &["1303 tx PING 1"]);
+}
+
+#[test]
+fn connect_and_welcome_have_deadlines() {
+    let mut h = Harness::new(config());
+    h.at(500);
+    check(
+        &mut h,
+        &[
+            "0 connect 0",
+            "500 close",
+            "500 down 0 ConnectTimeout",
+            "500 reconnect 0 attempt=0 delay=0",
+            "500 connect 0",
+        ],
+    );
+    h.connected(510);
+    h.recv(600, b"hello before welcome\n");
+    h.at(810);
+    check(
+        &mut h,
+        &[
+            "510 tx HELLO dev",
+            "510 connected 0",
+            "600 line hello before welcome",
+            "810 close",
+            "810 down 0 NoWelcome",
+            "810 reconnect 0 attempt=1 delay=0",
+            "810 connect 0",
+        ],
+    );
+}
+
+#[test]
+fn bye_reasons_are_parsed_and_end_the_connection() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    // Lines after BYE in the same read belong to a connection already gone.
+    h.recv(50, b"BYE shutdown\nafter\n");
+    check(
+        &mut h,
+        &[
+            "50 close",
+            "50 down 0 Bye(Some(Shutdown))",
+            "50 reconnect 0 attempt=0 delay=0",
+            "50 connect 0",
+        ],
+    );
+    h.online(60, 1000);
+    h.recv(70, b"BYE going-fishing\n");
+    assert_eq!(h.take()[1], "70 down 0 Bye(None)");
+    h.online(80, 1000);
+    h.recv(90, b"bye TOO-MANY-PINGS\n");
+    assert_eq!(
+        h.take()[1],
+        "90 down 0 Bye(None)",
+        "reasons are case-sensitive"
+    );
+    h.online(100, 1000);
+    h.recv(110, b"BYE replaced\n");
+    assert_eq!(h.take()[1], "110 down 0 Bye(Some(Replaced))");
+}
+
+#[test]
+fn transport_ends_need_no_close() {
+    let mut h = Harness::new(config());
+    h.closed(3, TransportEnd::Error(io::ErrorKind::ConnectionRefused));
+    h.connected(3);
+    h.closed(40, TransportEnd::Eof);
+    h.connected(40);
+    h.closed(50, TransportEnd::Error(io::ErrorKind::ConnectionReset));
+    check(
+        &mut h,
+        &[
+            "0 connect 0",
+            "3 down 0 Failed(ConnectionRefused)",
+            "3 reconnect 0 attempt=0 delay=0",
+            "3 connect 0",
+            "3 tx HELLO dev",
+            "3 connected 0",
+            "40 down 0 Eof",
+            "40 reconnect 0 attempt=1 delay=0",
+            "40 connect 0",
+            "40 tx HELLO dev",
+            "40 connected 0",
+            "50 down 0 Failed(ConnectionReset)",
+            "50 reconnect 0 attempt=2 delay=0",
+            "50 connect 0",
+        ],
+    );
+}
+
+#[test]
+fn failover_cycles_the_servers_and_logs_in_again() {
+    let mut c = config();
+    c.servers = 3;
+    let mut h = Harness::new(c);
+    for t in 1..=4 {
+        h.closed(t, TransportEnd::Error(io::ErrorKind::ConnectionRefused));
+    }
+    let connects: Vec<String> = h
+        .take()
+        .into_iter()
+        .filter(|l| l.contains(" connect "))
+        .collect();
+    assert_eq!(
+        connects,
+        [
+            "0 connect 0",
+            "1 connect 1",
+            "2 connect 2",
+            "3 connect 0",
+            "4 connect 1"
+        ]
+    );
+    // Server 1 answers: HELLO again, then a BYE moves on to server 2.
+    h.connected(5);
+    h.recv(6, b"WELCOME dev interval=1000\nBYE overloaded\n");
+    check(
+        &mut h,
+        &[
+            "5 tx HELLO dev",
+            "5 connected 1",
+            "6 close",
+            "6 welcome interval=1000 server=1000 timeout=None",
+            "6 down 1 Bye(Some(Overloaded))",
+            "6 reconnect 2 attempt=4 delay=0",
+            "6 connect 2",
+        ],
+    );
+    h.connected(7);
+    check(&mut h, &["7 tx HELLO dev", "7 connected 2"]);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Traffic {
+    /// Nothing but the heartbeat, and its pings go unanswered.
+    None,
+    /// The first ping is answered.
+    Answer,
+    /// Lines both ways every 400 ms: no ping is ever due.
+    Busy,
+}
+
+/// Runs one connection that is welcomed at `t + 1` and ends by EOF at
+/// `end`; returns the attempt of the reconnect it scheduled and when the
+/// next connect is due.
+fn flap(h: &mut Harness, t: u64, end: u64, traffic: Traffic) -> (u32, u64) {
+    h.connected(t);
+    h.recv(t + 1, b"WELCOME dev interval=1000\n");
+    let mut trace = h.take();
+    match traffic {
+        Traffic::None => {}
+        Traffic::Answer => {
+            h.at(t + 1000);
+            trace = h.take();
+            let ping = trace.last().expect("a ping");
+            let (_, seq) = ping.split_once(" tx PING ").expect("a ping");
+            let pong = format!("PONG {seq}\n");
+            h.recv(t + 1001, pong.as_bytes());
+            assert!(h.take().last().is_some_and(|l| l.contains(" pong ")));
+        }
+        Traffic::Busy => {
+            for k in (t + 400..end).step_by(400) {
+                h.recv(k, b"news\n");
+                h.send(k, b"chat").expect("online");
+            }
+        }
+    }
+    h.closed(end, TransportEnd::Eof);
+    trace.extend(h.take());
+    assert!(trace.iter().all(|l| !l.contains("Timeout")), "{trace:?}");
+    let mut attempt = None;
+    for l in trace {
+        if let Some(rest) = l.split(" attempt=").nth(1) {
+            let (a, delay) = rest.split_once(" delay=").expect("delay");
+            let (a, delay): (u32, u64) = (a.parse().expect("attempt"), delay.parse().expect("ms"));
+            assert!(delay <= Backoff::ceiling(100, 30_000, a), "{l}");
+            attempt = Some((a, end + delay));
+        }
+    }
+    attempt.expect("a reconnect was scheduled")
+}
+
+#[test]
+fn backoff_grows_while_flapping_and_resets_after_health() {
+    let mut c = config();
+    c.backoff_base_ms = 100;
+    c.backoff_cap_ms = 30_000;
+    c.seed = 9;
+    let mut h = Harness::new(c);
+    let mut t = 0;
+    let mut run = |h: &mut Harness, lasts: u64, traffic| {
+        let (attempt, next) = flap(h, t, t + lasts, traffic);
+        h.at(next);
+        t = next;
+        attempt
+    };
+    // Welcomed, then gone at once: not healthy, so attempts keep growing.
+    for want in 0..5 {
+        assert_eq!(run(&mut h, 10, Traffic::None), want);
+    }
+    // A ping answered: healthy. The next delay starts over at attempt 0.
+    assert_eq!(run(&mut h, 1500, Traffic::Answer), 0);
+    assert_eq!(run(&mut h, 10, Traffic::None), 1);
+    // No ping needed on a busy line, but welcomed (at t + 1) for
+    // HEALTHY_INTERVALS intervals: healthy too.
+    assert_eq!(run(&mut h, 1 + 2 * 1000, Traffic::Busy), 0);
+    // One millisecond short of that is not enough.
+    assert_eq!(run(&mut h, 2 * 1000, Traffic::Busy), 1);
+    assert_eq!(run(&mut h, 10, Traffic::None), 2);
+}
+
+#[test]
+fn reconnect_delays_are_jittered_capped_and_deterministic() {
+    let run = |seed| {
+        let mut c = config();
+        c.backoff_base_ms = 100;
+        c.backoff_cap_ms = 30_000;
+        c.seed = seed;
+        let mut h = Harness::new(c);
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            let t = h.s.poll_timeout().expect("a deadline");
+            h.closed(t, TransportEnd::Error(io::ErrorKind::ConnectionRefused));
+            for l in h.take() {
+                if let Some(d) = l.split(" delay=").nth(1) {
+                    delays.push(d.parse::<u64>().expect("ms"));
+                }
+            }
+        }
+        delays
+    };
+    let a = run(1);
+    assert_eq!(a, run(1), "same seed, same delays");
+    assert_ne!(a, run(2), "another seed, other delays");
+    for (n, d) in a.iter().enumerate() {
+        assert!(
+            *d <= Backoff::ceiling(100, 30_000, n as u32),
+            "attempt {n}: {d}"
+        );
+    }
+    assert!(a.iter().all(|d| *d <= 30_000));
+}
+
+#[test]
+fn over_long_and_malformed_lines_close_with_a_reason() {
+    let mut c = config();
+    c.max_line = 40;
+    let mut h = Harness::new(c);
+    h.online(0, 1000);
+    // 41 bytes without an end: known to be too long before the newline comes.
+    h.recv(10, &[b'x'; 41]);
+    assert_eq!(h.take()[..2], ["10 close", "10 down 0 LineTooLong"]);
+    // The same split across reads, with a good line in front.
+    h.online(20, 1000);
+    h.recv(30, b"ok\nxxxxxxxxxxxxxxxxxxxx");
+    h.recv(31, b"xxxxxxxxxxxxxxxxxxxxx");
+    assert_eq!(
+        h.take()[..3],
+        ["30 line ok", "31 close", "31 down 0 LineTooLong"]
+    );
+    // Exactly the limit with "\r\n", split at every place, is fine.
+    let line = b"0123456789abcdef0123456789abcdef01234567\r\n";
+    for cut in 0..=line.len() {
+        let t = 100 + cut as u64 * 10;
+        h.online(t, 1000);
+        h.recv(t + 5, &line[..cut]);
+        h.recv(t + 6, &line[cut..]);
+        let trace = h.take();
+        assert!(
+            trace
+                .last()
+                .is_some_and(|l| l.ends_with("line 0123456789abcdef0123456789abcdef01234567")),
+            "{cut}: {trace:?}"
+        );
+        h.closed(t + 7, TransportEnd::Eof);
+        h.take();
+    }
+    // A WELCOME that makes no sense.
+    h.connected(1000);
+    h.recv(1001, b"WELCOME dev interval=0\n");
+    assert_eq!(
+        h.take()[2..4],
+        [
+            "1001 close",
+            "1001 down 0 BadLine(\"WELCOME interval is zero\")"
+        ]
+    );
+}
+
+#[test]
+fn any_split_of_the_stream_gives_the_same_trace() {
+    let stream: &[u8] =
+        b"WELCOME dev interval=1000 timeout=3000\r\nnews\n\nPONG 9\r\nmore news\nBYE closed\nlost\n";
+    let run = |chunk: usize| {
+        let mut h = Harness::new(config());
+        h.connected(1);
+        for part in stream.chunks(chunk) {
+            h.recv(2, part);
+        }
+        h.take()
+    };
+    let whole = run(stream.len());
+    assert_eq!(
+        whole,
+        [
+            "0 connect 0",
+            "1 tx HELLO dev",
+            "1 connected 0",
+            "2 close",
+            "2 welcome interval=1000 server=1000 timeout=Some(3000)",
+            "2 line news",
+            "2 line ",
+            "2 line more news",
+            "2 down 0 Bye(Some(Closed))",
+            "2 reconnect 0 attempt=0 delay=0",
+            "2 connect 0",
+        ]
+    );
+    for chunk in 1..stream.len() {
+        let mut got = run(chunk);
+        // Events drain per read, so only their grouping may differ: compare
+        // as sorted multisets of (time, what).
+        let mut want = whole.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn messages_are_checked_and_capped() {
+    let mut c = config();
+    c.max_message = 8;
+    c.max_pending = 32;
+    let mut h = Harness::new(c);
+    assert_eq!(h.send(1, b"hi"), Err(SendError::NotConnected));
+    h.connected(2);
+    // Allowed before WELCOME: the server reads lines in order.
+    assert_eq!(h.send(3, b"hi"), Ok(()));
+    assert_eq!(h.send(3, b""), Ok(()));
+    assert_eq!(h.send(3, b"a\nb"), Err(SendError::NotOneLine));
+    assert_eq!(h.send(3, b"ab\r"), Err(SendError::NotOneLine));
+    assert_eq!(h.send(3, b"a\rb"), Ok(()));
+    assert_eq!(h.send(3, b"PING 1"), Err(SendError::Command));
+    assert_eq!(h.send(3, b"hello x"), Err(SendError::Command));
+    assert_eq!(h.send(3, b"PINGPONG"), Ok(()));
+    assert_eq!(
+        h.send(3, b"123456789"),
+        Err(SendError::TooLong { limit: 8 })
+    );
+    check(
+        &mut h,
+        &[
+            "0 connect 0",
+            "2 tx HELLO dev",
+            "2 connected 0",
+            "3 tx hi",
+            "3 tx ",
+            "3 tx a\rb",
+            "3 tx PINGPONG",
+        ],
+    );
+    h.recv(4, b"WELCOME dev interval=1000\n");
+    h.take();
+    // Nothing written: output piles up to the cap, then messages are refused.
+    for _ in 0..3 {
+        h.s.send_message(4, b"12345678").unwrap(); // 9 bytes each: 27
+    }
+    assert_eq!(h.s.send_message(4, b"12345"), Err(SendError::Full)); // 33
+    assert_eq!(h.s.send_message(4, b"1234"), Ok(())); // 32
+    assert_eq!(h.s.send_message(4, b""), Err(SendError::Full));
+    // Heartbeats are not capped: a beat still goes out.
+    h.at(1004);
+    assert_eq!(h.take().last().map(String::as_str), Some("1004 tx PING 1"));
+}
+
+#[test]
+fn buffers_are_freed_when_empty() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    assert_eq!(h.s.out.capacity(), 0);
+    assert_eq!(h.s.partial.capacity(), 0);
+    assert_eq!(h.s.events.capacity(), 0);
+    // A split line is buffered, and freed once complete.
+    h.s.handle_received(10, b"half a li");
+    assert_eq!(h.s.partial, b"half a li");
+    h.s.handle_received(11, b"ne\nand the start of ");
+    assert_eq!(h.s.partial, b"and the start of ");
+    h.s.handle_received(12, b"another\n");
+    assert_eq!(h.s.partial.capacity(), 0);
+    // Partly written output keeps the rest, then is freed.
+    h.s.send_message(13, b"abcdef").unwrap();
+    h.s.handle_transmitted(3);
+    assert_eq!(h.s.poll_transmit(), Some(&b"def\n"[..]));
+    h.s.handle_transmitted(4);
+    assert_eq!(h.s.poll_transmit(), None);
+    assert_eq!(h.s.out.capacity(), 0);
+    h.drain();
+    assert_eq!(h.s.events.capacity(), 0);
+    // A session is small.
+    assert!(
+        std::mem::size_of::<Session>() <= 352,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
+}
+
+#[test]
+fn close_stops_everything() {
+    let mut h = Harness::new(config());
+    h.online(0, 1000);
+    h.s.send_message(1, b"unsent").unwrap();
+    h.s.close();
+    h.drain();
+    check(&mut h, &["4 close"]);
+    assert_eq!(h.s.phase(), Phase::Closed);
+    assert_eq!(h.s.poll_timeout(), None);
+    h.s.handle_received(5, b"PONG 1\n");
+    h.s.handle_closed(5, TransportEnd::Eof);
+    h.s.handle_connected(5);
+    h.s.handle_timeout(1_000_000);
+    assert_eq!(h.s.send_message(5, b"x"), Err(SendError::NotConnected));
+    h.drain();
+    check(&mut h, &[]);
+    // Closing while waiting to reconnect has no socket to close.
+    let mut c = config();
+    c.backoff_base_ms = 1000;
+    c.backoff_cap_ms = 1000;
+    c.seed = 1;
+    let mut h = Harness::new(c);
+    h.closed(1, TransportEnd::Error(io::ErrorKind::ConnectionRefused));
+    h.take();
+    assert_eq!(h.s.phase(), Phase::Waiting);
+    h.s.close();
+    h.drain();
+    check(&mut h, &[]);
+}
+
+#[test]
+fn inputs_in_the_wrong_state_are_ignored() {
+    let mut h = Harness::new(config());
+    // Connecting: bytes and a second connect are ignored.
+    h.s.handle_received(1, b"WELCOME dev interval=5\n");
+    h.s.handle_transmitted(100);
+    h.connected(2);
+    h.connected(3);
+    check(&mut h, &["0 connect 0", "2 tx HELLO dev", "2 connected 0"]);
+}
+
+#[test]
+fn config_is_validated() {
+    let bad_id = SessionConfig::new("a b", 1);
+    assert_eq!(
+        Session::new(bad_id, 0).err(),
+        Some(ConfigError::BadClientId)
+    );
+    let no_servers = SessionConfig::new("a", 0);
+    assert_eq!(
+        Session::new(no_servers, 0).err(),
+        Some(ConfigError::NoServers)
+    );
+    let mut zero = SessionConfig::new("a", 1);
+    zero.reply_timeout_ms = 0;
+    zero.connect_timeout_ms = 0;
+    let s = Session::new(zero, 0).expect("clamped");
+    assert_eq!(s.config().reply_timeout_ms, 1);
+    assert_eq!(s.poll_timeout(), Some(1));
+}
+
+#[test]
+fn huge_numbers_saturate() {
+    let mut c = config();
+    c.reply_timeout_ms = u64::MAX;
+    c.connect_timeout_ms = u64::MAX;
+    let mut h = Harness::new(c);
+    h.connected(u64::MAX - 10);
+    h.s.handle_received(u64::MAX - 9, b"WELCOME dev interval=18446744073709551615\n");
+    assert_eq!(h.s.poll_timeout(), Some(u64::MAX));
+    h.now = u64::MAX;
+    h.s.handle_timeout(u64::MAX);
+    h.drain();
+    assert!(h
+        .take()
+        .contains(&"18446744073709551615 down 0 Silent".to_string()));
+}
+
+proptest::proptest! {
+    /// Whatever the server sends, in whatever pieces: no panic, the partial
+    /// buffer stays within its bound, and the session keeps a deadline.
+    #[test]
+    fn garbage_from_the_server_never_panics(
+        chunks in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b' '),
+                ],
+                0..40,
+            ),
+            0..20,
+        ),
+        prefix in proptest::prop_oneof![
+            proptest::strategy::Just(&b""[..]),
+            proptest::strategy::Just(&b"WELCOME dev interval=7 timeout=9\n"[..]),
+            proptest::strategy::Just(&b"PONG "[..]),
+        ],
+    ) {
+        let mut c = config();
+        c.max_line = 24;
+        let mut s = Session::new(c, 0).expect("valid");
+        let mut now = 0;
+        for chunk in std::iter::once(prefix.to_vec()).chain(chunks) {
+            if s.phase() == Phase::Connecting {
+                s.handle_connected(now);
+            }
+            s.handle_received(now, &chunk);
+            proptest::prop_assert!(s.partial.len() <= 24 + 1);
+            while s.poll_action().is_some() {}
+            while let Some(b) = s.poll_transmit() {
+                let n = b.len();
+                s.handle_transmitted(n);
+            }
+            while s.poll_event().is_some() {}
+            now += 3;
+            s.handle_timeout(now);
+            proptest::prop_assert!(s.poll_timeout().is_some());
+        }
+    }
+}
+
+// ---- a simulated server -------------------------------------------------
+
+/// A server that speaks the real line codec ([`LineProtocol`]), as the event
+/// loop would: answers HELLO and PING, can push a line every `push_every`
+/// ms, can hang (its kernel still takes our bytes, nothing is answered), and
+/// records the longest silence it saw from the client.
+struct FakeServer {
+    codec: LineProtocol,
+    interval_ms: u64,
+    up: bool,
+    hung: bool,
+    push_every: Option<u64>,
+    input: Vec<u8>,
+    last_heard: u64,
+    longest_silence: u64,
+    pings: u64,
+}
+
+impl FakeServer {
+    fn new(interval_ms: u64) -> FakeServer {
+        FakeServer {
+            codec: LineProtocol::default(),
+            interval_ms,
+            up: true,
+            hung: false,
+            push_every: None,
+            input: Vec::new(),
+            last_heard: 0,
+            longest_silence: 0,
+            pings: 0,
+        }
+    }
+
+    fn accept(&mut self, now: u64) {
+        self.input.clear();
+        self.last_heard = now;
+    }
+
+    /// Takes bytes from the client; returns its answer.
+    fn receive(&mut self, now: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.hung {
+            return out;
+        }
+        self.input.extend_from_slice(bytes);
+        while let Ok(Some((frame, used))) = self.codec.decode(&self.input) {
+            self.longest_silence = self.longest_silence.max(now - self.last_heard);
+            self.last_heard = now;
+            match frame {
+                Frame::Ping { token } => {
+                    self.pings += 1;
+                    self.codec.encode(&Reply::Pong { token }, &mut out);
+                }
+                Frame::Hello { client_id } => self.codec.encode(
+                    &Reply::Welcome {
+                        client_id,
+                        interval_ms: self.interval_ms,
+                        timeout_ms: self.interval_ms * 3 / 2,
+                    },
+                    &mut out,
+                ),
+                Frame::Message(_) => {}
+            }
+            self.input.drain(..used);
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+enum Flight {
+    ToClient(Vec<u8>),
+    ToServer(Vec<u8>),
+    Connected,
+    Refused,
+}
+
+/// A client session and a [`FakeServer`] joined by a link with a fixed
+/// one-way latency, run on a fake clock (quinn's `Pair` idea).
+struct Pair {
+    client: Session,
+    server: FakeServer,
+    now: u64,
+    latency: u64,
+    /// What is on the wire: (arrival time, connection generation, what).
+    flights: Vec<(u64, u64, Flight)>,
+    generation: u64,
+    next_push: Option<u64>,
+    events: Vec<(u64, Event)>,
+}
+
+impl Pair {
+    fn new(config: SessionConfig, server: FakeServer) -> Pair {
+        let client = Session::new(config, 0).expect("valid");
+        let mut p = Pair {
+            client,
+            server,
+            now: 0,
+            latency: 20,
+            flights: Vec::new(),
+            generation: 0,
+            next_push: None,
+            events: Vec::new(),
+        };
+        p.outputs();
+        p
+    }
+
+    fn send(&mut self, flight: Flight) {
+        self.flights
+            .push((self.now + self.latency, self.generation, flight));
+    }
+
+    /// Acts on everything the client asked for.
+    fn outputs(&mut self) {
+        while let Some(a) = self.client.poll_action() {
+            self.generation += 1;
+            match a {
+                Action::Close => {}
+                Action::Connect(_) => {
+                    let f = if self.server.up {
+                        Flight::Connected
+                    } else {
+                        Flight::Refused
+                    };
+                    self.send(f);
+                }
+            }
+        }
+        while let Some(b) = self.client.poll_transmit() {
+            let (bytes, n) = (b.to_vec(), b.len());
+            self.client.handle_transmitted(n);
+            self.send(Flight::ToServer(bytes));
+        }
+        while let Some(e) = self.client.poll_event() {
+            self.events.push((self.now, e));
+        }
+    }
+
+    /// Runs until `until`, one event at a time in time order.
+    fn run(&mut self, until: u64) {
+        loop {
+            let flight = self.flights.iter().map(|f| f.0).min();
+            let next = [flight, self.client.poll_timeout(), self.next_push]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(next) = next.filter(|t| *t <= until) else {
+                self.now = until;
+                return;
+            };
+            self.now = next;
+            if self.next_push == Some(next) {
+                self.next_push = self.server.push_every.map(|p| next + p);
+                if self.server.up && !self.server.hung {
+                    self.send(Flight::ToClient(b"news\n".to_vec()));
+                }
+            } else if flight == Some(next) {
+                let i = self.flights.iter().position(|f| f.0 == next).expect("due");
+                let (_, generation, f) = self.flights.remove(i);
+                if generation != self.generation {
+                    continue; // belongs to a connection since closed
+                }
+                match f {
+                    Flight::Connected => {
+                        self.server.accept(next);
+                        self.client.handle_connected(next);
+                        self.next_push = self.server.push_every.map(|p| next + p);
+                    }
+                    Flight::Refused => self
+                        .client
+                        .handle_closed(next, TransportEnd::Error(io::ErrorKind::ConnectionRefused)),
+                    Flight::ToServer(b) => {
+                        let answer = self.server.receive(next, &b);
+                        if !answer.is_empty() {
+                            self.send(Flight::ToClient(answer));
+                        }
+                    }
+                    Flight::ToClient(b) => self.client.handle_received(next, &b),
+                }
+            } else {
+                self.client.handle_timeout(next);
+            }
+            self.outputs();
+        }
+    }
+
+    fn disconnects(&self) -> Vec<(u64, DisconnectReason)> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Disconnected { reason, .. } => Some((*t, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn an_hour_with_a_healthy_server() {
+    let mut c = SessionConfig::new("dev", 1);
+    c.seed = 3;
+    let mut p = Pair::new(c, FakeServer::new(30_000));
+    p.run(3_600_000);
+    assert_eq!(p.disconnects(), []);
+    // One beat per interval, each answered within the link's round trip.
+    assert!((118..=120).contains(&p.server.pings), "{}", p.server.pings);
+    let rtts: Vec<u64> = p
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Pong { rtt_ms, .. } => Some(*rtt_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(rtts.iter().all(|r| *r == 40), "{rtts:?}");
+    assert!(
+        p.server.longest_silence <= 30_000,
+        "{}",
+        p.server.longest_silence
+    );
+}
+
+#[test]
+fn a_pushy_server_still_hears_from_a_quiet_client() {
+    let mut server = FakeServer::new(30_000);
+    server.push_every = Some(1_000);
+    let mut p = Pair::new(SessionConfig::new("dev", 1), server);
+    p.run(600_000);
+    assert_eq!(p.disconnects(), []);
+    // The server's timeout is 45 s; it never waited more than an interval.
+    assert!(
+        p.server.longest_silence <= 30_000,
+        "{}",
+        p.server.longest_silence
+    );
+    assert!(p.server.pings >= 19, "{}", p.server.pings);
+}
+
+#[test]
+fn a_hung_server_is_declared_dead_and_a_restart_is_rejoined() {
+    let mut server = FakeServer::new(30_000);
+    server.push_every = None;
+    let mut c = SessionConfig::new("dev", 1);
+    c.seed = 5;
+    let mut p = Pair::new(c, server);
+    p.run(100_000);
+    // Hang: TCP still takes our bytes, nothing comes back.
+    p.server.hung = true;
+    p.run(200_000);
+    let downs = p.disconnects();
+    let (t, reason) = downs[0];
+    assert_eq!(reason, DisconnectReason::PingTimeout);
+    // Last heard (a PONG) at most one interval before the unanswered ping.
+    assert!((100_000..=100_000 + 30_000 + 10_000).contains(&t), "{t}");
+    // While hung it accepts connections but never welcomes.
+    assert!(
+        downs[1..]
+            .iter()
+            .all(|(_, r)| *r == DisconnectReason::NoWelcome),
+        "{downs:?}"
+    );
+    // Crash and restart: refused for a while, then back.
+    p.server.hung = false;
+    p.server.up = false;
+    p.run(260_000);
+    p.server.up = true;
+    p.run(400_000);
+    let after: Vec<DisconnectReason> = p
+        .disconnects()
+        .into_iter()
+        .filter(|(t, _)| *t > 260_000)
+        .map(|(_, r)| r)
+        .collect();
+    assert!(
+        after
+            .iter()
+            .all(|r| *r == DisconnectReason::Failed(io::ErrorKind::ConnectionRefused)),
+        "{after:?}"
+    );
+    assert_eq!(p.client.phase(), Phase::Online);
+    // The last login was answered, and the backoff never waited over the cap.
+    assert!(p
+        .events
+        .iter()
+        .rev()
+        .any(|(_, e)| matches!(e, Event::Welcome { .. })));
+    for (_, e) in &p.events {
+        if let Event::ReconnectScheduled { delay_ms, .. } = e {
+            assert!(*delay_ms <= DEFAULT_BACKOFF_CAP_MS);
+        }
+    }
+}

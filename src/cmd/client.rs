@@ -1,0 +1,60 @@
+//! `vigil client`: flags -> [`vigil::client::ClientConfig`] -> [`vigil::client::run`] -> exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use vigil::client::{self, ClientConfig};
+use vigil::duration::parse_duration;
+
+/// Connect to a vigil server, keep the connection alive with heartbeats,
+/// and chat: stdin lines go to the server, server lines go to stdout.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct ClientArgs {
+    /// Servers to use, tried in turn when one fails.
+    #[arg(
+        long,
+        value_name = "HOST:PORT[,HOST:PORT...]",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub server: Vec<String>,
+
+    /// The client id to log in with (1 to 128 printable ASCII characters, no spaces).
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+
+    /// Heartbeat interval, overriding the one the server sends (e.g. 250ms, 30s, 5m).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// How long the server may take to answer a PING or HELLO before it is
+    /// declared dead.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Do not print the server's lines to stdout.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ClientArgs {
+    /// The library config these flags describe.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(self.server.clone(), self.id.clone());
+        config.interval = self.interval;
+        config.reply_timeout = self.timeout;
+        config.quiet = self.quiet;
+        config
+    }
+}
+
+/// Runs the client; 0 when it ends on end of input or a signal, 1 on error.
+pub fn run(args: ClientArgs) -> ExitCode {
+    match client::run(args.config()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The `vigil client` flags. `src/cmd/client.rs` belongs to the binary; it
+//! is compiled here too, so its parsing is tested on its own.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[path = "../src/cmd/client.rs"]
+mod client;
+
+use client::ClientArgs;
+
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    args: ClientArgs,
+}
+
+#[track_caller]
+fn parse(argv: &[&str]) -> Result<ClientArgs, String> {
+    let argv = std::iter::once("vigil-client").chain(argv.iter().copied());
+    Cli::try_parse_from(argv)
+        .map(|c| c.args)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn flags_and_defaults() {
+    let args = parse(&["--server", "127.0.0.1:7000", "--id", "dev-1"]).expect("valid");
+    assert_eq!(args.server, ["127.0.0.1:7000"]);
+    assert_eq!(args.id, "dev-1");
+    assert_eq!(args.interval, None);
+    assert_eq!(args.timeout, Duration::from_secs(10));
+    assert!(!args.quiet);
+    let config = args.config();
+    assert_eq!(config.reply_timeout, Duration::from_secs(10));
+    assert_eq!(config.interval, None);
+
+    let args = parse(&[
+        "--server=a:1,b:2",
+        "--server",
+        "c:3",
+        "--id=x",
+        "--interval",
+        "250ms",
+        "--timeout",
+        "2s",
+        "--quiet",
+    ])
+    .expect("valid");
+    assert_eq!(args.server, ["a:1", "b:2", "c:3"]);
+    assert_eq!(args.interval, Some(Duration::from_millis(250)));
+    assert_eq!(args.timeout, Duration::from_secs(2));
+    assert!(args.quiet);
+    let config = args.config();
+    assert_eq!(config.servers, ["a:1", "b:2", "c:3"]);
+    assert_eq!(config.interval, Some(Duration::from_millis(250)));
+    assert!(config.quiet);
+}
+
+#[test]
+fn bad_flags_say_why() {
+    let e = parse(&["--id", "x"]).expect_err("no server");
+    assert!(e.contains("--server"), "{e}");
+    let e = parse(&["--server", "a:1"]).expect_err("no id");
+    assert!(e.contains("--id"), "{e}");
+    let e = parse(&["--server", "a:1", "--id", "x", "--interval", "5"]).expect_err("no unit");
+    assert!(e.contains("invalid duration"), "{e}");
+    let e = parse(&["--server", "a:1", "--id", "x", "--timeout", "1h"]).expect_err("bad unit");
+    assert!(e.contains("invalid duration"), "{e}");
+}
+
+#[test]
+fn run_fails_with_exit_code_1_on_a_bad_server() {
+    let args = parse(&["--server", "no-port-here", "--id", "x"]).expect("parses");
+    assert_eq!(client::run(args), ExitCode::FAILURE);
+}
