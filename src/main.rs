@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the heartbeat server.
     Serve(cmd::serve::ServeArgs),
+    /// Connect to a server, keep the session alive, reconnect and fail over.
+    Client(cmd::client::ClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,5 +29,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Client(args) => cmd::client::run(args),
     }
 }

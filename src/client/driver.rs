@@ -202,8 +202,12 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot watch signals", e))?;
     let waker =
         Waker::new(poll.registry(), STDIN).map_err(|e| Error::io("cannot create a waker", e))?;
+    // The loop keeps the waker too: were the reader thread the last owner,
+    // its exit would close the eventfd, and epoll drops a pending event of
+    // a closed descriptor, so the final wake-up (end of input) could be lost.
+    let waker = Arc::new(waker);
     let (tx, stdin) = mpsc::sync_channel(STDIN_QUEUE);
-    spawn_stdin_reader(tx, Arc::new(waker), max_message)
+    spawn_stdin_reader(tx, Arc::clone(&waker), max_message)
         .map_err(|e| Error::io("cannot start the stdin reader", e))?;
 
     let mut driver = Driver {
@@ -215,6 +219,7 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         start,
         quiet: config.quiet,
         stdin,
+        _waker: waker,
         held: None,
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
         stop: false,
@@ -371,6 +376,7 @@ struct Driver {
     start: Instant,
     quiet: bool,
     stdin: Receiver<Input>,
+    _waker: Arc<Waker>,
     /// A stdin line waiting for the session to come online.
     held: Option<Input>,
     read_buf: Box<[u8]>,

@@ -1,3 +1,4 @@
 //! The subcommands of the `vigil` binary.
 
+pub mod client;
 pub mod serve;

@@ -1,0 +1,233 @@
+//! `vigil client` against `vigil serve`: real processes, real sockets.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::{eventually, parse_events, Serve};
+
+/// A `vigil client` process whose log lines are stamped with the test's
+/// clock as they arrive. Killed when dropped.
+struct Client {
+    child: Child,
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Client {
+    fn start(servers: &str, id: &str, extra: &[&str]) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["client", "--server", servers, "--id", id, "--quiet"])
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            // stdin stays open (and silent) for the client's whole life.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vigil client");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Client { child, log }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// When the first line containing `needle` after `since` arrived.
+    #[track_caller]
+    fn wait_for(&self, needle: &str, since: Instant) -> Instant {
+        self.wait_for_any(&[needle], since)
+    }
+
+    /// When the first line containing any of `needles` after `since` arrived.
+    #[track_caller]
+    fn wait_for_any(&self, needles: &[&str], since: Instant) -> Instant {
+        let start = Instant::now();
+        while start.elapsed() < util::PATIENCE {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, l)| *t >= since && needles.iter().any(|n| l.contains(n)))
+                .map(|(t, _)| *t);
+            if let Some(t) = found {
+                return t;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!("client never logged {needles:?}: {:#?}", self.lines());
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_client_keeps_its_session_alive_for_ten_intervals() {
+    let server = Serve::start(&[
+        "--interval",
+        "300ms",
+        "--timeout",
+        "450ms",
+        "--tick",
+        "20ms",
+    ]);
+    let client = Client::start(&server.addr.to_string(), "steady", &[]);
+    client.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(3_300));
+    assert!(client.count("pong ") >= 10, "{:#?}", client.lines());
+    assert_eq!(client.count("WARN"), 0, "{:#?}", client.lines());
+    assert!(
+        !server.log().iter().any(|l| l.contains("offline")),
+        "{:#?}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_frozen_server_is_declared_dead_and_the_client_fails_over() {
+    let (interval, reply_timeout) = (Duration::from_millis(500), Duration::from_millis(500));
+    let a = Serve::start(&["--interval", "500ms", "--timeout", "2s"]);
+    let b = Serve::start(&["--interval", "500ms", "--timeout", "2s"]);
+    let servers = format!("{},{}", a.addr, b.addr);
+    let client = Client::start(&servers, "roamer", &["--timeout", "500ms"]);
+    let t0 = Instant::now() - Duration::from_secs(60);
+    client.wait_for(&format!("welcomed by {}", a.addr), t0);
+    client.wait_for("pong 1:", t0);
+    // Freeze A: its kernel still accepts and acknowledges, its loop is gone.
+    a.signal(libc::SIGSTOP);
+    let frozen = Instant::now();
+    // Whichever check fires first: the unanswered PING, or the silence
+    // backstop (nothing received for interval + timeout).
+    let declared = client.wait_for_any(&["ping-timeout:", "silent:"], frozen);
+    let took = declared - frozen;
+    assert!(
+        took <= interval + reply_timeout + Duration::from_millis(150),
+        "declared dead after {took:?}"
+    );
+    client.wait_for(&format!("welcomed by {}", b.addr), frozen);
+    a.signal(libc::SIGCONT);
+}
+
+#[test]
+fn killed_servers_clients_come_back_with_spread_out_reconnects() {
+    const CLIENTS: usize = 20;
+    let first = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = first.addr;
+    let clients: Vec<Client> = (0..CLIENTS)
+        .map(|i| Client::start(&addr.to_string(), &format!("c{i}"), &[]))
+        .collect();
+    for c in &clients {
+        c.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
+    }
+    // Kill the server outright, leave it dead for a while, bring it back on
+    // the same port, and record when each client comes back.
+    first.signal(libc::SIGKILL);
+    drop(first);
+    thread::sleep(Duration::from_millis(1_500));
+    let dir = std::env::temp_dir().join(format!("vigil-reconnect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let _ = std::fs::remove_file(&events);
+    let port = addr.port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let second = Serve::start(&["--listen", &listen, "--events", events.to_str().unwrap()]);
+    let back = Instant::now();
+    for c in &clients {
+        c.wait_for("welcomed by", back);
+    }
+    let (status, _) = second.stop();
+    assert!(status.success());
+    let hellos: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"hello\""))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(parse_events(&hellos.join("\n")).len(), CLIENTS);
+    // The spread of the reconnects, from the clients' own log stamps.
+    let mut times: Vec<Duration> = clients
+        .iter()
+        .map(|c| c.wait_for("welcomed by", back) - back)
+        .collect();
+    times.sort();
+    let spread = times[CLIENTS - 1] - times[0];
+    eprintln!(
+        "reconnects after the restart: first {:?}, last {:?}, spread {spread:?}",
+        times[0],
+        times[CLIENTS - 1]
+    );
+    // Full jitter over a ceiling that has grown to hundreds of ms: the
+    // clients must not arrive in one burst.
+    assert!(
+        spread >= Duration::from_millis(100),
+        "reconnects bunched: {times:?}"
+    );
+    let within_10ms = times
+        .windows(5)
+        .filter(|w| w[4] - w[0] <= Duration::from_millis(10))
+        .count();
+    assert!(within_10ms < CLIENTS / 2, "reconnects bunched: {times:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_client_exits_cleanly_on_sigint_and_on_end_of_input() {
+    let server = Serve::start(&[]);
+    let mut client = Client::start(&server.addr.to_string(), "polite", &[]);
+    client.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(client.child.id() as i32, libc::SIGINT) };
+    eventually("the client to exit", || {
+        client.child.try_wait().unwrap().is_some()
+    });
+    assert!(client.child.wait().unwrap().success());
+    server.wait_log("offline: closed (peer");
+
+    let mut client = Client::start(&server.addr.to_string(), "eof", &[]);
+    client.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
+    drop(client.child.stdin.take());
+    eventually("the client to exit", || {
+        client.child.try_wait().unwrap().is_some()
+    });
+    assert!(client.child.wait().unwrap().success());
+}
+
+#[test]
+fn a_bad_client_id_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["client", "--server", "127.0.0.1:1", "--id", "has space"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("client id"),
+        "{out:?}"
+    );
+}
