@@ -934,7 +934,7 @@ impl FakeServer {
                     },
                     &mut out,
                 ),
-                Frame::Message(_) => {}
+                Frame::Message(_) | Frame::Quit | Frame::Unknown { .. } => {}
             }
             self.input.drain(..used);
         }
