@@ -19,11 +19,17 @@
 //!   bytes give the same frames and errors whatever the read sizes were.
 //! - [`Protocol::encode`] appends to `out` and never fails.
 
+pub mod binary;
 pub mod line;
+pub mod raw;
+pub mod resp;
 
 use std::fmt;
 
+pub use binary::BinaryProtocol;
 pub use line::LineProtocol;
+pub use raw::RawProtocol;
+pub use resp::RespProtocol;
 
 /// One complete frame received from a peer.
 ///
