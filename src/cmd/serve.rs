@@ -5,17 +5,34 @@ use std::io::{self, BufWriter};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use vigil::duration::parse_duration;
 use vigil::events::EventSink;
 use vigil::protocol::line::DEFAULT_MAX_LINE;
+use vigil::protocol::{BinaryProtocol, Protocol, RawProtocol, RespProtocol};
 use vigil::server::{Config, DEFAULT_LISTEN};
 use vigil::sys::Keepalive;
 use vigil::{LineProtocol, Server};
 
+/// The wire protocols `vigil serve` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProtocolName {
+    /// Text lines: PING, HELLO, WELCOME, BYE (the default).
+    Line,
+    /// Redis RESP2: PING, CLIENT SETNAME, QUIT (redis-cli, redis-benchmark).
+    Resp,
+    /// Length-prefixed binary frames.
+    Binary,
+    /// No framing: any bytes are a heartbeat, acknowledged once per interval.
+    Raw,
+}
+
 /// Flags of `vigil serve`. Durations take ms, s or m (250ms, 30s, 5m).
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// Wire protocol.
+    #[arg(long, value_enum, default_value_t = ProtocolName::Line)]
+    protocol: ProtocolName,
     /// Address to listen on: IPv4 `HOST:PORT` or IPv6 `[ADDR]:PORT` (port 0 picks one).
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -34,9 +51,15 @@ pub struct ServeArgs {
     /// Most connections at once; more get BYE overloaded [default: open-files limit less 64].
     #[arg(long)]
     max_conns: Option<usize>,
-    /// Longest line in bytes; a longer one gets BYE line-too-long.
+    /// Longest line in bytes (line protocol); a longer one gets BYE line-too-long.
     #[arg(long, default_value_t = DEFAULT_MAX_LINE)]
     max_line: usize,
+    /// Largest frame in bytes (resp and binary protocols).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_frame: usize,
+    /// Acknowledgement of the raw protocol, sent at most once per interval (\n, \r, \t, \\ escapes).
+    #[arg(long, value_name = "TEXT", default_value = "ack\\n", value_parser = parse_escapes)]
+    raw_ack: Ack,
     /// Most unsent output per connection in bytes before it is closed.
     #[arg(long, default_value_t = 64 * 1024)]
     max_output: usize,
@@ -94,11 +117,26 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         tcp_keepalive: args.tcp_keepalive,
         tcp_user_timeout: args.tcp_user_timeout,
     };
-    if args.max_line == 0 {
-        return Err("--max-line must be at least 1".into());
+    if args.max_line == 0 || args.max_frame == 0 {
+        return Err("--max-line and --max-frame must be at least 1".into());
     }
-    let mut server = Server::new(config, LineProtocol::new(args.max_line))?;
-    match args.events.as_deref() {
+    let events = args.events.clone();
+    match args.protocol {
+        ProtocolName::Line => run_with(config, LineProtocol::new(args.max_line), events),
+        ProtocolName::Resp => run_with(config, RespProtocol::new(args.max_frame), events),
+        ProtocolName::Binary => run_with(config, BinaryProtocol::new(args.max_frame), events),
+        ProtocolName::Raw => run_with(config, RawProtocol::new(args.raw_ack.0), events),
+    }
+}
+
+fn run_with<P: Protocol>(
+    config: Config,
+    protocol: P,
+    events: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    log::info!("protocol: {}", protocol.name());
+    let mut server = Server::new(config, protocol)?;
+    match events.as_deref() {
         None => {}
         Some("-") => server.set_events(EventSink::json(Box::new(BufWriter::new(io::stdout())))),
         Some(path) => {
@@ -113,4 +151,37 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let stats = server.run()?;
     log::info!("stopped after {} connections", stats.accepted);
     Ok(())
+}
+
+/// The raw protocol's acknowledgement bytes.
+#[derive(Debug, Clone)]
+struct Ack(Vec<u8>);
+
+/// Reads `\n`, `\r`, `\t` and `\\` escapes, so an acknowledgement with a
+/// newline can be given on the command line.
+fn parse_escapes(s: &str) -> Result<Ack, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        out.push(match bytes.next() {
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            Some(b'\\') => b'\\',
+            other => {
+                return Err(format!(
+                    "unknown escape \\{} (known: \\n \\r \\t \\\\)",
+                    other.map_or(String::new(), |c| (c as char).to_string())
+                ))
+            }
+        });
+    }
+    if out.is_empty() {
+        return Err("the acknowledgement must not be empty".to_owned());
+    }
+    Ok(Ack(out))
 }
