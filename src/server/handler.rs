@@ -35,7 +35,16 @@ pub struct ConnInfo<'a> {
     pub client: Option<&'a str>,
 }
 
-/// The application logic of a server. See the [module docs](self).
+/// The application logic of a server.
+///
+/// The event loop pushes to the handler; [`Handler::on_message`] is the one
+/// required hook, the others default to doing nothing. Heartbeats, HELLO,
+/// deadlines and presence are handled by the server before the handler sees
+/// anything. What a hook asks for through its [`Context`] happens right
+/// after it returns, within the same turn of the loop: replies to the
+/// connection at hand go out with the other replies of its read, in one
+/// write; messages to other connections, closes and a stop are applied at
+/// the end of the turn.
 ///
 /// ```
 /// use vigil::server::{ConnInfo, Context, Handler};
