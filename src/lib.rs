@@ -85,3 +85,8 @@ pub mod wheel;
 pub use error::{Error, ErrorKind};
 pub use protocol::{CloseReason, Frame, LineProtocol, Protocol, Reply};
 pub use server::{Config, Handle, Server, Stats};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
