@@ -12,7 +12,8 @@
 //! | `BYE` or `BYE <reason>`                          | [`ServerLine::Bye`]       |
 //! | anything else, an empty line included            | [`ServerLine::Message`]   |
 //!
-//! Commands are matched without regard to ASCII case, as the server does.
+//! Commands are matched without regard to ASCII case, to be lenient with
+//! servers (vigil's own always spells them in upper case).
 //! `WELCOME` fields after the id are `key=value` pairs in any order; unknown
 //! keys are skipped so a newer server can add some. `interval` is required
 //! and must be a whole number of milliseconds above zero (a client told to
@@ -77,31 +78,7 @@ pub fn decode(
     }
 }
 
-/// Finds the first complete line in `input`: the line without its ending,
-/// and how many bytes it used with its ending. Same framing, limits and
-/// errors as [`crate::protocol::LineProtocol`].
-pub fn split_line(input: &[u8], max_line: usize) -> Result<Option<(&[u8], usize)>, DecodeError> {
-    let max_line = max_line.max(1);
-    let too_long = DecodeError::TooLong { limit: max_line };
-    // A line may carry `max_line` bytes plus "\r\n": look no further.
-    let window = &input[..input.len().min(max_line + 2)];
-    let Some(nl) = window.iter().position(|&b| b == b'\n') else {
-        // Without an ending, `max_line + 1` bytes may still be a full line
-        // followed by "\r" and a "\n" yet to come; one more cannot.
-        if input.len() > max_line + 1 || (input.len() == max_line + 1 && input[max_line] != b'\r') {
-            return Err(too_long);
-        }
-        return Ok(None);
-    };
-    let line = match &input[..nl] {
-        [rest @ .., b'\r'] => rest,
-        line => line,
-    };
-    if line.len() > max_line {
-        return Err(too_long);
-    }
-    Ok(Some((line, nl + 1)))
-}
+pub use crate::protocol::line::split_line;
 
 /// Parses one line (without its ending) into what the server meant.
 pub fn parse(line: &[u8]) -> Result<ServerLine<'_>, DecodeError> {

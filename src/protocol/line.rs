@@ -47,30 +47,10 @@ impl LineProtocol {
 
 impl Protocol for LineProtocol {
     fn decode<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
-        // A line may carry `max_line` bytes plus "\r\n": look no further.
-        let window = &input[..input.len().min(self.max_line + 2)];
-        let Some(nl) = window.iter().position(|&b| b == b'\n') else {
-            // Without an ending, `max_line + 1` bytes may still be a full line
-            // followed by "\r" and a "\n" yet to come; one more cannot.
-            if input.len() > self.max_line + 1
-                || (input.len() == self.max_line + 1 && input[self.max_line] != b'\r')
-            {
-                return Err(DecodeError::TooLong {
-                    limit: self.max_line,
-                });
-            }
-            return Ok(None);
-        };
-        let line = match &input[..nl] {
-            [rest @ .., b'\r'] => rest,
-            line => line,
-        };
-        if line.len() > self.max_line {
-            return Err(DecodeError::TooLong {
-                limit: self.max_line,
-            });
+        match split_line(input, self.max_line)? {
+            Some((line, used)) => Ok(Some((parse_line(line)?, used))),
+            None => Ok(None),
         }
-        Ok(Some((parse_line(line)?, nl + 1)))
     }
 
     fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
@@ -112,12 +92,42 @@ impl Protocol for LineProtocol {
     }
 
     fn max_frame(&self) -> usize {
-        self.max_line + 2
+        self.max_line.saturating_add(2)
     }
 
     fn name(&self) -> &'static str {
         "line"
     }
+}
+
+/// Finds the first complete line in `input`: the line without its ending,
+/// and how many bytes it used with its ending. A line holds at most
+/// `max_line` bytes (at least 1) not counting its ending; a longer one is an
+/// error as soon as that is certain, whether or not its `\n` has arrived.
+/// The framing of both sides of the line protocol (the client's too).
+pub fn split_line(input: &[u8], max_line: usize) -> Result<Option<(&[u8], usize)>, DecodeError> {
+    let max_line = max_line.max(1);
+    let too_long = DecodeError::TooLong { limit: max_line };
+    // A line may carry `max_line` bytes plus "\r\n": look no further.
+    let window = &input[..input.len().min(max_line.saturating_add(2))];
+    let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+        // Without an ending, `max_line + 1` bytes may still be a full line
+        // followed by "\r" and a "\n" yet to come; one more cannot.
+        if input.len() > max_line.saturating_add(1)
+            || (input.len() == max_line.saturating_add(1) && input.get(max_line) != Some(&b'\r'))
+        {
+            return Err(too_long);
+        }
+        return Ok(None);
+    };
+    let line = match &input[..nl] {
+        [rest @ .., b'\r'] => rest,
+        line => line,
+    };
+    if line.len() > max_line {
+        return Err(too_long);
+    }
+    Ok(Some((line, nl + 1)))
 }
 
 /// Splits a line into its command and the rest, after one space.
