@@ -201,6 +201,7 @@ impl<T> Wheel<T> {
     /// If the wheel already holds [`MAX_TIMERS`] timers (over 4 billion,
     /// well beyond 100 GiB of entries), like `Vec::push` past its maximum
     /// capacity. Use [`Wheel::try_insert`] to get the value back instead.
+    #[allow(clippy::panic)] // documented above; the server uses try_insert
     pub fn insert(&mut self, deadline_ms: u64, value: T) -> TimerKey {
         match self.try_insert(deadline_ms, value) {
             Ok(key) => key,
