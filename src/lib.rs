@@ -74,7 +74,10 @@
 // Nothing a peer or a user sends may panic the library: no unwrap, expect or
 // panic outside tests (the one documented panic, Wheel::insert on a full
 // wheel, is allowed where it stands; the server uses try_insert).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod client;
 pub mod duration;
