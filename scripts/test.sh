@@ -13,3 +13,5 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 bash scripts/install-deps.sh
 
 cargo test --all-targets
+# --all-targets leaves out the documentation examples (README included).
+cargo test --doc
