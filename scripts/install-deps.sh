@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests and benchmarks use, if missing:
 # redis-cli and redis-benchmark (real RESP clients), redis-server (the
 # reference in bench-vs-redis), nft and ip (network-namespace fault tests),
-# gcc (to build the seed's C client). Needs root for apt-get; does nothing
+# gcc (to build the seed's C client), faketime (to move the system date
+# under a running server). Needs root for apt-get; does nothing
 # when everything is there already.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v faketime >/dev/null || need+=(faketime)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

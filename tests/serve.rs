@@ -512,3 +512,83 @@ fn bad_flags_are_refused_with_a_clear_message() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// libfaketime, which moves the wall clock of the process it is loaded into.
+fn libfaketime() -> std::path::PathBuf {
+    let found = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists());
+    found.expect("libfaketime is not installed: run scripts/install-deps.sh (scripts/test.sh does)")
+}
+
+#[test]
+fn changing_the_system_date_moves_no_deadline() {
+    // The server's wall clock starts five years ahead and runs a hundred
+    // times too fast; its monotonic clock is left alone. Deadlines must
+    // follow the monotonic clock only.
+    let dir = std::env::temp_dir().join(format!("vigil-date-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let args = [
+        "--timeout",
+        "1s",
+        "--interval",
+        "500ms",
+        "--tick",
+        "50ms",
+        "--events",
+        events.to_str().unwrap(),
+    ];
+    let server = Serve::start_with(&args, |cmd| {
+        cmd.env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", "+5y x100")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    });
+    let mut beating = server.connect();
+    assert!(beating.ask("HELLO steady\n").starts_with("WELCOME"));
+    let mut silent = server.connect();
+    let silent_start = Instant::now();
+    let silent_closed = thread::spawn(move || {
+        silent.expect_bye("timeout");
+        silent_start.elapsed()
+    });
+    // 3 s of real time is 300 s of this server's wall clock.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(beating.ask("PING\n"), "PONG");
+    }
+    // The silent one went at its real timeout, not 100 times sooner.
+    let after = silent_closed.join().unwrap();
+    assert!(
+        after >= Duration::from_millis(995),
+        "closed early: {after:?}"
+    );
+    assert!(
+        after <= Duration::from_millis(1000 + 2 * 50 + 100),
+        "closed late: {after:?}"
+    );
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&events).unwrap();
+    let seen = parse_events(&text);
+    let offline: Vec<_> = seen.iter().filter(|e| e.event == "offline").collect();
+    assert_eq!(offline.len(), 2, "{seen:#?}");
+    assert_eq!(offline[0].reason.as_deref(), Some("timeout"));
+    assert_eq!(offline[1].reason.as_deref(), Some("shutdown"));
+    // The fake date took effect: the events are stamped years ahead.
+    let year: i32 = text[9..13].parse().unwrap();
+    let now_year: i32 = 1970
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_557_600) as i32;
+    assert!(
+        year >= now_year + 4,
+        "events not stamped by the fake clock: {text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
