@@ -45,6 +45,7 @@
 //! # Ok::<(), vigil::client::Error>(())
 //! ```
 
+pub mod adaptive;
 pub mod backoff;
 pub mod driver;
 pub mod session;
