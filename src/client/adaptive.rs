@@ -66,9 +66,16 @@
 //! assert!(a.handle_answered(1_000).is_none());
 //! let change = a.handle_answered(990).unwrap();
 //! assert_eq!((change.from_ms, change.to_ms, change.reason), (1_000, 2_000, ChangeReason::Probe));
-//! // The first beat at 2 s is lost: back to 1 s less the 10% margin.
-//! let change = a.handle_lost(1_990).unwrap();
-//! assert_eq!((change.to_ms, change.reason), (900, ChangeReason::Loss));
+//! // A beat on a busy line (quiet for 100 ms only) proves nothing.
+//! assert!(a.handle_answered(100).is_none());
+//! for _ in 0..3 {
+//!     a.handle_answered(1_990);
+//! }
+//! assert_eq!(a.current(), 4_000);
+//! // The first beat at 4 s is lost: back to 2 s less the 10% margin.
+//! let change = a.handle_lost(3_990).unwrap();
+//! assert_eq!((change.to_ms, change.reason), (1_800, ChangeReason::Loss));
+//! assert_eq!((a.worked(), a.failed()), (Some(2_000), Some(4_000)));
 //! ```
 
 use std::fmt;
@@ -302,6 +309,15 @@ impl AdaptiveInterval {
     pub fn is_settled(&self) -> bool {
         matches!(self.mode, Mode::Holding { .. })
             && (self.converged() || (self.failed.is_none() && self.current >= self.ceiling))
+    }
+
+    /// How many more answered beats until the next longer interval is
+    /// tried, while holding (after a loss, or settled).
+    pub fn holding_for(&self) -> Option<u32> {
+        match self.mode {
+            Mode::Holding { need } => Some(need.saturating_sub(self.beats)),
+            Mode::Probing => None,
+        }
     }
 
     /// The longest interval it will try, in ms.

@@ -746,8 +746,12 @@ impl Driver {
                     let a = self.session.adaptive();
                     let bound =
                         |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v} ms"));
+                    let settled = match a.filter(|a| a.is_settled()).and_then(|a| a.holding_for()) {
+                        Some(n) => format!("; settled, next probe after {n} answered beats"),
+                        None => String::new(),
+                    };
                     info!(
-                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; worked {}, failed {})",
+                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; worked {}, failed {}){settled}",
                         match reason {
                             ChangeReason::Probe => "enough beats answered: try longer",
                             ChangeReason::Reprobe => "hold over: try longer again",
