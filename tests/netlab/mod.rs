@@ -30,8 +30,10 @@
 //! - Processes run in a namespace with `ip netns exec`, which `exec`s the
 //!   program in place (no fork), so the child's pid is the program's and
 //!   signals reach it; [`Proc`] checks that, and kills the process when
-//!   dropped. A thread of the test itself can move into a namespace with
-//!   [`Net::enter`] (`setns` affects the calling thread only).
+//!   dropped (and the kernel kills it if the test process dies first:
+//!   `PR_SET_PDEATHSIG`). Code of the test itself runs in a namespace on a
+//!   thread of its own that calls `setns`, which moves only that thread:
+//!   [`Net::in_ns`], and [`load::Load`] for 1,000 sessions in one loop.
 //!
 //! A test that cannot build the network (not root, no `ip`) fails with a
 //! message saying so; it never passes silently.
@@ -42,6 +44,7 @@ pub mod load;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -158,21 +161,34 @@ fn require_root_and_tools() {
     }
 }
 
-/// Deletes the namespaces of test processes that no longer exist (a run
-/// killed before its guards could clean up).
+/// The pid in a name made by this module (`vigil-t<pid>-...`), if it is
+/// one and that process is gone.
+fn dead_owner(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(PREFIX) else {
+        return false;
+    };
+    rest.split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Deletes the namespaces and temporary directories of test processes that
+/// no longer exist (a run killed before its guards could clean up).
 fn sweep_stale() {
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in dir.flatten() {
+            if dead_owner(&entry.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return;
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if dead_owner(name) {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
     }
@@ -401,24 +417,13 @@ impl Net {
             .collect()
     }
 
-    /// Moves the calling thread into a namespace (`setns`): sockets it
-    /// creates from then on live there. Other threads are not affected.
-    #[track_caller]
-    pub fn enter(&self, ns: Ns) {
-        let path = format!("/run/netns/{}", self.name(ns));
-        let f = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: a valid namespace file descriptor; setns only changes the
-        // calling thread's network namespace.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-    }
-
     /// Runs `f` on a new thread inside a namespace, and returns its result.
     pub fn in_ns<T: Send + 'static>(&self, ns: Ns, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.name(ns));
         thread::spawn(move || {
             let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: as in `enter`.
+            // SAFETY: a valid namespace descriptor; setns only changes the
+            // calling thread's network namespace.
             let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
             f()
@@ -474,6 +479,17 @@ impl Proc {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // Should the test process be killed before its guards run, the
+        // kernel kills this child too (the signal survives both execs).
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().expect("spawn ip netns exec vigil");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -624,7 +640,7 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(what: &str) -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("vigil-{what}-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("{PREFIX}{}-{n}-{what}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
