@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use, if missing:
 # redis-cli and redis-benchmark (real RESP clients), redis-server (the
-# reference in bench-vs-redis), nft and ip (network-namespace fault tests),
-# gcc (to build the seed's C client), faketime (to move the system date
-# under a running server). Needs root for apt-get; does nothing
+# reference in bench-vs-redis), nft, ip, ss and sysctl (network-namespace
+# fault tests), gcc (to build the seed's C client), faketime (to move the
+# system date under a running server). Needs root for apt-get; does nothing
 # when everything is there already.
 set -euo pipefail
 
@@ -15,6 +15,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v faketime >/dev/null || need+=(faketime)
+command -v sysctl >/dev/null || need+=(procps)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -12,6 +12,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # network-namespace tools: installed from Debian's packages when missing.
 bash scripts/install-deps.sh
 
+# `--all-targets` runs the unit, integration and example tests, including
+# tests/netns.rs, the fault tests on network namespaces: they need root and
+# fail (never skip) without it. It leaves out the doc examples, hence the
+# second line.
 cargo test --all-targets
-# --all-targets leaves out the documentation examples (README included).
 cargo test --doc

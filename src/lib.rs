@@ -20,6 +20,11 @@
 //!   bytes). Pure: they never touch a socket. [`LineProtocol`] is the default.
 //! - [`events`] formats presence events (online, hello, offline with its
 //!   reason) for the log and for a JSON-lines file.
+//! - [`client`] is the other end: a pure heartbeat [`client::Session`]
+//!   (login, beats, dead-server verdicts, reconnects with jittered
+//!   backoff), the adaptive interval search it can consult
+//!   ([`client::adaptive`], finding the longest interval a NAT keeps
+//!   alive), and the thin mio driver behind `vigil client`.
 //! - [`time`] is the only place that turns `Instant`s into the milliseconds
 //!   everything else works with; [`sys`] wraps the few libc calls.
 //!

@@ -57,6 +57,53 @@ fn flags_and_defaults() {
     assert_eq!(config.servers, ["a:1", "b:2", "c:3"]);
     assert_eq!(config.interval, Some(Duration::from_millis(250)));
     assert!(config.quiet);
+    assert_eq!(config.adaptive, None);
+    assert_eq!(config.tcp_keepalive, None);
+    assert_eq!(config.tcp_user_timeout, None);
+}
+
+#[test]
+fn adaptive_and_tcp_options() {
+    let args = parse(&[
+        "--server",
+        "a:1",
+        "--id",
+        "x",
+        "--adaptive",
+        "5s..5m",
+        "--tcp-keepalive",
+        "60s,10s,5",
+        "--tcp-user-timeout",
+        "20s",
+    ])
+    .expect("valid");
+    let config = args.config();
+    let a = config.adaptive.expect("adaptive");
+    assert_eq!((a.min_ms, a.max_ms), (5_000, 300_000));
+    let k = config.tcp_keepalive.expect("keepalive");
+    assert_eq!(
+        (k.idle, k.interval, k.count),
+        (Duration::from_secs(60), Duration::from_secs(10), 5)
+    );
+    assert_eq!(config.tcp_user_timeout, Some(Duration::from_secs(20)));
+
+    let e = parse(&[
+        "--server",
+        "a:1",
+        "--id",
+        "x",
+        "--adaptive",
+        "5s..5m",
+        "--interval",
+        "1s",
+    ])
+    .expect_err("exclusive");
+    assert!(e.contains("cannot be used with"), "{e}");
+    let e = parse(&["--server", "a:1", "--id", "x", "--adaptive", "5m..5s"]).expect_err("empty");
+    assert!(e.contains("below the minimum"), "{e}");
+    let e =
+        parse(&["--server", "a:1", "--id", "x", "--tcp-keepalive", "1s,1s"]).expect_err("short");
+    assert!(e.contains("IDLE,INTVL,CNT"), "{e}");
 }
 
 #[test]

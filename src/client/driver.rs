@@ -11,7 +11,11 @@
 //!   `peer_addr` (`NotConnected` means "not yet": a spurious wakeup). The
 //!   session's connect timeout covers a connect that never finishes.
 //!   `TCP_NODELAY` is set: heartbeats are tiny and latency is what we
-//!   measure.
+//!   measure. With [`ClientConfig::tcp_keepalive`] and
+//!   [`ClientConfig::tcp_user_timeout`] the socket also gets kernel
+//!   keepalive and `TCP_USER_TIMEOUT`, set right after the connect starts
+//!   (so the user timeout covers the handshake too); a kernel verdict
+//!   arrives as a socket error and ends the connection like any other.
 //! - **Tokens** are never reused: each connection gets a fresh one, so an
 //!   event still queued for a socket closed earlier in the same batch is
 //!   recognised as stale and ignored.
@@ -34,6 +38,7 @@
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +48,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
+use super::adaptive::{AdaptiveConfig, ChangeReason};
 use super::session::{
     Action, Event, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
@@ -61,6 +67,20 @@ pub struct ClientConfig {
     /// A fixed heartbeat interval; `None` (the default) adopts the one the
     /// server sends in `WELCOME`.
     pub interval: Option<Duration>,
+    /// Search for the longest interval the path keeps alive instead (see
+    /// [`adaptive`](super::adaptive)); exclusive with `interval`.
+    /// Default: `None`.
+    pub adaptive: Option<AdaptiveConfig>,
+    /// Kernel TCP keepalive on the connection. Default: off. Heartbeats
+    /// already find a dead server (and a hung one, which keepalive cannot
+    /// see: its kernel still answers the probes); keepalive is a second net
+    /// for long intervals, at the price of its own packets.
+    pub tcp_keepalive: Option<crate::sys::Keepalive>,
+    /// `TCP_USER_TIMEOUT` on the connection: how long written data may go
+    /// unacknowledged before the kernel gives up. Default: off (the
+    /// kernel's retransmission limit, about 15 minutes); the reply timeout
+    /// usually decides first.
+    pub tcp_user_timeout: Option<Duration>,
     /// How long a `PING` or `HELLO` may go unanswered. Default: 10 s.
     pub reply_timeout: Duration,
     /// How long a TCP connect may take. Default: 10 s.
@@ -83,6 +103,9 @@ impl ClientConfig {
             servers,
             id: id.into(),
             interval: None,
+            adaptive: None,
+            tcp_keepalive: None,
+            tcp_user_timeout: None,
             reply_timeout: Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS),
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
             backoff_base: Duration::from_millis(DEFAULT_BACKOFF_BASE_MS),
@@ -102,10 +125,22 @@ impl ClientConfig {
             }
         };
         let mut c = SessionConfig::new(self.id.clone(), servers);
-        c.interval = match self.interval {
-            Some(d) => IntervalPolicy::Fixed(positive(d, "interval")?),
-            None => IntervalPolicy::Server,
+        c.interval = match (self.interval, self.adaptive) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "a fixed interval and an adaptive one are exclusive".to_owned(),
+                ))
+            }
+            (Some(d), None) => IntervalPolicy::Fixed(positive(d, "interval")?),
+            (None, Some(a)) => {
+                a.check().map_err(Error::config)?;
+                IntervalPolicy::Adaptive(a)
+            }
+            (None, None) => IntervalPolicy::Server,
         };
+        if self.tcp_user_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config("TCP user timeout must be above 0".to_owned()));
+        }
         c.reply_timeout_ms = positive(self.reply_timeout, "timeout")?;
         c.connect_timeout_ms = positive(self.connect_timeout, "connect timeout")?;
         c.backoff_base_ms = millis(self.backoff_base);
@@ -194,6 +229,26 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
             .join(", ")
     );
 
+    if let Some(a) = &config.adaptive {
+        info!(
+            "adaptive interval: from {} ms up to {} ms, stepping up after {} answered beats, \
+             {}% margin below what worked, re-probing after {} beats",
+            a.min_ms, a.max_ms, a.step_after, a.margin_pct, a.reprobe_after
+        );
+    }
+    if let Some(k) = &config.tcp_keepalive {
+        info!(
+            "TCP keepalive: probe after {}s idle, every {}s, {} probes (a dead server found within {}s)",
+            k.idle.as_secs(),
+            k.interval.as_secs(),
+            k.count,
+            k.detection_time().as_secs()
+        );
+    }
+    if let Some(t) = config.tcp_user_timeout {
+        info!("TCP_USER_TIMEOUT: {}ms", t.as_millis());
+    }
+
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
     let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
@@ -218,6 +273,8 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         next_token: FIRST_CONN,
         start,
         quiet: config.quiet,
+        keepalive: config.tcp_keepalive,
+        user_timeout: config.tcp_user_timeout,
         stdin,
         _waker: waker,
         held: None,
@@ -375,6 +432,8 @@ struct Driver {
     next_token: usize,
     start: Instant,
     quiet: bool,
+    keepalive: Option<crate::sys::Keepalive>,
+    user_timeout: Option<Duration>,
     stdin: Receiver<Input>,
     _waker: Arc<Waker>,
     /// A stdin line waiting for the session to come online.
@@ -480,6 +539,12 @@ impl Driver {
                 return;
             }
         };
+        if let Err(e) = self.set_socket_options(&stream) {
+            warn!("{addr}: {e}");
+            self.session
+                .handle_closed(now, TransportEnd::Error(e.kind()));
+            return;
+        }
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FIRST_CONN);
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -495,6 +560,21 @@ impl Driver {
             addr,
             connected: false,
         });
+    }
+
+    /// Kernel keepalive and `TCP_USER_TIMEOUT`, when asked for.
+    fn set_socket_options(&self, stream: &TcpStream) -> io::Result<()> {
+        let fd = stream.as_raw_fd();
+        if let Some(k) = &self.keepalive {
+            crate::sys::set_keepalive(fd, k)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot set TCP keepalive: {e}")))?;
+        }
+        if let Some(t) = self.user_timeout {
+            crate::sys::set_user_timeout(fd, t).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot set TCP_USER_TIMEOUT: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     fn drop_conn(&mut self) {
@@ -657,6 +737,32 @@ impl Driver {
                 }
                 Event::Disconnected { server, reason } => {
                     warn!("{}: {reason}", self.addr(server));
+                }
+                Event::IntervalChanged {
+                    from_ms,
+                    to_ms,
+                    reason,
+                } => {
+                    let a = self.session.adaptive();
+                    let bound =
+                        |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v} ms"));
+                    let settled = match a.filter(|a| a.is_settled()).and_then(|a| a.holding_for()) {
+                        Some(n) => format!("; settled, next probe after {n} answered beats"),
+                        None => String::new(),
+                    };
+                    info!(
+                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; worked {}, failed {}){settled}",
+                        match reason {
+                            ChangeReason::Probe => "enough beats answered: try longer",
+                            ChangeReason::Reprobe => "hold over: try longer again",
+                            ChangeReason::Loss => "a beat was lost: back below what worked",
+                            ChangeReason::Settle => "limit found: settle a margin below it",
+                            ChangeReason::Restart => "losses in a row: start over",
+                            ChangeReason::ServerTimeout => "the server's timeout is shorter",
+                        },
+                        bound(a.and_then(|a| a.worked())),
+                        bound(a.and_then(|a| a.failed())),
+                    );
                 }
                 Event::ReconnectScheduled {
                     server,

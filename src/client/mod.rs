@@ -6,6 +6,9 @@
 //!   reconnect. Inputs are `handle_*` calls, outputs are `poll_*` calls, time
 //!   is a `u64` of milliseconds given by the caller. Its module docs hold the
 //!   rules (what clears a ping, when the backoff resets) and why.
+//! - [`adaptive`]: [`adaptive::AdaptiveInterval`], the search for the
+//!   longest heartbeat interval the path keeps alive (below a NAT's idle
+//!   timeout), fed with each beat's outcome and quiet time by the session.
 //! - [`backoff`]: exponential backoff with full jitter, and the seeded
 //!   SplitMix64 generator it draws from.
 //! - [`wire`]: the client's half of the line protocol: parsing `WELCOME`,
@@ -23,7 +26,7 @@
 //!   its own jitter seed.
 //!
 //! # Invariants
-//! - The session, the backoff and the wire code never touch a socket, a
+//! - The session, the adaptive search, the backoff and the wire code never touch a socket, a
 //!   clock or the OS's randomness; the same inputs give the same outputs.
 //!   Only [`driver`] does I/O and reads `Instant`.
 //! - Nothing a server sends can make the client panic or buffer without
@@ -45,6 +48,7 @@
 //! # Ok::<(), vigil::client::Error>(())
 //! ```
 
+pub mod adaptive;
 pub mod backoff;
 pub mod driver;
 pub mod session;

@@ -24,9 +24,17 @@
 //! - **Login.** On connect the session sends `HELLO <id>`, on every connect,
 //!   so a reconnect logs in again. `WELCOME` must come within the reply
 //!   timeout, or the server is dead (`no-welcome`).
-//! - **Interval.** The interval in effect is decided in one place,
-//!   [`IntervalPolicy::interval_ms`]: the `interval=` of the last `WELCOME`,
-//!   or the user's fixed interval.
+//! - **Interval.** The interval in effect is decided in one place
+//!   (`interval_of`): the `interval=` of the last `WELCOME`, the user's
+//!   fixed interval, or, with [`IntervalPolicy::Adaptive`], the current
+//!   value of an [`AdaptiveInterval`] that lives across reconnects. The
+//!   session feeds it the outcome of every beat with the beat's *quiet
+//!   time* (how long nothing had been sent or received when the `PING`
+//!   went out): a `PONG` is an answered beat; a ping-timeout, or the
+//!   connection failing or ending while a `PING` is outstanding, is a lost
+//!   one. A `BYE`, a bad line or a failed connect says nothing about idle
+//!   timeouts and is not reported. Every change is an
+//!   [`Event::IntervalChanged`] with its reason.
 //! - **When to beat.** A `PING <seq>` goes out when the line has been idle
 //!   for a whole interval: nothing *received* for an interval (the liveness
 //!   check), or nothing *sent* for an interval (so the server, whose timeout
@@ -82,11 +90,13 @@
 //! ```
 //!
 //! [`Backoff`]: super::backoff::Backoff
+//! [`AdaptiveInterval`]: super::adaptive::AdaptiveInterval
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 
+use super::adaptive::{AdaptiveConfig, AdaptiveInterval, ChangeReason};
 use super::backoff::Backoff;
 use super::wire::{self, ServerLine};
 use crate::protocol::{valid_client_id, CloseReason, DecodeError};
@@ -113,22 +123,28 @@ pub const HEALTHY_INTERVALS: u64 = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerIndex(pub usize);
 
-/// How the heartbeat interval is chosen. The session asks this and nothing
-/// else, so a smarter policy (an adaptive one) slots in here.
+/// How the heartbeat interval is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntervalPolicy {
     /// Use the `interval=` the server sent in `WELCOME`.
     Server,
     /// Use this interval in ms, whatever the server says (`--interval`).
     Fixed(u64),
+    /// Search for the longest interval the path keeps alive, between a
+    /// minimum and a maximum (`--adaptive MIN..MAX`); see
+    /// [`adaptive`](super::adaptive).
+    Adaptive(AdaptiveConfig),
 }
 
 impl IntervalPolicy {
-    /// The interval in effect, in ms (at least 1), given the server's.
+    /// The interval a policy starts with, in ms (at least 1), given the
+    /// server's: for [`IntervalPolicy::Adaptive`] its minimum, which the
+    /// session's search then moves.
     pub fn interval_ms(&self, server_ms: u64) -> u64 {
         match *self {
             IntervalPolicy::Server => server_ms,
             IntervalPolicy::Fixed(ms) => ms,
+            IntervalPolicy::Adaptive(c) => c.min_ms,
         }
         .max(1)
     }
@@ -195,6 +211,8 @@ pub enum ConfigError {
     BadClientId,
     /// The server list is empty.
     NoServers,
+    /// The adaptive range is empty or its tuning is out of range.
+    BadAdaptive,
 }
 
 impl fmt::Display for ConfigError {
@@ -204,6 +222,9 @@ impl fmt::Display for ConfigError {
                 f.write_str("client id must be 1 to 128 printable ASCII characters without spaces")
             }
             ConfigError::NoServers => f.write_str("no server to connect to"),
+            ConfigError::BadAdaptive => f.write_str(
+                "adaptive interval: the minimum must be above 0 and at most the maximum",
+            ),
         }
     }
 }
@@ -317,6 +338,15 @@ pub enum Event {
         /// Why it ended.
         reason: DisconnectReason,
     },
+    /// The adaptive heartbeat interval changed ([`IntervalPolicy::Adaptive`]).
+    IntervalChanged {
+        /// The interval before, in ms.
+        from_ms: u64,
+        /// The interval now, in ms.
+        to_ms: u64,
+        /// Why.
+        reason: ChangeReason,
+    },
     /// The next connect is scheduled.
     ReconnectScheduled {
         /// The server it will be to.
@@ -392,6 +422,8 @@ pub enum Phase {
 struct Ping {
     seq: u64,
     sent_at: u64,
+    /// How long nothing had been sent or received when it went out.
+    quiet: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -418,6 +450,9 @@ pub struct Session {
     state: State,
     server: usize,
     backoff: Backoff,
+    /// The adaptive interval's search, with [`IntervalPolicy::Adaptive`];
+    /// boxed so sessions with a fixed interval do not pay for it.
+    adaptive: Option<Box<AdaptiveInterval>>,
     next_seq: u64,
     /// Per connection: when a line last arrived and when output was last queued.
     last_rx: u64,
@@ -443,6 +478,13 @@ impl Session {
         if config.servers == 0 {
             return Err(ConfigError::NoServers);
         }
+        let adaptive = match config.interval {
+            IntervalPolicy::Adaptive(c) => {
+                c.check().map_err(|_| ConfigError::BadAdaptive)?;
+                Some(Box::new(AdaptiveInterval::new(c)))
+            }
+            _ => None,
+        };
         let mut config = config;
         config.reply_timeout_ms = config.reply_timeout_ms.max(1);
         config.connect_timeout_ms = config.connect_timeout_ms.max(1);
@@ -452,6 +494,7 @@ impl Session {
             state: State::Waiting { until: now },
             server: 0,
             backoff,
+            adaptive,
             next_seq: 1,
             last_rx: now,
             last_tx: now,
@@ -490,6 +533,11 @@ impl Session {
             State::Online(o) => Some(self.interval_of(&o)),
             _ => None,
         }
+    }
+
+    /// The adaptive interval's search, with [`IntervalPolicy::Adaptive`].
+    pub fn adaptive(&self) -> Option<&AdaptiveInterval> {
+        self.adaptive.as_deref()
     }
 
     /// How many reconnect delays have been drawn since the backoff was last
@@ -712,7 +760,20 @@ impl Session {
 
     /// The one place the interval is decided.
     fn interval_of(&self, o: &Online) -> u64 {
-        self.config.interval.interval_ms(o.server_interval_ms)
+        match &self.adaptive {
+            Some(a) => a.current(),
+            None => self.config.interval.interval_ms(o.server_interval_ms),
+        }
+    }
+
+    fn report_change(&mut self, change: Option<super::adaptive::Change>) {
+        if let Some(c) = change {
+            self.events.push_back(Event::IntervalChanged {
+                from_ms: c.from_ms,
+                to_ms: c.to_ms,
+                reason: c.reason,
+            });
+        }
     }
 
     fn ping_deadline(&self, p: Ping) -> u64 {
@@ -740,7 +801,12 @@ impl Session {
         };
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        o.ping = Some(Ping { seq, sent_at: now });
+        let quiet = now.saturating_sub(self.last_rx.max(self.last_tx));
+        o.ping = Some(Ping {
+            seq,
+            sent_at: now,
+            quiet,
+        });
         self.compact_output();
         wire::encode_ping(seq, &mut self.out);
         self.last_tx = now;
@@ -751,6 +817,10 @@ impl Session {
         self.last_rx = now;
         match line {
             ServerLine::Welcome(w) => {
+                if let Some(a) = &mut self.adaptive {
+                    let change = a.handle_server_timeout(w.timeout_ms);
+                    self.report_change(change);
+                }
                 let online = match self.state {
                     State::Online(o) => Online {
                         server_interval_ms: w.interval_ms,
@@ -784,6 +854,10 @@ impl Session {
                         seq: ping.seq,
                         rtt_ms: now.saturating_sub(ping.sent_at),
                     });
+                    if let Some(a) = &mut self.adaptive {
+                        let change = a.handle_answered(ping.quiet);
+                        self.report_change(change);
+                    }
                 }
             }
             ServerLine::Bye { reason } => {
@@ -804,11 +878,25 @@ impl Session {
     /// Ends the current connection (or connect attempt) and schedules the
     /// next, on the next server.
     fn disconnect(&mut self, now: u64, reason: DisconnectReason, close: bool) {
+        let mut change = None;
         if let State::Online(o) = self.state {
             let lasted = now.saturating_sub(o.welcomed_at);
             let enough = self.interval_of(&o).saturating_mul(HEALTHY_INTERVALS);
             if o.pong_seen || lasted >= enough {
                 self.backoff.reset();
+            }
+            // A beat lost: unanswered, or the connection died under it (a
+            // NAT that resets a flow it has forgotten). A BYE or a bad
+            // line is the server talking, not the path failing.
+            let lost = matches!(
+                reason,
+                DisconnectReason::PingTimeout
+                    | DisconnectReason::Silent
+                    | DisconnectReason::Failed(_)
+                    | DisconnectReason::Eof
+            );
+            if let (Some(ping), Some(a), true) = (o.ping, &mut self.adaptive, lost) {
+                change = a.handle_lost(ping.quiet);
             }
         }
         self.close_pending |= close;
@@ -817,6 +905,7 @@ impl Session {
             server: ServerIndex(self.server),
             reason,
         });
+        self.report_change(change);
         self.server = (self.server + 1) % self.config.servers;
         let (attempt, delay_ms) = self.backoff.next_delay();
         self.state = State::Waiting {

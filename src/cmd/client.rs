@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use vigil::client::adaptive::AdaptiveConfig;
 use vigil::client::{self, ClientConfig};
 use vigil::duration::parse_duration;
+use vigil::sys::Keepalive;
 
 /// Connect to a vigil server, keep the connection alive with heartbeats,
 /// and chat: stdin lines go to the server, server lines go to stdout.
@@ -27,6 +29,25 @@ pub struct ClientArgs {
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub interval: Option<Duration>,
 
+    /// Adaptive heartbeat: start at MIN and lengthen the interval while
+    /// beats are answered, back off below one that is lost (a NAT's idle
+    /// timeout), never past MAX or 90% of the server's timeout (e.g. 5s..5m).
+    #[arg(
+        long,
+        value_name = "MIN..MAX",
+        value_parser = AdaptiveConfig::parse,
+        conflicts_with = "interval"
+    )]
+    pub adaptive: Option<AdaptiveConfig>,
+
+    /// Kernel TCP keepalive on the connection: IDLE,INTVL,CNT such as 60s,10s,5 [default: off].
+    #[arg(long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
+    pub tcp_keepalive: Option<Keepalive>,
+
+    /// TCP_USER_TIMEOUT on the connection: unacknowledged data older than this resets it [default: off].
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub tcp_user_timeout: Option<Duration>,
+
     /// How long the server may take to answer a PING or HELLO before it is
     /// declared dead.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
@@ -42,6 +63,9 @@ impl ClientArgs {
     pub fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new(self.server.clone(), self.id.clone());
         config.interval = self.interval;
+        config.adaptive = self.adaptive;
+        config.tcp_keepalive = self.tcp_keepalive;
+        config.tcp_user_timeout = self.tcp_user_timeout;
         config.reply_timeout = self.timeout;
         config.quiet = self.quiet;
         config

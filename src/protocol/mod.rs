@@ -133,7 +133,9 @@ pub enum CloseReason {
     Timeout,
     /// The peer closed its side (end of stream).
     Closed,
-    /// The connection failed: reset by the peer or another socket error.
+    /// The connection failed: reset by the peer or another socket error,
+    /// including our kernel giving up on a silent peer (TCP keepalive or
+    /// `TCP_USER_TIMEOUT`, `ETIMEDOUT`; the server's log says which).
     Reset,
     /// A frame exceeded the size limit.
     LineTooLong,

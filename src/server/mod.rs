@@ -593,7 +593,16 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    log::debug!("conn {} from {}: read: {e}", conn.id, conn.peer);
+                    if e.raw_os_error() == Some(libc::ETIMEDOUT) {
+                        // Not the peer's doing: our kernel gave up on it.
+                        log::info!(
+                            "conn {} from {}: {e}: TCP keepalive or TCP_USER_TIMEOUT gave up on the peer",
+                            conn.id,
+                            conn.peer
+                        );
+                    } else {
+                        log::debug!("conn {} from {}: read: {e}", conn.id, conn.peer);
+                    }
                     close = Some(CloseReason::Reset);
                     break;
                 }

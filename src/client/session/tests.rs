@@ -33,6 +33,11 @@ fn show_event(e: &Event) -> String {
         Event::Pong { seq, rtt_ms } => format!("pong {seq} rtt={rtt_ms}"),
         Event::Line(l) => format!("line {}", String::from_utf8_lossy(l)),
         Event::Disconnected { server, reason } => format!("down {} {reason:?}", server.0),
+        Event::IntervalChanged {
+            from_ms,
+            to_ms,
+            reason,
+        } => format!("interval {from_ms}->{to_ms} {reason}"),
         Event::ReconnectScheduled {
             server,
             attempt,
@@ -743,7 +748,7 @@ fn buffers_are_freed_when_empty() {
     assert_eq!(h.s.events.capacity(), 0);
     // A session is small.
     assert!(
-        std::mem::size_of::<Session>() <= 352,
+        std::mem::size_of::<Session>() <= 384,
         "{}",
         std::mem::size_of::<Session>()
     );
@@ -950,11 +955,47 @@ enum Flight {
     Refused,
 }
 
+/// A NAT on the link that forgets a flow idle (no packet either way) for
+/// `timeout_ms`, and from then on silently drops its packets, as carrier
+/// NATs do. A new connection is a new flow.
+struct Nat {
+    timeout_ms: u64,
+    last_packet: u64,
+    forgotten: bool,
+    dropped: u64,
+}
+
+impl Nat {
+    fn new(timeout_ms: u64) -> Nat {
+        Nat {
+            timeout_ms,
+            last_packet: 0,
+            forgotten: false,
+            dropped: 0,
+        }
+    }
+
+    /// Whether a packet sent at `now` gets through.
+    fn pass(&mut self, now: u64) -> bool {
+        if now.saturating_sub(self.last_packet) >= self.timeout_ms {
+            self.forgotten = true;
+        }
+        if self.forgotten {
+            self.dropped += 1;
+            return false;
+        }
+        self.last_packet = now;
+        true
+    }
+}
+
 /// A client session and a [`FakeServer`] joined by a link with a fixed
-/// one-way latency, run on a fake clock (quinn's `Pair` idea).
+/// one-way latency, run on a fake clock (quinn's `Pair` idea), optionally
+/// through a [`Nat`].
 struct Pair {
     client: Session,
     server: FakeServer,
+    nat: Option<Nat>,
     now: u64,
     latency: u64,
     /// What is on the wire: (arrival time, connection generation, what).
@@ -970,6 +1011,7 @@ impl Pair {
         let mut p = Pair {
             client,
             server,
+            nat: None,
             now: 0,
             latency: 20,
             flights: Vec::new(),
@@ -982,6 +1024,20 @@ impl Pair {
     }
 
     fn send(&mut self, flight: Flight) {
+        if let Some(nat) = &mut self.nat {
+            let passes = match flight {
+                Flight::ToClient(_) | Flight::ToServer(_) => nat.pass(self.now),
+                // A new connection: a new flow, a new mapping.
+                Flight::Connected | Flight::Refused => {
+                    nat.forgotten = false;
+                    nat.last_packet = self.now;
+                    true
+                }
+            };
+            if !passes {
+                return;
+            }
+        }
         self.flights
             .push((self.now + self.latency, self.generation, flight));
     }
@@ -1165,4 +1221,164 @@ fn a_hung_server_is_declared_dead_and_a_restart_is_rejoined() {
             assert!(*delay_ms <= DEFAULT_BACKOFF_CAP_MS);
         }
     }
+}
+
+// ---- the adaptive interval against a simulated NAT ----------------------
+
+/// An adaptive session (`min..max`, reply timeout 1 s) against a server
+/// whose own timeout is far away (45 s).
+fn adaptive_pair(min_ms: u64, max_ms: u64, tune: impl FnOnce(&mut AdaptiveConfig)) -> Pair {
+    let mut a = AdaptiveConfig::new(min_ms, max_ms);
+    tune(&mut a);
+    let mut c = SessionConfig::new("dev", 1);
+    c.interval = IntervalPolicy::Adaptive(a);
+    c.reply_timeout_ms = 1_000;
+    c.seed = 9;
+    Pair::new(c, FakeServer::new(30_000))
+}
+
+fn interval_changes(p: &Pair) -> Vec<(u64, u64, u64, ChangeReason)> {
+    p.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::IntervalChanged {
+                from_ms,
+                to_ms,
+                reason,
+            } => Some((*t, *from_ms, *to_ms, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn adaptive_trace_probe_loss_and_server_cap() {
+    let mut c = config();
+    let mut a = AdaptiveConfig::new(1_000, 10_000);
+    a.step_after = 2;
+    c.interval = IntervalPolicy::Adaptive(a);
+    let mut h = Harness::new(c);
+    h.connected(0);
+    // The server's timeout (3 s) caps the search at 2.7 s.
+    h.recv(4, b"WELCOME dev interval=30000 timeout=3000\n");
+    assert_eq!(h.s.adaptive().map(|a| a.ceiling()), Some(2_700));
+    h.take();
+    h.at(1000);
+    h.recv(1010, b"PONG 1\n");
+    h.at(2000);
+    h.recv(2010, b"PONG 2\n");
+    check(
+        &mut h,
+        &[
+            "1000 tx PING 1",
+            "1010 pong 1 rtt=10",
+            "2000 tx PING 2",
+            "2010 pong 2 rtt=10",
+            "2010 interval 1000->2000 probe",
+        ],
+    );
+    // The next beat two seconds after the last, and it is lost.
+    h.at(4300);
+    check(
+        &mut h,
+        &[
+            "4000 tx PING 3",
+            "4300 close",
+            "4300 down 0 PingTimeout",
+            "4300 interval 2000->1000 loss",
+            "4300 reconnect 0 attempt=0 delay=0",
+            "4300 connect 0",
+        ],
+    );
+    assert_eq!(h.s.adaptive().and_then(|a| a.failed()), Some(2_000));
+    // A server that says BYE while a ping is out: not the path's fault.
+    h.connected(4400);
+    h.recv(4404, b"WELCOME dev interval=30000 timeout=60000\n");
+    h.at(5400);
+    h.recv(5410, b"BYE shutdown\n");
+    let trace = h.take();
+    assert!(trace.iter().all(|l| !l.contains("interval ")), "{trace:?}");
+}
+
+#[test]
+fn adaptive_settles_below_a_nat_timeout_and_keeps_the_connection() {
+    // The netns test's numbers: a NAT that forgets flows idle for 3 s.
+    let mut p = adaptive_pair(400, 20_000, |_| {});
+    p.nat = Some(Nat::new(3_000));
+    p.run(120_000);
+    let changes = interval_changes(&p);
+    let (settled_at, _, held, reason) = *changes.last().expect("changes");
+    assert_eq!(reason, ChangeReason::Settle, "{changes:?}");
+    assert!(settled_at <= 60_000, "{changes:?}");
+    assert!((2_400..3_000).contains(&held), "{held}");
+    assert!(p.client.adaptive().is_some_and(|a| a.is_settled()));
+    // Every loss was the NAT: a ping unanswered, never anything else.
+    let downs = p.disconnects();
+    assert!(!downs.is_empty() && downs.len() <= 4, "{downs:?}");
+    assert!(
+        downs
+            .iter()
+            .all(|(t, r)| *r == DisconnectReason::PingTimeout && *t < settled_at),
+        "{downs:?}"
+    );
+    // Then a whole minute on one connection, beating at the held interval.
+    assert_eq!(p.client.phase(), Phase::Online);
+    assert_eq!(p.client.interval_ms(), Some(held));
+    let rtts_after = p
+        .events
+        .iter()
+        .filter(|(t, e)| *t > settled_at && matches!(e, Event::Pong { .. }))
+        .count();
+    assert!(rtts_after >= 20, "{rtts_after}");
+}
+
+#[test]
+fn adaptive_reprobes_at_the_bound_ever_less_often() {
+    let mut p = adaptive_pair(400, 20_000, |a| a.reprobe_after = 4);
+    p.nat = Some(Nat::new(3_000));
+    p.run(1_800_000);
+    let changes = interval_changes(&p);
+    let reprobes: Vec<u64> = changes
+        .iter()
+        .filter(|c| c.3 == ChangeReason::Reprobe)
+        .map(|c| c.0)
+        .collect();
+    assert!(reprobes.len() >= 3, "{changes:?}");
+    // Each re-probe of the bound is lost, and the holds between them grow
+    // to 32 times 4 beats at the held interval.
+    let held = p.client.interval_ms().expect("online");
+    let gaps: Vec<u64> = reprobes.windows(2).map(|w| w[1] - w[0]).collect();
+    let late = &gaps[gaps.len() - 2..];
+    assert!(late.iter().all(|g| *g >= 128 * held), "{gaps:?}");
+    assert!(reprobes.len() <= 12, "{gaps:?}");
+    for c in &changes {
+        assert!((400..=20_000).contains(&c.2), "{c:?}");
+    }
+    // Never a restart: the held interval itself always worked.
+    assert!(changes.iter().all(|c| c.3 != ChangeReason::Restart));
+    assert_eq!(p.client.phase(), Phase::Online);
+}
+
+#[test]
+fn adaptive_without_a_nat_climbs_to_the_max_and_stays() {
+    let mut p = adaptive_pair(1_000, 20_000, |_| {});
+    p.run(600_000);
+    assert_eq!(p.disconnects(), []);
+    let changes: Vec<(u64, u64)> = interval_changes(&p).iter().map(|c| (c.1, c.2)).collect();
+    assert_eq!(
+        changes,
+        [
+            (1_000, 2_000),
+            (2_000, 4_000),
+            (4_000, 8_000),
+            (8_000, 16_000),
+            (16_000, 20_000)
+        ]
+    );
+    assert_eq!(p.client.interval_ms(), Some(20_000));
+    assert!(
+        p.server.longest_silence <= 20_000,
+        "{}",
+        p.server.longest_silence
+    );
 }
