@@ -76,6 +76,7 @@ pub mod client;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod load;
 pub mod protocol;
 pub mod server;
 pub mod sys;
