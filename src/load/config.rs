@@ -199,6 +199,16 @@ impl LoadConfig {
                 self.connect_rate
             ));
         }
+        let ramp_s = self.conns as f64 / self.connect_rate;
+        if ramp_s > MAX_DURATION.as_secs_f64() {
+            return err(format!(
+                "--connect-rate {} is too low for {} connections: the ramp alone would take \
+                 {ramp_s:.0}s (at most {}s)",
+                self.connect_rate,
+                self.conns,
+                MAX_DURATION.as_secs()
+            ));
+        }
         for (flag, d, max) in [
             ("--interval", self.interval, MAX_INTERVAL),
             ("--timeout", self.reply_timeout, MAX_INTERVAL),
@@ -503,6 +513,9 @@ mod tests {
             c.connect_rate = rate;
             check_refused(&c, 1, "--connect-rate");
         }
+        let mut c = config(100);
+        c.connect_rate = 0.001;
+        check_refused(&c, 1, "the ramp alone would take 100000s");
         let mut c = config(10);
         c.interval = Duration::ZERO;
         check_refused(&c, 1, "--interval");

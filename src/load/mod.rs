@@ -25,6 +25,20 @@
 //! - **round trip** ([`Report::rtt`]): from when the ping was actually
 //!   sent. The network and the server's turnaround alone.
 //!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use vigil::load::{run, LoadConfig};
+//!
+//! let mut config = LoadConfig::new("127.0.0.1:7700".parse()?, 1_000);
+//! config.interval = Duration::from_millis(500);
+//! config.duration = Duration::from_secs(10);
+//! let report = run(&config, &mut |progress| eprintln!("{} online", progress.online))?;
+//! assert_eq!(report.sent, report.received + report.missing);
+//! println!("p99 from the schedule: {:?} µs", report.scheduled.quantile(0.99));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Invariants
 //! - Every counted ping ends up received or missing: `sent = received +
 //!   missing`.
