@@ -303,6 +303,13 @@ pub fn read_timer(fd: RawFd) -> io::Result<u64> {
     }
 }
 
+/// Sends `signal` to process `pid`.
+pub fn send_signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process id out of range"))?;
+    syscall!(kill(pid, signal)).map(drop)
+}
+
 /// A socket address in the C layout.
 fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero bytes are a valid `sockaddr_storage`.

@@ -88,7 +88,8 @@ fn two_hundred_sessions_for_three_seconds_have_no_errors() {
     assert!((1_100..=1_700).contains(&sent), "{sent}");
     let rate = hb["replies_per_s"].as_f64().unwrap();
     assert!((350.0..=450.0).contains(&rate), "{rate}");
-    assert_eq!(n(&j["hold_ms"]), 3000);
+    // The loop notices the end of the hold at its next wake-up.
+    assert!((3000..3100).contains(&n(&j["hold_ms"])), "{j}");
     check_latency(&j, received);
     // The progress line is for terminals only.
     assert!(!run.stderr.contains("hb/s"), "{}", run.stderr);

@@ -150,11 +150,9 @@ fn supervise(
         if term.load(Ordering::Relaxed) && !forwarded {
             forwarded = true;
             for child in &children {
-                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                    // SAFETY: kill has no memory preconditions; the pid is a
-                    // child we started and have not waited for yet.
-                    unsafe { libc::kill(pid, libc::SIGTERM) };
-                }
+                // A child we started and have not waited for: its pid is
+                // still its own.
+                let _ = crate::sys::send_signal(child.id(), libc::SIGTERM);
             }
         }
         if Instant::now() >= deadline {
