@@ -18,6 +18,9 @@
 //!   allocation in steady state. Pure: it never reads a clock.
 //! - [`protocol`] holds the codecs (bytes to [`Frame`]s, [`Reply`]s to
 //!   bytes). Pure: they never touch a socket. [`LineProtocol`] is the default.
+//! - [`client`] is the heartbeat client: a pure session state machine and
+//!   the thin driver behind `vigil client`. [`load`] runs many of those
+//!   sessions in one loop (`vigil load`) and measures every round trip.
 //! - [`events`] formats presence events (online, hello, offline with its
 //!   reason) for the log and for a JSON-lines file.
 //! - [`client`] is the other end: a pure heartbeat [`client::Session`]
@@ -88,6 +91,7 @@ pub mod client;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod load;
 pub mod protocol;
 pub mod server;
 pub mod sys;

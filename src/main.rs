@@ -20,6 +20,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Connect to a server, keep the session alive, reconnect and fail over.
     Client(cmd::client::ClientArgs),
+    /// Open many heartbeat sessions against a server and measure every round trip.
+    Load(cmd::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +32,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Client(args) => cmd::client::run(args),
+        Command::Load(args) => cmd::load::run(args),
     }
 }

@@ -167,6 +167,186 @@ pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
+/// Starts a non-blocking TCP connect to `dst`, from source address `src`
+/// when one is given, and returns the socket at once (the connect finishes
+/// later: wait for it to turn writable, then check `take_error`).
+///
+/// With a source address the socket is bound before the connect, with
+/// `IP_BIND_ADDRESS_NO_PORT` (for IPv4) so that the bind only fixes the
+/// address: the kernel picks the port at connect time, per destination,
+/// and binds do not use up the ephemeral ports the way `bind(addr:0)`
+/// alone would. Spreading connections over several source addresses is
+/// how one machine opens more than one port range's worth of connections
+/// to one server.
+pub fn connect_nonblocking(
+    dst: std::net::SocketAddr,
+    src: Option<std::net::IpAddr>,
+) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let domain = if dst.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let fd = syscall!(socket(
+        domain,
+        libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: `socket` just returned this descriptor and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Some(src) = src {
+        if src.is_ipv4() != dst.is_ipv4() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "source and destination are not the same IP version",
+            ));
+        }
+        if src.is_ipv4() {
+            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
+        }
+        let (addr, len) = sockaddr(std::net::SocketAddr::new(src, 0));
+        syscall!(bind(
+            fd,
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len
+        ))?;
+    }
+    let (addr, len) = sockaddr(dst);
+    match syscall!(connect(
+        fd,
+        (&addr as *const libc::sockaddr_storage).cast(),
+        len
+    )) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(std::net::TcpStream::from(socket))
+}
+
+/// Checks that `src` is an address of this machine that a socket can be
+/// bound to (`EADDRNOTAVAIL` otherwise), without using a port.
+pub fn check_source_address(src: std::net::IpAddr) -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let domain = if src.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let fd = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
+    // SAFETY: `socket` just returned this descriptor and nothing else owns it.
+    let _socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    if src.is_ipv4() {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
+    }
+    let (addr, len) = sockaddr(std::net::SocketAddr::new(src, 0));
+    syscall!(bind(
+        fd,
+        (&addr as *const libc::sockaddr_storage).cast(),
+        len
+    ))
+    .map(drop)
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), as
+/// the number of ports in it; `None` when it cannot be read.
+pub fn ephemeral_ports() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(str::parse::<u64>);
+    let (low, high) = (it.next()?.ok()?, it.next()?.ok()?);
+    Some(high.checked_sub(low)? + 1)
+}
+
+/// A `CLOCK_MONOTONIC` timer descriptor that becomes readable every
+/// `period`, starting one period from now: a wake-up source for an event
+/// loop that needs finer than the whole milliseconds `epoll_wait` sleeps
+/// in. Non-blocking; clear it with [`read_timer`].
+pub fn periodic_timer(period: std::time::Duration) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    let fd = syscall!(timerfd_create(
+        libc::CLOCK_MONOTONIC,
+        libc::TFD_NONBLOCK | libc::TFD_CLOEXEC
+    ))?;
+    // SAFETY: `timerfd_create` just returned this descriptor and nothing
+    // else owns it.
+    let timer = unsafe { OwnedFd::from_raw_fd(fd) };
+    let period = libc::timespec {
+        tv_sec: libc::time_t::try_from(period.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits any `c_long`.
+        tv_nsec: period.subsec_nanos() as libc::c_long,
+    };
+    let spec = libc::itimerspec {
+        it_interval: period,
+        it_value: period,
+    };
+    syscall!(timerfd_settime(
+        timer.as_raw_fd(),
+        0,
+        &spec,
+        std::ptr::null_mut()
+    ))?;
+    Ok(timer)
+}
+
+/// Clears a timer from [`periodic_timer`] and returns how many periods
+/// have passed since it was last cleared (0 if none: a spurious wake-up).
+pub fn read_timer(fd: RawFd) -> io::Result<u64> {
+    let mut expirations = [0u8; 8];
+    match syscall!(read(fd, expirations.as_mut_ptr().cast(), expirations.len())) {
+        Ok(_) => Ok(u64::from_ne_bytes(expirations)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send_signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process id out of range"))?;
+    syscall!(kill(pid, signal)).map(drop)
+}
+
+/// A socket address in the C layout.
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `sockaddr_storage` is larger than and aligned for
+            // every socket address type.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +394,42 @@ mod tests {
         assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
         assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 5000);
         assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
+    }
+
+    #[test]
+    fn connects_from_a_chosen_source_address() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dst = listener.local_addr().unwrap();
+        for src in [None, Some("127.0.0.2"), Some("127.0.0.3")] {
+            let src = src.map(|s| s.parse().unwrap());
+            let mut c = connect_nonblocking(dst, src).unwrap();
+            let (mut accepted, peer) = listener.accept().unwrap();
+            assert_eq!(peer.ip(), src.unwrap_or(dst.ip()));
+            c.set_nonblocking(false).unwrap();
+            c.write_all(b"hi").unwrap();
+            let mut buf = [0; 2];
+            accepted.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"hi");
+        }
+        // Not an address of this machine; a version mismatch.
+        let far: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(check_source_address(far).is_err());
+        assert!(connect_nonblocking(dst, Some(far)).is_err());
+        assert!(connect_nonblocking(dst, Some("::1".parse().unwrap())).is_err());
+        check_source_address("127.0.0.9".parse().unwrap()).unwrap();
+        assert!(ephemeral_ports().unwrap() > 1000);
+    }
+
+    #[test]
+    fn a_periodic_timer_ticks() {
+        let t = periodic_timer(Duration::from_millis(1)).unwrap();
+        let fd = t.as_raw_fd();
+        assert_eq!(read_timer(fd).unwrap(), 0, "not due yet");
+        std::thread::sleep(Duration::from_millis(20));
+        let n = read_timer(fd).unwrap();
+        assert!((10..=40).contains(&n), "{n} ticks in 20 ms");
+        assert_eq!(read_timer(fd).unwrap(), 0, "cleared");
     }
 
     #[test]

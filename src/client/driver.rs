@@ -729,6 +729,9 @@ impl Driver {
                         );
                     }
                 }
+                Event::PingSent { seq, due_ms } => {
+                    debug!("ping {seq} sent (due at {due_ms} ms)");
+                }
                 Event::Pong { seq, rtt_ms } => debug!("pong {seq}: {rtt_ms} ms"),
                 Event::Line(line) => {
                     if !self.quiet {

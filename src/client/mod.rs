@@ -21,9 +21,9 @@
 //!
 //! # Entry points
 //! - A command-line client: [`run`] with a [`ClientConfig`].
-//! - Anything that runs many clients in one loop (a load generator): one
-//!   [`Session`] per connection, driven the way [`driver`] does it, each with
-//!   its own jitter seed.
+//! - Anything that runs many clients in one loop (a load generator, such as
+//!   [`crate::load`]): one [`Session`] per connection, driven the way
+//!   [`driver`] does it, each with its own jitter seed.
 //!
 //! # Invariants
 //! - The session, the adaptive search, the backoff and the wire code never touch a socket, a

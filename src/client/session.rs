@@ -322,6 +322,19 @@ pub enum Event {
         /// How long the server waits for a sign of life, if it said.
         server_timeout_ms: Option<u64>,
     },
+    /// A `PING` was queued for the server. `due_ms` is when the schedule
+    /// wanted it: at most the `now` of the call that queued it. The gap is
+    /// how late the driver called [`Session::handle_timeout`], or how long
+    /// the previous ping's `PONG` held this one back (at most one ping is
+    /// outstanding). A load generator measures latency from `due_ms` to
+    /// avoid coordinated omission: a stall that delays the sending of pings
+    /// then still shows in the figures.
+    PingSent {
+        /// The sequence number it carries.
+        seq: u64,
+        /// When it was due, in ms.
+        due_ms: u64,
+    },
     /// A `PONG` answered our `PING`.
     Pong {
         /// The sequence number of the ping.
@@ -657,7 +670,8 @@ impl Session {
                 } else if now >= self.silence_deadline(&o) {
                     self.disconnect(now, DisconnectReason::Silent, true);
                 } else if o.ping.is_none() && now >= self.beat_at(&o) {
-                    self.send_ping(now);
+                    let due_ms = self.beat_at(&o);
+                    self.send_ping(now, due_ms);
                 }
             }
             _ => {}
@@ -795,7 +809,7 @@ impl Session {
             .saturating_add(self.interval_of(o))
     }
 
-    fn send_ping(&mut self, now: u64) {
+    fn send_ping(&mut self, now: u64, due_ms: u64) {
         let State::Online(o) = &mut self.state else {
             return;
         };
@@ -810,6 +824,10 @@ impl Session {
         self.compact_output();
         wire::encode_ping(seq, &mut self.out);
         self.last_tx = now;
+        self.events.push_back(Event::PingSent {
+            seq,
+            due_ms: due_ms.min(now),
+        });
     }
 
     fn handle_line(&mut self, now: u64, line: ServerLine<'_>) {

@@ -242,3 +242,107 @@ pub fn parse_events(text: &str) -> Vec<EventLine> {
         })
         .collect()
 }
+
+/// What a finished `vigil load` run printed.
+pub struct LoadRun {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl LoadRun {
+    /// The `--json` report, parsed.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        assert!(self.status.success(), "vigil load failed: {}", self.stderr);
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "not one JSON object ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A running `vigil load`, with its output collected by threads.
+pub struct Load {
+    child: Child,
+    out: Option<thread::JoinHandle<String>>,
+    err: Option<thread::JoinHandle<String>>,
+}
+
+impl Load {
+    /// Starts `vigil load ARGS...`.
+    #[track_caller]
+    pub fn start(args: &[&str]) -> Load {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("load")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vigil load");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let out = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let err = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Load {
+            child,
+            out: Some(out),
+            err: Some(err),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits at most `within` for the run to end (killing it and failing
+    /// after that), and returns what it printed.
+    #[track_caller]
+    pub fn finish(mut self, within: Duration) -> LoadRun {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("vigil load still running after {within:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let text = |h: Option<thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        LoadRun {
+            status,
+            stdout: text(self.out.take()),
+            stderr: text(self.err.take()),
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `vigil load ARGS...` to its end, bounded by `within`.
+#[track_caller]
+pub fn load(args: &[&str], within: Duration) -> LoadRun {
+    Load::start(args).finish(within)
+}

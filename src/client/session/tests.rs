@@ -10,6 +10,10 @@ struct Harness {
     s: Session,
     now: u64,
     trace: Vec<String>,
+    /// Every [`Event::PingSent`]: (seq, due, when it was sent). Kept out of
+    /// the trace, where the `tx PING` line already shows the ping; `drain`
+    /// checks that the two agree.
+    pings: Vec<(u64, u64, u64)>,
 }
 
 /// Short timeouts and no jitter, so traces are exact.
@@ -30,6 +34,7 @@ fn show_event(e: &Event) -> String {
             server_interval_ms,
             server_timeout_ms,
         } => format!("welcome interval={interval_ms} server={server_interval_ms} timeout={server_timeout_ms:?}"),
+        Event::PingSent { seq, due_ms } => format!("ping-sent {seq} due={due_ms}"),
         Event::Pong { seq, rtt_ms } => format!("pong {seq} rtt={rtt_ms}"),
         Event::Line(l) => format!("line {}", String::from_utf8_lossy(l)),
         Event::Disconnected { server, reason } => format!("down {} {reason:?}", server.0),
@@ -53,6 +58,7 @@ impl Harness {
             s,
             now: 0,
             trace: Vec::new(),
+            pings: Vec::new(),
         };
         h.drain();
         h
@@ -76,8 +82,24 @@ impl Harness {
             self.s.handle_transmitted(n);
         }
         while let Some(e) = self.s.poll_event() {
+            if let Event::PingSent { seq, due_ms } = e {
+                let tx = format!("{t} tx PING {seq}");
+                assert!(self.trace.contains(&tx), "PingSent {seq} without {tx:?}");
+                assert!(due_ms <= t, "ping {seq} due at {due_ms}, after {t}");
+                self.pings.push((seq, due_ms, t));
+                continue;
+            }
             self.trace.push(format!("{t} {}", show_event(&e)));
         }
+    }
+
+    /// A driver that wakes late: jumps to `t` and only then fires what is
+    /// due, all at `t`.
+    fn late(&mut self, t: u64) {
+        assert!(t >= self.now, "time goes forward");
+        self.now = t;
+        self.s.handle_timeout(t);
+        self.drain();
     }
 
     /// Moves the clock to `t`, firing every deadline on the way at its time.
@@ -188,6 +210,36 @@ fn hello_welcome_and_beats_on_an_idle_line() {
             "2305 connect 0",
         ],
     );
+}
+
+#[test]
+fn ping_sent_says_when_the_ping_was_due() {
+    let mut c = config();
+    c.reply_timeout_ms = 5_000;
+    let mut h = Harness::new(c);
+    h.online(0, 1000);
+    // On time: due when sent.
+    h.at(1000);
+    h.recv(1003, b"PONG 1\n");
+    assert_eq!(h.pings, [(1, 1000, 1000)]);
+    // The driver wakes 150 ms late: the ping says it was due at 2000.
+    h.late(2150);
+    assert_eq!(h.pings[1], (2, 2000, 2150));
+    // A slow PONG holds the next ping back: it was due an interval after
+    // the previous send (3150) and goes out when the PONG lets it (3600).
+    h.recv(3600, b"PONG 2\n");
+    assert_eq!(h.pings[2], (3, 3150, 3600));
+    // Answered at once: the schedule goes on from the actual send.
+    h.recv(3601, b"PONG 3\n");
+    h.at(4600);
+    assert_eq!(h.pings[3], (4, 4600, 4600));
+    assert_eq!(h.pings.len(), 4);
+    let trace = h.take();
+    assert!(
+        trace.contains(&"3600 pong 2 rtt=1450".to_owned()),
+        "{trace:?}"
+    );
+    assert!(trace.contains(&"3601 pong 3 rtt=1".to_owned()), "{trace:?}");
 }
 
 #[test]

@@ -1,0 +1,342 @@
+//! `vigil load`: flags -> [`vigil::load::LoadConfig`] -> [`vigil::load::run`]
+//! (or [`vigil::load::run_procs`]) -> a table or JSON on stdout -> exit code.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use vigil::duration::{format_duration, parse_duration};
+use vigil::load::config::DEFAULT_CONNECT_RATE;
+use vigil::load::report::{format_json, format_progress, format_table};
+use vigil::load::{self, ErrorKind, LoadConfig, Phase, Progress, SourceRange};
+
+/// Open many heartbeat sessions against a server and measure every round trip.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// The server to load.
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "worker")]
+    pub server: Option<String>,
+
+    /// How many connections to open.
+    #[arg(long, value_name = "N", required_unless_present = "worker")]
+    pub conns: Option<usize>,
+
+    /// New connections per second, at most (shared by all processes).
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_CONNECT_RATE)]
+    pub connect_rate: f64,
+
+    /// Heartbeat interval of every session (e.g. 250ms, 1s).
+    #[arg(long, value_name = "D", value_parser = parse_duration,
+          default_value = "1s")]
+    pub interval: Duration,
+
+    /// How long to hold once every connection has started (the run then
+    /// waits at most --timeout for the last replies, and stops).
+    #[arg(long, value_name = "D", value_parser = parse_duration,
+          default_value = "30s")]
+    pub duration: Duration,
+
+    /// How long the server may take to answer a PING, a HELLO or a connect
+    /// before the session declares it dead and reconnects.
+    #[arg(long, value_name = "D", value_parser = parse_duration,
+          default_value = "10s")]
+    pub timeout: Duration,
+
+    /// Spread connections over these IPv4 source addresses (bound before
+    /// connecting), e.g. 127.0.0.2-127.0.0.40.
+    #[arg(long, value_name = "A-B", value_parser = parse_source_ips)]
+    pub source_ips: Option<SourceRange>,
+
+    /// Worker processes to split the connections and the connect rate over.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub procs: usize,
+
+    /// Client ids are this prefix and the connection's number [default: load-<pid>-].
+    #[arg(long, value_name = "PREFIX")]
+    pub id_prefix: Option<String>,
+
+    /// Seed of the start phases and reconnect jitter [default: from the clock].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run as a worker of `--procs`: the share comes on stdin.
+    #[arg(long, hide = true)]
+    pub worker: bool,
+}
+
+fn parse_source_ips(s: &str) -> Result<SourceRange, String> {
+    s.parse().map_err(|e: load::ConfigError| e.to_string())
+}
+
+impl LoadArgs {
+    /// The library config these flags describe.
+    pub fn config(&self) -> Result<LoadConfig, String> {
+        let server = self.server.as_deref().unwrap_or_default();
+        let addr = resolve(server)?;
+        let mut c = LoadConfig::new(addr, self.conns.unwrap_or(0));
+        c.connect_rate = self.connect_rate;
+        c.interval = self.interval;
+        c.duration = self.duration;
+        c.reply_timeout = self.timeout;
+        c.source_ips = self.source_ips;
+        c.id_prefix = self
+            .id_prefix
+            .clone()
+            .unwrap_or_else(|| format!("load-{}-", std::process::id()));
+        c.seed = self.seed.unwrap_or_else(clock_seed);
+        Ok(c)
+    }
+}
+
+fn resolve(server: &str) -> Result<SocketAddr, String> {
+    server
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve --server {server:?} (expected HOST:PORT): {e}"))?
+        .next()
+        .ok_or_else(|| format!("--server {server:?} resolves to no address"))
+}
+
+fn clock_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Runs the load; 0 when the run completed (whatever it measured: read
+/// the errors in the report), 2 for unusable flags, 1 for other failures.
+pub fn run(args: LoadArgs) -> ExitCode {
+    if args.worker {
+        return match load::run_worker() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vigil load worker: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vigil load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut live = Live::new(config.conns, std::io::stderr().is_terminal());
+    let result = if args.procs == 1 {
+        load::run(&config, &mut |p| live.show(p, &config))
+    } else {
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("vigil load: cannot find this program to start workers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let worker = || {
+            let mut cmd = Command::new(&exe);
+            cmd.args(["load", "--worker"]);
+            cmd
+        };
+        load::run_procs(&config, args.procs, &worker, &mut |p| live.show(p, &config))
+    };
+    live.finish();
+    match result {
+        Ok(report) => {
+            let text = if args.json {
+                format_json(&config, &report) + "\n"
+            } else {
+                format_table(&config, &report)
+            };
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vigil load: cannot write the report: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("vigil load: {e}");
+            if e.kind() == ErrorKind::Config {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// The live progress line on a terminal, and the phase changes in the log.
+struct Live {
+    target: usize,
+    tty: bool,
+    shown: bool,
+    last: Option<Progress>,
+    phase: Phase,
+}
+
+impl Live {
+    fn new(target: usize, tty: bool) -> Live {
+        Live {
+            target,
+            tty,
+            shown: false,
+            last: None,
+            phase: Phase::Ramp,
+        }
+    }
+
+    fn show(&mut self, p: &Progress, config: &LoadConfig) {
+        if p.phase != self.phase {
+            self.clear();
+            match p.phase {
+                Phase::Hold => log::info!(
+                    "holding: {}/{} online after {:.1}s; holding for {}",
+                    p.online,
+                    self.target,
+                    p.elapsed_ms as f64 / 1000.0,
+                    format_duration(config.duration)
+                ),
+                Phase::Drain => log::info!(
+                    "hold over: {}/{} online at {:.1}s; waiting for the last replies",
+                    p.online,
+                    self.target,
+                    p.elapsed_ms as f64 / 1000.0
+                ),
+                Phase::Done | Phase::Ramp => {}
+            }
+            self.phase = p.phase;
+        }
+        let rate = match self.last {
+            Some(l) if p.elapsed_ms > l.elapsed_ms => {
+                p.sent.saturating_sub(l.sent) as f64 * 1000.0 / (p.elapsed_ms - l.elapsed_ms) as f64
+            }
+            _ => 0.0,
+        };
+        self.last = Some(*p);
+        if self.tty && p.phase != Phase::Done {
+            eprint!("\r{}\x1b[K", format_progress(p, self.target, rate));
+            self.shown = true;
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use vigil::load::config::{DEFAULT_DURATION, DEFAULT_INTERVAL, DEFAULT_REPLY_TIMEOUT};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<LoadArgs, String> {
+        Cli::try_parse_from(std::iter::once("load").chain(args.iter().copied()))
+            .map(|c| c.load)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_librarys() {
+        let a = parse(&["--server", "127.0.0.1:7700", "--conns", "5"]).unwrap();
+        assert_eq!(a.interval, DEFAULT_INTERVAL);
+        assert_eq!(a.duration, DEFAULT_DURATION);
+        assert_eq!(a.timeout, DEFAULT_REPLY_TIMEOUT);
+        assert_eq!(a.procs, 1);
+        let c = a.config().unwrap();
+        assert_eq!(c.conns, 5);
+        assert_eq!(c.connect_rate, DEFAULT_CONNECT_RATE);
+        assert!(c.id_prefix.starts_with("load-"), "{}", c.id_prefix);
+    }
+
+    #[test]
+    fn flags_map_to_the_config() {
+        let a = parse(&[
+            "--server",
+            "127.0.0.1:9",
+            "--conns",
+            "10",
+            "--connect-rate",
+            "2.5",
+            "--interval",
+            "250ms",
+            "--duration",
+            "2s",
+            "--timeout",
+            "1s",
+            "--source-ips",
+            "127.0.0.2-127.0.0.9",
+            "--id-prefix",
+            "t-",
+            "--seed",
+            "7",
+            "--json",
+        ])
+        .unwrap();
+        let c = a.config().unwrap();
+        assert_eq!(c.server, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(c.connect_rate, 2.5);
+        assert_eq!(c.interval, Duration::from_millis(250));
+        assert_eq!(c.duration, Duration::from_secs(2));
+        assert_eq!(c.reply_timeout, Duration::from_secs(1));
+        assert_eq!(c.source_ips.map(|r| r.len()), Some(8));
+        assert_eq!((c.id_prefix.as_str(), c.seed), ("t-", 7));
+        assert!(a.json);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        for (args, needle) in [
+            (&["--conns", "5"][..], "--server"),
+            (&["--server", "127.0.0.1:1"][..], "--conns"),
+            (&["--server", "x:1", "--conns", "many"][..], "--conns"),
+            (
+                &["--server", "x:1", "--conns", "1", "--interval", "1"][..],
+                "invalid duration",
+            ),
+            (
+                &[
+                    "--server",
+                    "x:1",
+                    "--conns",
+                    "1",
+                    "--source-ips",
+                    "1.2.3.4-1.2.3.1",
+                ][..],
+                "above the last",
+            ),
+            (
+                &["--server", "x:1", "--conns", "1", "--connect-rate", "fast"][..],
+                "--connect-rate",
+            ),
+        ] {
+            let e = parse(args).expect_err(needle);
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+        let a = parse(&["--server", "127.0.0.1", "--conns", "1"]).unwrap();
+        assert!(a.config().unwrap_err().contains("HOST:PORT"));
+        // The worker needs nothing else.
+        assert!(parse(&["--worker"]).unwrap().worker);
+    }
+}

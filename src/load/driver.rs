@@ -1,0 +1,635 @@
+//! The load driver: one mio loop, every session in one `Slab`, every
+//! deadline in one [`Wheel`].
+//!
+//! This is the only load code that touches sockets or reads the clock.
+//! Each connection is a [`Session`], the same state machine `vigil client`
+//! runs (`HELLO`, heartbeats, dead-server detection, reconnects with
+//! jittered backoff), driven the way [`crate::client::driver`] drives its
+//! one session; the driver only adds the bookkeeping of what it measures.
+//!
+//! - **Time.** The loop reads the clock in µs. Sessions get whole ms (the
+//!   same clock, rounded down), so a ping due at `due_ms` was due at
+//!   `due_ms * 1000` µs, never after the µs time it was sent at.
+//! - **Deadlines.** The wheel has 1 ms ticks: a session's
+//!   [`poll_timeout`](Session::poll_timeout) is its one wheel entry, moved
+//!   with `reset` whenever it changes. The wheel also holds each
+//!   connection's start time during the ramp. `epoll_wait` sleeps in
+//!   whole ms (mio rounds up), which would let a beat go out up to 1 ms
+//!   after it was due on an idle machine; a periodic 1 ms `timerfd` wakes
+//!   the loop at each tick instead, within the kernel's timer slack
+//!   (50 µs by default). Whatever lag remains is part of the latency
+//!   measured from the scheduled time, as it should be.
+//! - **Tokens** are slab keys. Connections stay in the slab for the whole
+//!   run, but a reconnect puts a new socket behind the same key, so an event
+//!   still queued for the old socket may reach the new one. That is
+//!   harmless: readiness is only ever a hint to try `take_error`, `read`
+//!   and `write`, whose results are the truth (a spurious wake-up).
+//! - **Phases.** Ramp (connections start at their slot plus a random phase
+//!   below one interval, see [`LoadConfig::start_ms`]), hold (for the
+//!   duration), drain (up to the reply timeout for the last counted
+//!   replies; pings sent now are not counted), then every session is
+//!   closed. `SIGINT`/`SIGTERM` ends the ramp or hold early; a second one
+//!   ends the drain.
+
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use super::config::{millis, LoadConfig};
+use super::report::{reason_key, Latency, Phase, Progress, Report};
+use super::Error;
+use crate::client::backoff::SplitMix64;
+use crate::client::session::{Action, Event, IntervalPolicy, Session, SessionConfig, TransportEnd};
+use crate::wheel::{TimerKey, Wheel};
+
+/// The signal pipe's token; connections use their slab keys.
+const SIGNALS: Token = Token(usize::MAX);
+/// The 1 ms tick timer's token.
+const TICK: Token = Token(usize::MAX - 1);
+/// The one read buffer.
+const READ_BUF: usize = 16 * 1024;
+/// Wheel slots at 1 ms ticks: one revolution is 8.2 s.
+const WHEEL_SLOTS: usize = 8192;
+/// How often progress is reported, in µs.
+const PROGRESS_EVERY_US: u64 = 1_000_000;
+
+/// Runs one load process: checks the config against this process's
+/// open-files limit and the source addresses against the machine, opens
+/// the connections, holds them, closes them, and returns what it measured.
+/// `on_progress` gets a snapshot every second and at each phase change.
+pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Result<Report, Error> {
+    let fd_limit = crate::sys::raise_nofile_limit()
+        .or_else(|_| crate::sys::nofile_limit().map(|(soft, _)| soft))
+        .map_err(|e| Error::io("cannot read the open-files limit", e))?;
+    config
+        .check(1, fd_limit, crate::sys::ephemeral_ports())
+        .map_err(Error::config)?;
+    check_sources(config)?;
+    warn_about_ports(config, crate::sys::ephemeral_ports());
+    let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
+    let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| Error::io("cannot watch signals", e))?;
+    // The clock starts before the tick timer, so ticks come just after
+    // each ms boundary of the clock, never just before.
+    let start = Instant::now();
+    let tick = crate::sys::periodic_timer(Duration::from_millis(1))
+        .map_err(|e| Error::io("cannot create the tick timer", e))?;
+    poll.registry()
+        .register(&mut SourceFd(&tick.as_raw_fd()), TICK, Interest::READABLE)
+        .map_err(|e| Error::io("cannot watch the tick timer", e))?;
+    let mut driver = Driver {
+        tick,
+        conns: Slab::with_capacity(config.conns),
+        w: World {
+            poll,
+            wheel: Wheel::with_capacity(1, WHEEL_SLOTS, config.conns.saturating_mul(2)),
+            report: Report::new(),
+            phase: Phase::Ramp,
+            online: 0,
+            in_flight: 0,
+            recent_rtt: Latency::new(),
+            recent_scheduled: Latency::new(),
+            start,
+            config: config.clone(),
+        },
+        read_buf: vec![0; READ_BUF].into_boxed_slice(),
+    };
+    driver.run(&mut signals, on_progress)?;
+    Ok(driver.w.report)
+}
+
+/// Refuses source addresses this machine does not have, before any
+/// connection is tried.
+pub(crate) fn check_sources(config: &LoadConfig) -> Result<(), Error> {
+    let Some(range) = config.source_ips else {
+        return Ok(());
+    };
+    for ip in [range.first(), range.last()] {
+        crate::sys::check_source_address(IpAddr::V4(ip)).map_err(|e| {
+            Error::config(super::ConfigError::new(format!(
+                "--source-ips {range}: cannot bind to {ip} ({e}); \
+                 every address must be one of this machine's (all of 127.0.0.0/8 is)"
+            )))
+        })?;
+    }
+    Ok(())
+}
+
+/// Warns when one source address would use more than half the ephemeral
+/// ports: `connect()` then searches longer and longer for a free port,
+/// which stalls the loop (a 0.3 s stall at the end of a 15,000-connection
+/// ramp here).
+fn warn_about_ports(config: &LoadConfig, ports: Option<u64>) {
+    let sources = config.source_ips.map_or(1, |r| r.len());
+    let per_source = (config.conns as u64).div_ceil(sources);
+    if let Some(ports) = ports.filter(|p| per_source > p / 2) {
+        warn!(
+            "{per_source} connections per source address use more than half of the              {ports} ephemeral ports: connects will slow down; spread them with --source-ips"
+        );
+    }
+}
+
+/// A ping sent while measuring and not answered yet.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    seq: u64,
+    due_us: u64,
+    sent_us: u64,
+    /// Sent during the hold (counts for the hold rates too).
+    hold: bool,
+}
+
+/// What a wheel entry stands for.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// Connection `i` of this process is due to start.
+    Start(usize),
+    /// The session in this slab entry has a deadline.
+    Session(usize),
+}
+
+struct Socket {
+    stream: TcpStream,
+    connected: bool,
+}
+
+/// One connection: its session, its socket when it has one, and what the
+/// driver tracks about it.
+struct Conn {
+    /// The connection's number in this process (ids, source addresses).
+    index: usize,
+    session: Session,
+    socket: Option<Socket>,
+    /// The session's wheel entry and the deadline it is armed for.
+    timer: Option<(TimerKey, u64)>,
+    ping: Option<InFlight>,
+    /// Between `Connected` and `Disconnected`: a disconnect now is a close,
+    /// before it a connect error.
+    established: bool,
+    /// Welcomed and not disconnected since.
+    online: bool,
+}
+
+/// Everything but the connections, so a connection can be borrowed
+/// alongside it.
+struct World {
+    poll: Poll,
+    wheel: Wheel<Timer>,
+    report: Report,
+    phase: Phase,
+    online: u64,
+    /// Counted pings not answered yet.
+    in_flight: u64,
+    /// Latencies since the last progress snapshot.
+    recent_rtt: Latency,
+    recent_scheduled: Latency,
+    start: Instant,
+    config: LoadConfig,
+}
+
+impl World {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn progress(&mut self, now_us: u64) -> Progress {
+        let p = Progress {
+            elapsed_ms: now_us / 1000,
+            phase: self.phase,
+            online: self.online,
+            sent: self.report.sent,
+            received: self.report.received,
+            rtt_p99_us: self.recent_rtt.quantile(0.99),
+            scheduled_p99_us: self.recent_scheduled.quantile(0.99),
+        };
+        self.recent_rtt.clear();
+        self.recent_scheduled.clear();
+        p
+    }
+}
+
+struct Driver {
+    /// Wakes the loop at every ms (see the module docs, "Deadlines").
+    tick: OwnedFd,
+    conns: Slab<Conn>,
+    w: World,
+    read_buf: Box<[u8]>,
+}
+
+impl Driver {
+    fn run(
+        &mut self,
+        signals: &mut Signals,
+        on_progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), Error> {
+        let n = self.w.config.conns;
+        let mut phases = SplitMix64::new(self.w.config.seed);
+        for i in 0..n {
+            let at = self.w.config.start_ms(i, phases.next_u64());
+            if self.w.wheel.try_insert(at, Timer::Start(i)).is_err() {
+                return Err(Error::config(super::ConfigError::new(
+                    "too many connections for one timing wheel",
+                )));
+            }
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut started = 0usize;
+        let mut signalled = 0u32;
+        let (mut hold_start_us, mut hold_end_us, mut drain_end_us) = (0, u64::MAX, u64::MAX);
+        let mut next_progress_us = PROGRESS_EVERY_US;
+        let mut backlog = false;
+        loop {
+            let now_us = self.w.now_us();
+            if self.w.phase == Phase::Ramp && (started >= n || signalled > 0) {
+                self.w.phase = Phase::Hold;
+                self.w.report.ramp_ms = now_us / 1000;
+                hold_start_us = now_us;
+                hold_end_us = now_us.saturating_add(micros(self.w.config.duration));
+                on_progress(&self.w.progress(now_us));
+            }
+            if self.w.phase == Phase::Hold && (now_us >= hold_end_us || signalled > 0) {
+                self.w.phase = Phase::Drain;
+                self.w.report.hold_ms = (now_us - hold_start_us) / 1000;
+                self.w.report.online_at_end = self.w.online;
+                drain_end_us = now_us.saturating_add(micros(self.w.config.reply_timeout));
+                on_progress(&self.w.progress(now_us));
+            }
+            if self.w.phase == Phase::Drain
+                && (self.w.in_flight == 0 || now_us >= drain_end_us || signalled > 1)
+            {
+                break;
+            }
+            if now_us >= next_progress_us {
+                on_progress(&self.w.progress(now_us));
+                while next_progress_us <= now_us {
+                    next_progress_us += PROGRESS_EVERY_US;
+                }
+            }
+
+            // The tick timer wakes the loop for the wheel; this timeout is
+            // for the rest, and a backstop.
+            let mut wake_us = next_progress_us.min(match self.w.phase {
+                Phase::Hold => hold_end_us,
+                Phase::Drain => drain_end_us,
+                _ => u64::MAX,
+            });
+            if !self.w.wheel.is_empty() {
+                let tick_ms = self.w.wheel.next_tick_ms(now_us / 1000);
+                wake_us = wake_us.min(tick_ms.saturating_add(1).saturating_mul(1000));
+            }
+            if backlog {
+                wake_us = now_us;
+            }
+            let timeout = Duration::from_micros(wake_us.saturating_sub(now_us));
+            if let Err(e) = self.w.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::io("event loop failed", e));
+            }
+            for event in events.iter() {
+                match event.token() {
+                    TICK => {
+                        if let Err(e) = crate::sys::read_timer(self.tick.as_raw_fd()) {
+                            return Err(Error::io("tick timer failed", e));
+                        }
+                    }
+                    SIGNALS => {
+                        if signals.pending().count() > 0 {
+                            signalled += 1;
+                            debug!("signal: ending the run ({signalled})");
+                        }
+                    }
+                    Token(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.handle_ready(key, &mut self.w, &mut self.read_buf);
+                        }
+                    }
+                }
+            }
+
+            let now_ms = self.w.now_us() / 1000;
+            self.w.wheel.advance(now_ms);
+            // A session may re-arm for a time already past; a budget keeps
+            // such chains from holding the loop (the rest runs next turn).
+            let mut budget = self.conns.len() + n + 64;
+            backlog = false;
+            while let Some((_, timer)) = self.w.wheel.poll_expired() {
+                match timer {
+                    Timer::Start(i) => {
+                        started += 1;
+                        if self.w.phase == Phase::Ramp {
+                            self.start(i)?;
+                        }
+                    }
+                    Timer::Session(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.timer = None;
+                            let now_us = self.w.now_us();
+                            conn.session.handle_timeout(now_us / 1000);
+                            conn.pump(key, &mut self.w, now_us);
+                        }
+                    }
+                }
+                budget -= 1;
+                if budget == 0 {
+                    backlog = true;
+                    break;
+                }
+            }
+        }
+        self.close_all();
+        let now_us = self.w.now_us();
+        self.w.phase = Phase::Done;
+        on_progress(&self.w.progress(now_us));
+        Ok(())
+    }
+
+    /// Creates connection `i`'s session, which asks to connect at once.
+    fn start(&mut self, i: usize) -> Result<(), Error> {
+        let config = &self.w.config;
+        let mut sc = SessionConfig::new(config.client_id(i), 1);
+        sc.interval = IntervalPolicy::Fixed(millis(config.interval).max(1));
+        sc.reply_timeout_ms = millis(config.reply_timeout);
+        sc.connect_timeout_ms = millis(config.reply_timeout);
+        sc.seed = config.seed ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        let now_us = self.w.now_us();
+        let session = Session::new(sc, now_us / 1000)
+            .map_err(|e| Error::config(super::ConfigError::new(e.to_string())))?;
+        let key = self.conns.insert(Conn {
+            index: i,
+            session,
+            socket: None,
+            timer: None,
+            ping: None,
+            established: false,
+            online: false,
+        });
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.pump(key, &mut self.w, now_us);
+        }
+        Ok(())
+    }
+
+    /// Ends the run: pings still unanswered are missing; every session is
+    /// closed and its socket dropped.
+    fn close_all(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.ping.take().is_some() {
+                self.w.report.missing += 1;
+                self.w.in_flight -= 1;
+            }
+            conn.session.close();
+            while conn.session.poll_action().is_some() {}
+            conn.drop_socket(&self.w);
+            if let Some((key, _)) = conn.timer.take() {
+                self.w.wheel.cancel(key);
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// After any input: carries out the session's actions, writes its
+    /// output, accounts for its events and re-arms its timer.
+    fn pump(&mut self, key: usize, w: &mut World, now_us: u64) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::Close => self.drop_socket(w),
+                Action::Connect(_) => self.connect(key, w, now_us),
+            }
+        }
+        self.flush(w, now_us);
+        while let Some(event) = self.session.poll_event() {
+            self.account(event, w, now_us);
+        }
+        self.arm(key, w);
+    }
+
+    fn connect(&mut self, key: usize, w: &mut World, now_us: u64) {
+        // The session closes before it connects; never keep two sockets.
+        self.drop_socket(w);
+        let src = w.config.source_ip(self.index);
+        let opened = crate::sys::connect_nonblocking(w.config.server, src).and_then(|s| {
+            let mut stream = TcpStream::from_std(s);
+            stream.set_nodelay(true)?;
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            w.poll
+                .registry()
+                .register(&mut stream, Token(key), interest)?;
+            Ok(stream)
+        });
+        match opened {
+            Ok(stream) => {
+                self.socket = Some(Socket {
+                    stream,
+                    connected: false,
+                })
+            }
+            Err(e) => {
+                debug!("connect {}: {e}", self.index);
+                self.session
+                    .handle_closed(now_us / 1000, TransportEnd::Error(e.kind()));
+            }
+        }
+    }
+
+    fn drop_socket(&mut self, w: &World) {
+        if let Some(mut socket) = self.socket.take() {
+            let _ = w.poll.registry().deregister(&mut socket.stream);
+        }
+    }
+
+    /// The transport ended under the session.
+    fn fail(&mut self, w: &World, now_us: u64, end: TransportEnd) {
+        self.drop_socket(w);
+        self.session.handle_closed(now_us / 1000, end);
+    }
+
+    fn handle_ready(&mut self, key: usize, w: &mut World, buf: &mut [u8]) {
+        let Some(socket) = self.socket.as_mut() else {
+            return; // closed earlier in this batch
+        };
+        if !socket.connected {
+            match connect_result(&socket.stream) {
+                Ok(false) => return, // spurious: not connected yet
+                Ok(true) => {
+                    socket.connected = true;
+                    self.session.handle_connected(w.now_us() / 1000);
+                }
+                Err(e) => {
+                    let now_us = w.now_us();
+                    self.fail(w, now_us, TransportEnd::Error(e.kind()));
+                    return self.pump(key, w, now_us);
+                }
+            }
+        }
+        // The session may drop the socket while handling what was read.
+        while let Some(socket) = self.socket.as_mut() {
+            match socket.stream.read(buf) {
+                Ok(0) => {
+                    let now_us = w.now_us();
+                    self.fail(w, now_us, TransportEnd::Eof);
+                    break;
+                }
+                Ok(n) => {
+                    // The time a reply is seen: right after its read.
+                    let now_us = w.now_us();
+                    self.session
+                        .handle_received(now_us / 1000, buf.get(..n).unwrap_or_default());
+                    self.pump(key, w, now_us);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let now_us = w.now_us();
+                    self.fail(w, now_us, TransportEnd::Error(e.kind()));
+                    break;
+                }
+            }
+        }
+        let now_us = w.now_us();
+        self.pump(key, w, now_us);
+    }
+
+    /// Writes the session's output until it is all written or the socket
+    /// would block (a writable event brings us back).
+    fn flush(&mut self, w: &World, now_us: u64) {
+        loop {
+            let Some(socket) = self.socket.as_mut().filter(|s| s.connected) else {
+                return;
+            };
+            let Some(pending) = self.session.poll_transmit() else {
+                return;
+            };
+            match socket.stream.write(pending) {
+                Ok(0) => {
+                    return self.fail(w, now_us, TransportEnd::Error(io::ErrorKind::WriteZero))
+                }
+                Ok(n) => self.session.handle_transmitted(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(w, now_us, TransportEnd::Error(e.kind())),
+            }
+        }
+    }
+
+    /// Counts what the session reports.
+    fn account(&mut self, event: Event, w: &mut World, now_us: u64) {
+        match event {
+            Event::Connected { .. } => {
+                self.established = true;
+                w.report.connects += 1;
+            }
+            Event::Welcome { .. } => {
+                if !self.online {
+                    self.online = true;
+                    w.online += 1;
+                    w.report.welcomes += 1;
+                }
+            }
+            Event::PingSent { seq, due_ms } => {
+                if w.phase <= Phase::Hold {
+                    let hold = w.phase == Phase::Hold;
+                    self.ping = Some(InFlight {
+                        seq,
+                        due_us: due_ms.saturating_mul(1000),
+                        sent_us: now_us,
+                        hold,
+                    });
+                    w.report.sent += 1;
+                    w.report.hold_sent += u64::from(hold);
+                    w.in_flight += 1;
+                }
+            }
+            Event::Pong { seq, .. } => {
+                if let Some(p) = self.ping.filter(|p| p.seq == seq) {
+                    self.ping = None;
+                    w.in_flight -= 1;
+                    let rtt = now_us.saturating_sub(p.sent_us);
+                    let scheduled = now_us.saturating_sub(p.due_us);
+                    w.report.rtt.record(rtt);
+                    w.report.scheduled.record(scheduled);
+                    w.recent_rtt.record(rtt);
+                    w.recent_scheduled.record(scheduled);
+                    w.report.received += 1;
+                    w.report.hold_received += u64::from(p.hold);
+                }
+            }
+            // Load sessions beat at a fixed interval: no adaptive changes.
+            Event::Line(_) | Event::IntervalChanged { .. } => {}
+            Event::Disconnected { reason, .. } => {
+                if self.ping.take().is_some() {
+                    w.report.missing += 1;
+                    w.in_flight -= 1;
+                }
+                if self.online {
+                    self.online = false;
+                    w.online -= 1;
+                }
+                let by_reason = if self.established {
+                    &mut w.report.closes
+                } else {
+                    &mut w.report.connect_errors
+                };
+                *by_reason.entry(reason_key(&reason)).or_default() += 1;
+                self.established = false;
+            }
+            Event::ReconnectScheduled { .. } => w.report.reconnects += 1,
+        }
+    }
+
+    /// Keeps the session's one wheel entry at its current deadline.
+    fn arm(&mut self, key: usize, w: &mut World) {
+        let want = self.session.poll_timeout();
+        match (want, self.timer) {
+            (Some(d), Some((_, at))) if d == at => {}
+            (Some(d), Some((k, _))) if w.wheel.reset(k, d) => self.timer = Some((k, d)),
+            (Some(d), _) => match w.wheel.try_insert(d, Timer::Session(key)) {
+                Ok(k) => self.timer = Some((k, d)),
+                Err(_) => {
+                    warn!(
+                        "timing wheel full: connection {} has no deadline",
+                        self.index
+                    );
+                    self.timer = None;
+                }
+            },
+            (None, Some((k, _))) => {
+                w.wheel.cancel(k);
+                self.timer = None;
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whether a non-blocking connect has finished: `Ok(true)` connected,
+/// `Ok(false)` not yet, `Err` failed.
+fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,126 @@
+//! `vigil load`: many heartbeat sessions against one server, measured.
+//!
+//! # Map
+//! - [`config`]: [`LoadConfig`] (what to run, with documented defaults and
+//!   checks that name the flag at fault), [`SourceRange`], how a run is
+//!   split between worker processes. Pure.
+//! - [`report`]: [`Report`] (counters and two HDR histograms of latency in
+//!   µs), exact merging, the summary table, the JSON object, the line
+//!   format workers report in, the live progress line. Pure.
+//! - [`driver`]: [`run`], one process's mio loop: every connection a
+//!   [`Session`](crate::client::Session) in one `Slab`, every deadline in one
+//!   [`Wheel`](crate::wheel::Wheel).
+//! - [`procs`]: [`run_procs`] starts worker processes, feeds each its share,
+//!   merges their reports; [`run_worker`] is the worker's side.
+//!
+//! # What is measured
+//! Every session beats at the configured interval, and the driver times
+//! every `PING` to its `PONG` twice:
+//! - **from the scheduled send** ([`Report::scheduled`]): from when the
+//!   ping was *due* ([`Event::PingSent`](crate::client::Event::PingSent)).
+//!   A session has at most one ping outstanding, so a slow reply delays
+//!   the next ping; measuring from the actual send would hide that wait
+//!   (coordinated omission). This is the latency a client beating on
+//!   schedule sees, and the figure to judge a server by.
+//! - **round trip** ([`Report::rtt`]): from when the ping was actually
+//!   sent. The network and the server's turnaround alone.
+//!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use vigil::load::{run, LoadConfig};
+//!
+//! let mut config = LoadConfig::new("127.0.0.1:7700".parse()?, 1_000);
+//! config.interval = Duration::from_millis(500);
+//! config.duration = Duration::from_secs(10);
+//! let report = run(&config, &mut |progress| eprintln!("{} online", progress.online))?;
+//! assert_eq!(report.sent, report.received + report.missing);
+//! println!("p99 from the schedule: {:?} µs", report.scheduled.quantile(0.99));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Invariants
+//! - Every counted ping ends up received or missing: `sent = received +
+//!   missing`.
+//! - A run always ends by itself: ramp + hold + at most one reply timeout.
+//! - A process never opens more connections than its open-files limit
+//!   allows (checked before the first connect).
+
+pub mod config;
+pub mod driver;
+pub mod procs;
+pub mod report;
+
+use std::fmt;
+use std::io;
+
+pub use config::{ConfigError, LoadConfig, SourceRange};
+pub use driver::run;
+pub use procs::{run_procs, run_worker};
+pub use report::{Latency, Phase, Progress, Report};
+
+/// Why a load run failed.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<io::Error>,
+}
+
+/// The kind of an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is unusable; nothing was started.
+    Config,
+    /// The event loop, a pipe or a process call failed.
+    Io,
+    /// A worker process failed, or its output could not be read.
+    Worker,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub(crate) fn config(e: ConfigError) -> Error {
+        Error {
+            kind: ErrorKind::Config,
+            message: e.to_string(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn io(message: impl Into<String>, source: io::Error) -> Error {
+        Error {
+            kind: ErrorKind::Io,
+            message: message.into(),
+            source: Some(source),
+        }
+    }
+
+    pub(crate) fn worker(message: String) -> Error {
+        Error {
+            kind: ErrorKind::Worker,
+            message,
+            source: None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(e) => write!(f, "{}: {e}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}

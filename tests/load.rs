@@ -1,0 +1,447 @@
+//! `vigil load` against real `vigil serve` processes on 127.0.0.1: clean
+//! runs, several processes, servers that stop or die mid-run, source
+//! addresses, and flags it must refuse. Every run is bounded in time.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::{load, parse_events, Load, Serve};
+
+/// Generous bound for a run of a few seconds on a busy CI machine.
+const WITHIN: Duration = Duration::from_secs(40);
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Percentiles are present, ordered, and the latency from the scheduled
+/// send is never below the round trip (it includes it, ping by ping).
+#[track_caller]
+fn check_latency(j: &Value, count: u64) {
+    let (s, r) = (&j["latency_us"]["scheduled"], &j["latency_us"]["rtt"]);
+    for l in [s, r] {
+        assert_eq!(n(&l["count"]), count, "{j}");
+        let q: Vec<u64> = ["p50", "p99", "p99_9", "max"]
+            .iter()
+            .map(|k| n(&l[k]))
+            .collect();
+        assert!(q.windows(2).all(|w| w[0] <= w[1]), "{q:?}");
+        assert!(q[0] > 0, "{q:?}");
+    }
+    for k in ["p50", "p99", "p99_9", "max"] {
+        assert!(n(&s[k]) >= n(&r[k]), "{k}: {j}");
+    }
+}
+
+fn reasons(j: &Value, which: &str) -> BTreeMap<String, u64> {
+    j[which]["by_reason"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{which}: {j}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), n(v)))
+        .collect()
+}
+
+#[test]
+fn two_hundred_sessions_for_three_seconds_have_no_errors() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let start = Instant::now();
+    let run = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "200",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "500ms",
+            "--duration",
+            "3s",
+            "--json",
+        ],
+        WITHIN,
+    );
+    let j = run.json();
+    // Ramp (0.2 s + up to one interval of phase) + 3 s + the last replies.
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(n(&j["errors"]), 0, "{j}");
+    assert_eq!(n(&j["connect_errors"]["total"]), 0, "{j}");
+    assert_eq!(n(&j["closes"]["total"]), 0, "{j}");
+    assert_eq!(n(&j["connections"]["connected"]), 200);
+    assert_eq!(n(&j["connections"]["welcomed"]), 200);
+    assert_eq!(n(&j["connections"]["online_at_end"]), 200);
+    let hb = &j["heartbeats"];
+    let (sent, received) = (n(&hb["sent"]), n(&hb["received"]));
+    assert_eq!(n(&hb["missing"]), 0);
+    assert_eq!(sent, received, "{j}");
+    // Two beats a second for 3 s of hold and part of the ramp.
+    assert!((1_100..=1_700).contains(&sent), "{sent}");
+    let rate = hb["replies_per_s"].as_f64().unwrap();
+    assert!((350.0..=450.0).contains(&rate), "{rate}");
+    // The loop notices the end of the hold at its next wake-up.
+    assert!((3000..3100).contains(&n(&j["hold_ms"])), "{j}");
+    check_latency(&j, received);
+    // The progress line is for terminals only.
+    assert!(!run.stderr.contains("hb/s"), "{}", run.stderr);
+    assert!(run.stderr.contains("holding: "), "{}", run.stderr);
+}
+
+#[test]
+fn the_table_is_the_default_output() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let run = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "20",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "200ms",
+            "--duration",
+            "1s",
+        ],
+        WITHIN,
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    for needle in [
+        "20 connections to 127.0.0.1:",
+        "connect errors  0",
+        "closes          0",
+        "missing 0",
+        "from scheduled send",
+        "round trip",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle:?} in\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn two_processes_merge_exactly_and_use_distinct_ids() {
+    let server = Serve::start(&[
+        "--interval",
+        "1s",
+        "--timeout",
+        "3s",
+        "--stats-interval",
+        "200ms",
+    ]);
+    let addr = server.addr.to_string();
+    let run = Load::start(&[
+        "--server",
+        &addr,
+        "--conns",
+        "301",
+        "--connect-rate",
+        "2000",
+        "--interval",
+        "500ms",
+        "--duration",
+        "3s",
+        "--procs",
+        "2",
+        "--json",
+    ]);
+    // Every id is distinct: the server sees 301 clients, none replaced.
+    server.wait_log("clients=301");
+    let j = run.finish(WITHIN).json();
+    assert_eq!(n(&j["procs"]), 2);
+    assert_eq!(n(&j["errors"]), 0, "{j}");
+    assert_eq!(n(&j["connections"]["connected"]), 301);
+    assert_eq!(n(&j["connections"]["welcomed"]), 301);
+    assert_eq!(n(&j["connections"]["online_at_end"]), 301);
+    let hb = &j["heartbeats"];
+    let (sent, received) = (n(&hb["sent"]), n(&hb["received"]));
+    assert_eq!(sent, received, "{j}");
+    assert!(sent >= 301 * 5, "{sent}");
+    assert!(n(&hb["hold_received"]) <= received);
+    check_latency(&j, received);
+    assert!(!server.log().iter().any(|l| l.contains("replaced")));
+}
+
+#[test]
+fn a_server_stopping_mid_run_counts_its_bye() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let run = Load::start(&[
+        "--server",
+        &addr,
+        "--conns",
+        "50",
+        "--connect-rate",
+        "1000",
+        "--interval",
+        "200ms",
+        "--duration",
+        "3s",
+        "--timeout",
+        "1s",
+        "--json",
+    ]);
+    thread::sleep(Duration::from_millis(1800));
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let j = run.finish(WITHIN).json();
+    let closes = reasons(&j, "closes");
+    assert_eq!(closes.get("BYE shutdown"), Some(&50), "{j}");
+    assert_eq!(n(&j["closes"]["total"]), 50, "{j}");
+    // The sessions try again, and find nobody.
+    assert!(n(&j["connect_errors"]["total"]) > 0, "{j}");
+    assert!(
+        reasons(&j, "connect_errors").contains_key("connection-refused"),
+        "{j}"
+    );
+    assert!(n(&j["connections"]["reconnects"]) >= 50);
+    assert_eq!(n(&j["connections"]["online_at_end"]), 0);
+    let hb = &j["heartbeats"];
+    assert_eq!(
+        n(&hb["sent"]),
+        n(&hb["received"]) + n(&hb["missing"]),
+        "{j}"
+    );
+}
+
+#[test]
+fn a_server_killed_mid_run_counts_its_closes() {
+    let mut server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let run = Load::start(&[
+        "--server",
+        &addr,
+        "--conns",
+        "40",
+        "--connect-rate",
+        "1000",
+        "--interval",
+        "100ms",
+        "--duration",
+        "3s",
+        "--timeout",
+        "1s",
+        "--json",
+    ]);
+    thread::sleep(Duration::from_millis(1800));
+    server.signal(libc::SIGKILL);
+    server.wait_exit();
+    let j = run.finish(WITHIN).json();
+    let closes = reasons(&j, "closes");
+    assert_eq!(n(&j["closes"]["total"]), 40, "{j}");
+    assert!(
+        closes.keys().all(|k| k == "eof" || k == "connection-reset"),
+        "{j}"
+    );
+    assert!(n(&j["connect_errors"]["total"]) > 0, "{j}");
+    let hb = &j["heartbeats"];
+    assert_eq!(
+        n(&hb["sent"]),
+        n(&hb["received"]) + n(&hb["missing"]),
+        "{j}"
+    );
+    assert!(n(&hb["received"]) > 0);
+}
+
+#[test]
+fn a_hung_server_is_declared_dead_and_its_pings_are_missing() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "30s"]);
+    let addr = server.addr.to_string();
+    let run = Load::start(&[
+        "--server",
+        &addr,
+        "--conns",
+        "30",
+        "--connect-rate",
+        "1000",
+        "--interval",
+        "200ms",
+        "--duration",
+        "4s",
+        "--timeout",
+        "1s",
+        "--json",
+    ]);
+    thread::sleep(Duration::from_millis(1500));
+    // Its kernel still acknowledges our bytes; it answers nothing.
+    server.signal(libc::SIGSTOP);
+    let j = run.finish(WITHIN).json();
+    server.signal(libc::SIGCONT);
+    // Declared dead by the unanswered ping, or (when the loop sent the ping
+    // a little late) by the silence backstop, whichever came first.
+    let closes = reasons(&j, "closes");
+    let dead = closes.get("ping-timeout").unwrap_or(&0) + closes.get("silent").unwrap_or(&0);
+    assert_eq!(dead, 30, "{j}");
+    let hb = &j["heartbeats"];
+    assert!(n(&hb["missing"]) >= 30, "{j}");
+    assert_eq!(
+        n(&hb["sent"]),
+        n(&hb["received"]) + n(&hb["missing"]),
+        "{j}"
+    );
+    assert_eq!(n(&j["connections"]["online_at_end"]), 0, "{j}");
+}
+
+#[test]
+fn sigterm_ends_the_run_early_with_a_report() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let run = Load::start(&[
+        "--server",
+        &addr,
+        "--conns",
+        "20",
+        "--interval",
+        "100ms",
+        "--duration",
+        "60s",
+        "--json",
+    ]);
+    thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(run.pid(), libc::SIGTERM) };
+    let j = run.finish(WITHIN).json();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(n(&j["hold_ms"]) < 60_000, "{j}");
+    assert_eq!(n(&j["errors"]), 0, "{j}");
+    assert!(n(&j["heartbeats"]["received"]) > 0);
+}
+
+#[test]
+fn source_addresses_are_spread_evenly() {
+    let dir = std::env::temp_dir().join(format!("vigil-load-src-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let server = Serve::start(&[
+        "--interval",
+        "1s",
+        "--timeout",
+        "3s",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let addr = server.addr.to_string();
+    let j = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "30",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "500ms",
+            "--duration",
+            "1s",
+            "--source-ips",
+            "127.0.0.2-127.0.0.4",
+            "--procs",
+            "2",
+            "--json",
+        ],
+        WITHIN,
+    )
+    .json();
+    assert_eq!(n(&j["errors"]), 0, "{j}");
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&events).unwrap();
+    let mut by_ip: BTreeMap<String, u64> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.contains("\"event\":\"online\"")) {
+        let peer = line.split("\"peer\":\"").nth(1).unwrap();
+        let ip = peer.split(':').next().unwrap().to_owned();
+        *by_ip.entry(ip).or_default() += 1;
+    }
+    let want: BTreeMap<String, u64> = [("127.0.0.2", 10), ("127.0.0.3", 10), ("127.0.0.4", 10)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    assert_eq!(by_ip, want);
+    assert_eq!(parse_events(&text).len(), 30 * 3); // online, hello, offline
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_are_refused_before_anything_runs() {
+    // Nothing listens on port 1; none of these gets as far as connecting.
+    let base = ["--server", "127.0.0.1:1", "--duration", "1s"];
+    let hard = vigil::sys::nofile_limit().unwrap().1;
+    let too_many = (hard - vigil::load::config::FD_RESERVE + 1).to_string();
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--conns", "0"], "--conns must be at least 1"),
+        (
+            vec!["--conns", "5", "--connect-rate", "0"],
+            "--connect-rate",
+        ),
+        (vec!["--conns", "5", "--interval", "0ms"], "--interval"),
+        (vec!["--conns", "5", "--interval", "1"], "invalid duration"),
+        (vec!["--conns", "5", "--procs", "0"], "--procs"),
+        (
+            vec!["--conns", "2", "--procs", "3"],
+            "--procs 3 is more than --conns 2",
+        ),
+        (
+            vec!["--conns", "5", "--source-ips", "127.0.0.9-127.0.0.2"],
+            "above the last",
+        ),
+        (
+            vec!["--conns", "5", "--source-ips", "nonsense"],
+            "--source-ips",
+        ),
+        (
+            vec!["--conns", "5", "--source-ips", "192.0.2.1-192.0.2.2"],
+            "cannot bind to 192.0.2.1",
+        ),
+        (
+            vec!["--conns", "5", "--id-prefix", "has space"],
+            "--id-prefix",
+        ),
+        (vec!["--conns", "5", "--bogus"], "--bogus"),
+        (vec!["--conns", "5", "--server", "nowhere"], "HOST:PORT"),
+    ];
+    if hard < 1_000_000 {
+        cases.push((vec!["--conns", &too_many], "use --procs 2"));
+    }
+    for (args, needle) in cases {
+        let mut argv: Vec<&str> = base.to_vec();
+        if args.contains(&"--server") {
+            argv.drain(..2);
+        }
+        argv.extend(&args);
+        let start = Instant::now();
+        let run = load(&argv, Duration::from_secs(10));
+        assert_eq!(run.status.code(), Some(2), "{argv:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{argv:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(start.elapsed() < Duration::from_secs(3), "{argv:?}");
+    }
+}
+
+#[test]
+fn a_worker_refuses_a_bad_share() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["load", "--worker"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"conns 5\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad worker config"), "{err}");
+}
