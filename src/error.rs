@@ -12,11 +12,16 @@ pub enum ErrorKind {
     /// The listening socket could not be set up (address in use, no
     /// permission, unknown address).
     Bind,
-    /// The event loop itself failed (poll, registration, signals).
+    /// A host name could not be resolved to an address.
+    Resolve,
+    /// An event loop, a pipe or a system call failed (poll, registration,
+    /// signals, stdin or stdout).
     Io,
+    /// A `vigil load` worker process failed, or its output was unreadable.
+    Worker,
 }
 
-/// An error from setting up or running a server or client.
+/// An error from setting up or running a server, a client or a load run.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -33,12 +38,31 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(kind: ErrorKind, message: impl Into<String>, source: io::Error) -> Error {
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: io::Error,
+    ) -> Error {
         Error {
             kind,
             message: message.into(),
             source: Some(source),
         }
+    }
+
+    /// An unusable configuration; `why` says what is wrong.
+    pub(crate) fn config(why: impl fmt::Display) -> Error {
+        Error::new(ErrorKind::Config, why.to_string())
+    }
+
+    /// A failed system call, with what was being done.
+    pub(crate) fn io(doing: impl Into<String>, source: io::Error) -> Error {
+        Error::with_source(ErrorKind::Io, doing, source)
+    }
+
+    /// A failed worker process.
+    pub(crate) fn worker(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Worker, message)
     }
 
     /// What kind of failure this is.

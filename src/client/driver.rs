@@ -35,7 +35,6 @@
 //! budget (one server, so there is no one to be fair to), and prints server
 //! lines with blocking writes to stdout, so a stalled stdout stalls the loop.
 
-use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -150,64 +149,7 @@ impl ClientConfig {
     }
 }
 
-/// Why [`run`] failed.
-#[derive(Debug)]
-pub struct Error {
-    kind: ErrorKind,
-    message: String,
-    source: Option<io::Error>,
-}
-
-/// The kind of an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The configuration is unusable (bad id, empty server list, zero
-    /// duration, a server without a port…).
-    Config,
-    /// A server name could not be resolved.
-    Resolve,
-    /// The event loop, stdin or stdout failed.
-    Io,
-}
-
-impl Error {
-    /// What kind of failure this is.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    fn config(message: String) -> Error {
-        Error {
-            kind: ErrorKind::Config,
-            message,
-            source: None,
-        }
-    }
-
-    fn io(message: &str, source: io::Error) -> Error {
-        Error {
-            kind: ErrorKind::Io,
-            message: message.to_owned(),
-            source: Some(source),
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(e) => write!(f, "{}: {e}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
+pub use crate::error::{Error, ErrorKind};
 
 /// Runs the client until stdin ends or `SIGINT`/`SIGTERM` arrives; server
 /// failures never end it, they lead to reconnects. Returns an error only
@@ -306,19 +248,17 @@ fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, Error> {
         if server.is_empty() {
             return Err(Error::config("empty server address".to_owned()));
         }
-        let found = server.to_socket_addrs().map_err(|e| Error {
-            kind: ErrorKind::Resolve,
-            message: format!("cannot resolve {server:?} (expected HOST:PORT)"),
-            source: Some(e),
+        let found = server.to_socket_addrs().map_err(|e| {
+            let what = format!("cannot resolve {server:?} (expected HOST:PORT)");
+            Error::with_source(ErrorKind::Resolve, what, e)
         })?;
         let before = addrs.len();
         addrs.extend(found);
         if addrs.len() == before {
-            return Err(Error {
-                kind: ErrorKind::Resolve,
-                message: format!("{server:?} resolves to no address"),
-                source: None,
-            });
+            return Err(Error::new(
+                ErrorKind::Resolve,
+                format!("{server:?} resolves to no address"),
+            ));
         }
     }
     Ok(addrs)

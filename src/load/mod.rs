@@ -51,76 +51,9 @@ pub mod driver;
 pub mod procs;
 pub mod report;
 
-use std::fmt;
-use std::io;
-
 pub use config::{ConfigError, LoadConfig, SourceRange};
 pub use driver::run;
 pub use procs::{run_procs, run_worker};
 pub use report::{Latency, Phase, Progress, Report};
 
-/// Why a load run failed.
-#[derive(Debug)]
-pub struct Error {
-    kind: ErrorKind,
-    message: String,
-    source: Option<io::Error>,
-}
-
-/// The kind of an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The configuration is unusable; nothing was started.
-    Config,
-    /// The event loop, a pipe or a process call failed.
-    Io,
-    /// A worker process failed, or its output could not be read.
-    Worker,
-}
-
-impl Error {
-    /// What kind of failure this is.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    pub(crate) fn config(e: ConfigError) -> Error {
-        Error {
-            kind: ErrorKind::Config,
-            message: e.to_string(),
-            source: None,
-        }
-    }
-
-    pub(crate) fn io(message: impl Into<String>, source: io::Error) -> Error {
-        Error {
-            kind: ErrorKind::Io,
-            message: message.into(),
-            source: Some(source),
-        }
-    }
-
-    pub(crate) fn worker(message: String) -> Error {
-        Error {
-            kind: ErrorKind::Worker,
-            message,
-            source: None,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(e) => write!(f, "{}: {e}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
+pub use crate::error::{Error, ErrorKind};

@@ -63,7 +63,9 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
     pub fn listen(mut self, addr: impl ToSocketAddrs) -> Self {
         let resolved = addr
             .to_socket_addrs()
-            .map_err(|e| Error::io(ErrorKind::Bind, "cannot resolve the listen address", e))
+            .map_err(|e| {
+                Error::with_source(ErrorKind::Bind, "cannot resolve the listen address", e)
+            })
             .and_then(|mut addrs| {
                 addrs.next().ok_or_else(|| {
                     Error::new(ErrorKind::Bind, "the listen address names no address")

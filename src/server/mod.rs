@@ -165,9 +165,10 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         config
             .validate()
             .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
-        let poll = Poll::new().map_err(|e| Error::io(ErrorKind::Io, "cannot create poll", e))?;
+        let poll =
+            Poll::new().map_err(|e| Error::with_source(ErrorKind::Io, "cannot create poll", e))?;
         let mut listener = TcpListener::bind(config.listen).map_err(|e| {
-            Error::io(
+            Error::with_source(
                 ErrorKind::Bind,
                 format!("cannot listen on {}", config.listen),
                 e,
@@ -183,8 +184,9 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             log::warn!("cannot set TCP_NODELAY: {e}");
         }
         if let Some(k) = &config.tcp_keepalive {
-            crate::sys::set_keepalive(fd, k)
-                .map_err(|e| Error::io(ErrorKind::Config, "cannot set TCP keepalive", e))?;
+            crate::sys::set_keepalive(fd, k).map_err(|e| {
+                Error::with_source(ErrorKind::Config, "cannot set TCP keepalive", e)
+            })?;
             log::info!(
                 "TCP keepalive: probe after {}s idle, every {}s, {} probes (dead peers found within {}s)",
                 k.idle.as_secs(),
@@ -194,29 +196,30 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             );
         }
         if let Some(t) = config.tcp_user_timeout {
-            crate::sys::set_user_timeout(fd, t)
-                .map_err(|e| Error::io(ErrorKind::Config, "cannot set TCP_USER_TIMEOUT", e))?;
+            crate::sys::set_user_timeout(fd, t).map_err(|e| {
+                Error::with_source(ErrorKind::Config, "cannot set TCP_USER_TIMEOUT", e)
+            })?;
             log::info!("TCP_USER_TIMEOUT: {}ms", t.as_millis());
         }
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::io(ErrorKind::Bind, "cannot read the listening address", e))?;
+        let local_addr = listener.local_addr().map_err(|e| {
+            Error::with_source(ErrorKind::Bind, "cannot read the listening address", e)
+        })?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| Error::io(ErrorKind::Io, "cannot register the listener", e))?;
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot register the listener", e))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER)
-                .map_err(|e| Error::io(ErrorKind::Io, "cannot create the waker", e))?,
+                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create the waker", e))?,
         );
         let signals = if config.handle_signals {
             let mut s = signal_hook_mio::v1_0::Signals::new([
                 signal_hook::consts::SIGINT,
                 signal_hook::consts::SIGTERM,
             ])
-            .map_err(|e| Error::io(ErrorKind::Io, "cannot handle signals", e))?;
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot handle signals", e))?;
             poll.registry()
                 .register(&mut s, SIGNALS, Interest::READABLE)
-                .map_err(|e| Error::io(ErrorKind::Io, "cannot register signals", e))?;
+                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot register signals", e))?;
             Some(s)
         } else {
             None
@@ -317,7 +320,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     self.events = Some(events);
-                    return Err(Error::io(ErrorKind::Io, "poll failed", e));
+                    return Err(Error::with_source(ErrorKind::Io, "poll failed", e));
                 }
             }
             for again in std::mem::take(&mut self.core.again) {
@@ -951,7 +954,7 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 /// the first socket address it names.
 pub fn resolve(addr: &str) -> Result<SocketAddr, Error> {
     addr.to_socket_addrs()
-        .map_err(|e| Error::io(ErrorKind::Bind, format!("cannot resolve {addr:?}"), e))?
+        .map_err(|e| Error::with_source(ErrorKind::Bind, format!("cannot resolve {addr:?}"), e))?
         .next()
         .ok_or_else(|| Error::new(ErrorKind::Bind, format!("{addr:?} names no address")))
 }
