@@ -139,6 +139,13 @@ struct Core<P, H> {
     again: Vec<ConnRef>,
     /// Connections replaced by a HELLO in this read batch.
     replaced: Vec<ConnRef>,
+    /// Replies of this turn's reads, written once every ready socket has
+    /// been read, like Redis's write-before-sleep: reading the whole batch
+    /// first keeps the loop from being interrupted by the peers its writes
+    /// wake (on loopback, a write runs the receiver's TCP in the writer's
+    /// context).
+    replies: Vec<u8>,
+    pending: Vec<(ConnRef, usize, usize)>,
     next_id: u64,
 }
 
@@ -252,6 +259,8 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             closing: Vec::new(),
             again: Vec::new(),
             replaced: Vec::new(),
+            replies: Vec::with_capacity(READ_CHUNK),
+            pending: Vec::new(),
             next_id: 1,
         };
         Ok(Server {
@@ -344,11 +353,13 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 }
             }
             self.events = Some(events);
+            self.flush_replies();
             if self.accept_pending || self.accept_retry_at.is_some_and(|t| t <= self.core.now) {
                 self.accept_retry_at = None;
                 self.accept_all();
             }
             self.expire();
+            self.flush_replies();
             self.flush_outbox();
             self.reap();
             if let Some(at) = next_stats.filter(|&at| at <= self.core.now) {
@@ -611,13 +622,21 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 }
             }
         }
-        // Everything this batch produced goes out in one write.
+        // Everything this batch produced goes out in one write: now if the
+        // connection is closing (the replies must precede its BYE), else
+        // after every ready socket has been read (see `flush_replies`).
         if !core.out.is_empty() {
-            let sent = conn.send(&core.out, core.max_output);
-            core.out.clear();
-            if let Err(reason) = sent {
-                close = close.or(Some(reason));
+            if close.is_some() {
+                let sent = conn.send(&core.out, core.max_output);
+                if let Err(reason) = sent {
+                    close = close.or(Some(reason));
+                }
+            } else {
+                let start = core.replies.len();
+                core.replies.extend_from_slice(&core.out);
+                core.pending.push((cref, start, core.replies.len()));
             }
+            core.out.clear();
         }
         if let Some(reason) = close {
             core.close(conns, key, reason);
@@ -630,6 +649,26 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 core.close(conns, old.key as usize, CloseReason::Replaced);
             }
         }
+    }
+
+    /// Writes the replies held back during the turn's reads: one write per
+    /// connection that read something.
+    fn flush_replies(&mut self) {
+        for i in 0..self.core.pending.len() {
+            let (c, start, end) = self.core.pending[i];
+            if !self.is_current(c) {
+                continue;
+            }
+            let key = c.key as usize;
+            if let Some(conn) = self.conns.get_mut(key) {
+                let sent = conn.send(&self.core.replies[start..end], self.core.max_output);
+                if let Err(reason) = sent {
+                    self.core.close(&mut self.conns, key, reason);
+                }
+            }
+        }
+        self.core.pending.clear();
+        self.core.replies.clear();
     }
 
     fn on_writable(&mut self, key: usize) {
