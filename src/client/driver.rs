@@ -535,7 +535,7 @@ impl Driver {
             return Ok(()); // a socket closed earlier in this batch
         };
         if !conn.connected {
-            match connect_result(&conn.stream) {
+            match crate::sys::connect_result(&conn.stream) {
                 Ok(false) => return Ok(()), // spurious: not connected yet
                 Ok(true) => {
                     conn.connected = true;
@@ -735,20 +735,6 @@ impl Driver {
             }
             Err(e) => Err(Error::io("cannot write to stdout", e)),
         }
-    }
-}
-
-/// Whether a non-blocking connect has finished: `Ok(true)` connected,
-/// `Ok(false)` not yet, `Err` failed.
-fn connect_result(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
-        Err(e) => Err(e),
     }
 }
 

@@ -463,7 +463,7 @@ impl Conn {
             return; // closed earlier in this batch
         };
         if !socket.connected {
-            match connect_result(&socket.stream) {
+            match crate::sys::connect_result(&socket.stream) {
                 Ok(false) => return, // spurious: not connected yet
                 Ok(true) => {
                     socket.connected = true;
@@ -618,18 +618,4 @@ impl Conn {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Whether a non-blocking connect has finished: `Ok(true)` connected,
-/// `Ok(false)` not yet, `Err` failed.
-fn connect_result(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
