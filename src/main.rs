@@ -1,5 +1,11 @@
 //! The `vigil` command: flags -> config -> library call -> exit code.
 
+// Bad flags get a message and an exit code, never a panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod cmd;
 
 use std::process::ExitCode;
