@@ -166,25 +166,8 @@ mod tests {
 
     /// Decodes everything in `input`, as the server would, into a readable
     /// trace: one entry per frame, then "need more" or the error.
-    fn decode_all(p: &LineProtocol, mut input: &[u8]) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            match p.decode(input) {
-                Ok(Some((frame, used))) => {
-                    assert!(used >= 1 && used <= input.len());
-                    out.push(format!("{frame:?}"));
-                    input = &input[used..];
-                }
-                Ok(None) => {
-                    out.push(format!("more({})", input.len()));
-                    return out;
-                }
-                Err(e) => {
-                    out.push(format!("err({e})"));
-                    return out;
-                }
-            }
-        }
+    fn decode_all(p: &LineProtocol, input: &[u8]) -> Vec<String> {
+        crate::protocol::decode_trace(p, input, |f| format!("{f:?}"))
     }
 
     #[track_caller]

@@ -248,6 +248,38 @@ pub fn valid_client_id(id: &[u8]) -> bool {
 /// The longest client id, in bytes.
 pub const MAX_CLIENT_ID: usize = 128;
 
+/// Decodes everything in `input`, as the server would, into a readable
+/// trace for tests: one entry per frame (as `show` spells it), then
+/// `more(N)` or `err(...)`. Checks the [`Protocol`] contract on the way: a
+/// frame uses 1 to all of the bytes, and an incomplete frame never holds
+/// `max_frame()` bytes or more.
+#[cfg(test)]
+pub(crate) fn decode_trace(
+    p: &impl Protocol,
+    mut input: &[u8],
+    show: impl Fn(&Frame<'_>) -> String,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        match p.decode(input) {
+            Ok(Some((frame, used))) => {
+                assert!(used >= 1 && used <= input.len());
+                out.push(show(&frame));
+                input = &input[used..];
+            }
+            Ok(None) => {
+                assert!(input.len() < p.max_frame() || p.max_frame() == 0);
+                out.push(format!("more({})", input.len()));
+                return out;
+            }
+            Err(e) => {
+                out.push(format!("err({e})"));
+                return out;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -382,26 +382,8 @@ mod tests {
 
     /// Decodes everything in `input`, as the server would, into a readable
     /// trace: one entry per frame, then "need more" or the error.
-    fn decode_all(p: &RespProtocol, mut input: &[u8]) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            match p.decode(input) {
-                Ok(Some((frame, used))) => {
-                    assert!(used >= 1 && used <= input.len());
-                    out.push(show(&frame));
-                    input = &input[used..];
-                }
-                Ok(None) => {
-                    assert!(input.len() < p.max_frame());
-                    out.push(format!("more({})", input.len()));
-                    return out;
-                }
-                Err(e) => {
-                    out.push(format!("err({e})"));
-                    return out;
-                }
-            }
-        }
+    fn decode_all(p: &RespProtocol, input: &[u8]) -> Vec<String> {
+        crate::protocol::decode_trace(p, input, show)
     }
 
     /// A frame with its byte strings shown as text.
