@@ -77,8 +77,8 @@ impl Event<'_> {
     }
 }
 
-/// Writes `s` as a JSON string literal.
-fn write_json_string(s: &str, out: &mut String) {
+/// Writes `s` as a JSON string literal (also used by `vigil load`'s report).
+pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
