@@ -589,23 +589,12 @@ impl Driver {
     /// Writes the session's output until it is all written or the socket
     /// would block (a writable event brings us back).
     fn flush(&mut self) {
-        loop {
-            let Some(conn) = self.conn.as_mut().filter(|c| c.connected) else {
-                return;
-            };
-            let Some(pending) = self.session.poll_transmit() else {
-                return;
-            };
-            match conn.stream.write(pending) {
-                Ok(0) => return self.fail(TransportEnd::Error(io::ErrorKind::WriteZero)),
-                Ok(n) => self.session.handle_transmitted(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!("write to {}: {e}", conn.addr);
-                    return self.fail(TransportEnd::Error(e.kind()));
-                }
-            }
+        let Some(conn) = self.conn.as_mut().filter(|c| c.connected) else {
+            return;
+        };
+        if let Err(end) = transmit(&mut self.session, &mut conn.stream) {
+            debug!("write to {}: {end:?}", conn.addr);
+            self.fail(end);
         }
     }
 
@@ -736,6 +725,22 @@ impl Driver {
             Err(e) => Err(Error::io("cannot write to stdout", e)),
         }
     }
+}
+
+/// Writes `session`'s pending output to `stream` until it is all written or
+/// the socket would block (a writable event brings the caller back). `Err`
+/// says how the connection failed. Shared by `vigil client` and `vigil load`.
+pub(crate) fn transmit(session: &mut Session, stream: &mut TcpStream) -> Result<(), TransportEnd> {
+    while let Some(pending) = session.poll_transmit() {
+        match stream.write(pending) {
+            Ok(0) => return Err(TransportEnd::Error(io::ErrorKind::WriteZero)),
+            Ok(n) => session.handle_transmitted(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(TransportEnd::Error(e.kind())),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //!   closed. `SIGINT`/`SIGTERM` ends the ramp or hold early; a second one
 //!   ends the drain.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -507,22 +507,11 @@ impl Conn {
     /// Writes the session's output until it is all written or the socket
     /// would block (a writable event brings us back).
     fn flush(&mut self, w: &World, now_us: u64) {
-        loop {
-            let Some(socket) = self.socket.as_mut().filter(|s| s.connected) else {
-                return;
-            };
-            let Some(pending) = self.session.poll_transmit() else {
-                return;
-            };
-            match socket.stream.write(pending) {
-                Ok(0) => {
-                    return self.fail(w, now_us, TransportEnd::Error(io::ErrorKind::WriteZero))
-                }
-                Ok(n) => self.session.handle_transmitted(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(w, now_us, TransportEnd::Error(e.kind())),
-            }
+        let Some(socket) = self.socket.as_mut().filter(|s| s.connected) else {
+            return;
+        };
+        if let Err(end) = crate::client::driver::transmit(&mut self.session, &mut socket.stream) {
+            self.fail(w, now_us, end);
         }
     }
 
