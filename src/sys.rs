@@ -203,15 +203,7 @@ pub fn connect_nonblocking(
                 "source and destination are not the same IP version",
             ));
         }
-        if src.is_ipv4() {
-            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
-        }
-        let (addr, len) = sockaddr(std::net::SocketAddr::new(src, 0));
-        syscall!(bind(
-            fd,
-            (&addr as *const libc::sockaddr_storage).cast(),
-            len
-        ))?;
+        bind_no_port(fd, src)?;
     }
     let (addr, len) = sockaddr(dst);
     match syscall!(connect(
@@ -224,6 +216,22 @@ pub fn connect_nonblocking(
         Err(e) => return Err(e),
     }
     Ok(std::net::TcpStream::from(socket))
+}
+
+/// Binds `fd` to address `src` and no port yet (`IP_BIND_ADDRESS_NO_PORT`
+/// for IPv4): the port is chosen at `connect`, per destination, so binds do
+/// not use up the ephemeral ports.
+fn bind_no_port(fd: RawFd, src: std::net::IpAddr) -> io::Result<()> {
+    if src.is_ipv4() {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
+    }
+    let (addr, len) = sockaddr(std::net::SocketAddr::new(src, 0));
+    syscall!(bind(
+        fd,
+        (&addr as *const libc::sockaddr_storage).cast(),
+        len
+    ))
+    .map(drop)
 }
 
 /// Checks that `src` is an address of this machine that a socket can be
@@ -239,16 +247,7 @@ pub fn check_source_address(src: std::net::IpAddr) -> io::Result<()> {
     let fd = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `socket` just returned this descriptor and nothing else owns it.
     let _socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    if src.is_ipv4() {
-        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
-    }
-    let (addr, len) = sockaddr(std::net::SocketAddr::new(src, 0));
-    syscall!(bind(
-        fd,
-        (&addr as *const libc::sockaddr_storage).cast(),
-        len
-    ))
-    .map(drop)
+    bind_no_port(fd, src)
 }
 
 /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), as
