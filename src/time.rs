@@ -1,13 +1,29 @@
-//! The one place that reads the monotonic clock.
+//! Time: the one [`Tick`] type and the one [`Clock`].
 //!
-//! Everything else in vigil works with `u64` milliseconds since the clock's
-//! start ("now_ms"), handed in by the event loop. The clock is
-//! [`std::time::Instant`], which is monotonic: changing the system date never
-//! moves a deadline, so it never disconnects anyone.
+//! Everything in vigil that decides by time (the wheel, both sessions, the
+//! adaptive interval, the load generator's phases) works with a [`Tick`]:
+//! whole milliseconds since some start, handed in by a driver. Pure code
+//! never reads a clock; the drivers read this one.
+//!
+//! The clock is [`std::time::Instant`], which is monotonic: changing the
+//! system date never moves a deadline, so it never disconnects anyone. This
+//! module is the only place that turns an `Instant` or a [`Duration`] into
+//! ticks or microseconds, and it states which way it rounds:
+//! - a *time read* from the clock rounds **down** ([`Clock::now`]), so a
+//!   stamp is never later than the truth;
+//! - a *length of time to wait* rounds **up** ([`millis_ceil`]), so a
+//!   deadline computed from it is never earlier than asked.
+//!
+//! Together: `deadline = now + millis_ceil(timeout)` never fires before
+//! `timeout` has really passed since the event stamped `now`.
 
 use std::time::{Duration, Instant};
 
-/// A monotonic millisecond clock, counting from its creation.
+/// A point in time: whole milliseconds since a [`Clock`] started (or any
+/// other start a driver or a test picks, as long as it never goes back).
+pub type Tick = u64;
+
+/// A monotonic clock counting from its creation.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: Instant,
@@ -27,20 +43,30 @@ impl Clock {
         }
     }
 
-    /// Whole milliseconds since the clock started (rounded down, so a time
-    /// read from the clock is never later than the truth).
-    pub fn now_ms(&self) -> u64 {
+    /// Whole milliseconds since the clock started, rounded down.
+    pub fn now(&self) -> Tick {
         millis_floor(self.start.elapsed())
+    }
+
+    /// Whole microseconds since the clock started, rounded down (for
+    /// latencies, which need finer grain than ticks).
+    pub fn now_us(&self) -> u64 {
+        micros_floor(self.start.elapsed())
+    }
+
+    /// The tick of `instant` on this clock (0 for instants before its start).
+    pub fn tick_of(&self, instant: Instant) -> Tick {
+        millis_floor(instant.saturating_duration_since(self.start))
     }
 }
 
-/// A duration in whole milliseconds, rounded down.
+/// A duration in whole milliseconds, rounded down, saturating.
 pub fn millis_floor(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A duration in whole milliseconds, rounded up: used for timeouts, so that
-/// a deadline computed from it is never earlier than asked.
+/// A duration in whole milliseconds, rounded up, saturating: used for
+/// timeouts, so that a deadline computed from it is never earlier than asked.
 pub fn millis_ceil(d: Duration) -> u64 {
     let ms = millis_floor(d);
     if d.subsec_nanos() % 1_000_000 != 0 {
@@ -48,6 +74,11 @@ pub fn millis_ceil(d: Duration) -> u64 {
     } else {
         ms
     }
+}
+
+/// A duration in whole microseconds, rounded down, saturating.
+pub fn micros_floor(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -63,13 +94,18 @@ mod tests {
         assert_eq!(millis_ceil(Duration::ZERO), 0);
         assert_eq!(millis_floor(Duration::MAX), u64::MAX);
         assert_eq!(millis_ceil(Duration::MAX), u64::MAX);
+        assert_eq!(micros_floor(Duration::from_nanos(1999)), 1);
+        assert_eq!(micros_floor(Duration::MAX), u64::MAX);
     }
 
     #[test]
     fn clock_is_monotonic() {
         let c = Clock::new();
-        let a = c.now_ms();
-        let b = c.now_ms();
+        let a = c.now();
+        let b = c.now();
         assert!(b >= a);
+        assert!(c.now_us() >= a * 1000);
+        assert_eq!(c.tick_of(c.start), 0);
+        assert_eq!(c.tick_of(c.start + Duration::from_micros(2500)), 2);
     }
 }

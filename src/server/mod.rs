@@ -316,7 +316,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             self.core.wheel.resolution_ms(),
             self.core.max_conns,
         );
-        let mut last_report = (self.core.stats.clone(), self.core.clock.now_ms());
+        let mut last_report = (self.core.stats.clone(), self.core.clock.now());
         let mut next_stats = self.stats_every.map(|every| last_report.1 + every);
         loop {
             let timeout = self.poll_timeout(next_stats);
@@ -325,7 +325,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 .take()
                 .unwrap_or_else(|| Events::with_capacity(1024));
             let polled = self.poll.poll(&mut events, timeout);
-            self.core.now = self.core.clock.now_ms();
+            self.core.now = self.core.clock.now();
             if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     self.events = Some(events);
@@ -381,7 +381,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         if !self.core.again.is_empty() || self.accept_pending {
             return Some(Duration::ZERO);
         }
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         let tick = (!self.core.wheel.is_empty())
             .then(|| self.core.wheel.next_tick_ms(self.core.advanced_to));
         [tick, next_stats, self.accept_retry_at]
@@ -686,7 +686,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
     /// Advances the wheel and deals with the connections whose deadline
     /// entry fired: re-arm the ones heard from since, close the others.
     fn expire(&mut self) {
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         self.core.now = now;
         self.core.wheel.advance(now);
         self.core.advanced_to = now;
@@ -741,7 +741,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
     }
 
     fn report(&mut self, last: &mut (Stats, u64)) {
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         let stats = self.stats();
         log::info!(
             "{}",
