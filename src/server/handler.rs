@@ -13,8 +13,8 @@
 
 use std::net::SocketAddr;
 
-use super::conn::ConnRef;
-use super::presence::Presence;
+use super::presence::PresenceTable;
+use super::session::ConnRef;
 use crate::protocol::{CloseReason, Protocol, Reply};
 
 /// A handle on one connection, valid for its lifetime: once the connection
@@ -150,7 +150,7 @@ pub struct Context<'a> {
     pub(crate) can_reply: bool,
     pub(crate) out: &'a mut Vec<u8>,
     pub(crate) outbox: &'a mut Outbox,
-    pub(crate) presence: &'a Presence,
+    pub(crate) presence: &'a dyn PresenceTable,
     pub(crate) protocol: &'a dyn Protocol,
 }
 

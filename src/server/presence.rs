@@ -1,21 +1,43 @@
 //! Who is online: client id to connection, with MQTT's takeover rule.
+//!
+//! The server session consults presence only through [`PresenceTable`], so
+//! that the table can later live behind workers or a cluster engine; the
+//! one in use today is [`LocalPresence`], a hash map in the loop's thread.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::conn::ConnRef;
+use super::session::ConnRef;
 
-/// The online client ids. One connection per id: a newer HELLO takes the id
-/// over, and the older connection is told `BYE replaced`.
+/// The one table of online client ids a server consults: one connection per
+/// id, a newer claim takes the id over (MQTT's rule).
+pub(crate) trait PresenceTable {
+    /// Gives `id` to `conn`. Returns the shared id to keep on the connection
+    /// and the connection that held it before, which must be closed.
+    fn claim(&mut self, id: &str, conn: ConnRef) -> (Arc<str>, Option<ConnRef>);
+
+    /// Takes `id` offline, but only if `conn` still holds it: a replaced
+    /// connection must not remove its successor.
+    fn release(&mut self, id: &str, conn: ConnRef);
+
+    /// The connection that holds `id`, if it is online.
+    fn get(&self, id: &str) -> Option<ConnRef>;
+
+    /// The online client ids and their connections, in no order.
+    fn iter(&self) -> Box<dyn Iterator<Item = (&str, ConnRef)> + '_>;
+
+    /// How many client ids are online.
+    fn len(&self) -> usize;
+}
+
+/// The online client ids of one server, in a hash map.
 #[derive(Debug, Default)]
-pub(crate) struct Presence {
+pub(crate) struct LocalPresence {
     online: HashMap<Arc<str>, ConnRef>,
 }
 
-impl Presence {
-    /// Gives `id` to `conn`. Returns the shared id to keep on the connection
-    /// and the connection that held it before, which must be closed.
-    pub fn claim(&mut self, id: &str, conn: ConnRef) -> (Arc<str>, Option<ConnRef>) {
+impl PresenceTable for LocalPresence {
+    fn claim(&mut self, id: &str, conn: ConnRef) -> (Arc<str>, Option<ConnRef>) {
         if let Some((key, &holder)) = self.online.get_key_value(id) {
             let key = Arc::clone(key);
             self.online.insert(Arc::clone(&key), conn);
@@ -26,26 +48,21 @@ impl Presence {
         (key, None)
     }
 
-    /// Takes `id` offline, but only if `conn` still holds it: a replaced
-    /// connection must not remove its successor.
-    pub fn release(&mut self, id: &str, conn: ConnRef) {
+    fn release(&mut self, id: &str, conn: ConnRef) {
         if self.online.get(id) == Some(&conn) {
             self.online.remove(id);
         }
     }
 
-    /// The connection that holds `id`, if it is online.
-    pub fn get(&self, id: &str) -> Option<ConnRef> {
+    fn get(&self, id: &str) -> Option<ConnRef> {
         self.online.get(id).copied()
     }
 
-    /// The online client ids and their connections.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, ConnRef)> + '_ {
-        self.online.iter().map(|(id, c)| (&**id, *c))
+    fn iter(&self) -> Box<dyn Iterator<Item = (&str, ConnRef)> + '_> {
+        Box::new(self.online.iter().map(|(id, c)| (&**id, *c)))
     }
 
-    /// How many client ids are online.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.online.len()
     }
 }
@@ -60,7 +77,7 @@ mod tests {
 
     #[test]
     fn takeover_and_release() {
-        let mut p = Presence::default();
+        let mut p = LocalPresence::default();
         let (id, old) = p.claim("dev", c(1, 1));
         assert_eq!((&*id, old), ("dev", None));
         // The same connection saying HELLO again replaces nobody.
@@ -79,7 +96,7 @@ mod tests {
 
     #[test]
     fn the_id_is_shared_not_copied() {
-        let mut p = Presence::default();
+        let mut p = LocalPresence::default();
         let (a, _) = p.claim("x", c(1, 1));
         let (b, _) = p.claim("x", c(2, 2));
         assert!(Arc::ptr_eq(&a, &b));

@@ -1,0 +1,854 @@
+//! The event loop: one thread, one mio `Poll`, every socket in one `Slab`,
+//! every deadline in one timing wheel. Thin: the protocol's rules are in
+//! the pure [`Sessions`]; this file moves bytes and time between it and the
+//! kernel.
+//!
+//! Each turn of the loop:
+//! 1. waits in `poll` until a socket is ready or the next wheel tick, stats
+//!    line or accept retry is due, and reads the clock: the turn's time;
+//! 2. accepts, writes pending output, and lists the connections to read:
+//!    the ones whose read budget ran out last turn, then the ready ones,
+//!    each once;
+//! 3. reads each listed connection, at most [`READ_BUDGET`] reads per turn,
+//!    and hands the bytes to the session;
+//! 4. writes what the sessions produced: every reply of the turn after every
+//!    ready socket has been read (Redis's write-before-sleep: reading the
+//!    whole batch first keeps the loop from being interrupted by the peers
+//!    its writes wake);
+//! 5. only then advances the wheel and expires deadlines, so a heartbeat that
+//!    has already arrived is never lost to a timeout; a connection silent
+//!    past its deadline gets one last look at its socket first;
+//! 6. removes the connections closed during the turn (a slab key is never
+//!    reused within the batch of events that might still name it), and
+//!    hands the turn's presence events to the sink.
+//!
+//! # Time
+//! The clock is read once per turn for the turn's time (the wheel, expiry,
+//! stats, accept retries), once before sleeping (so the sleep ends on the
+//! tick, however long the turn took), and once per read or accept that
+//! brought something: an input is stamped with a reading taken after it left
+//! the kernel, never with the turn's earlier time, so a deadline counted
+//! from it is never early however long the turn takes.
+//!
+//! Deadlines are lazy: a frame only moves the session's `last_seen`. When a
+//! connection's wheel entry fires, the session compares `last_seen +
+//! timeout` with the turn's time and the loop re-arms the entry if the peer
+//! has been heard from since. A connection beating every interval costs one
+//! wheel operation per timeout, not one per heartbeat.
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::conn::{read_some, Conn};
+use super::session::{ConnRef, Deadline, Sessions};
+use super::{Handler, Stats};
+use crate::error::{Error, ErrorKind};
+use crate::events::{Event, EventSink};
+use crate::protocol::{CloseReason, Protocol};
+use crate::time::{Clock, Tick};
+use crate::wheel::Wheel;
+
+pub(crate) const WAKER: Token = Token(usize::MAX);
+pub(crate) const SIGNALS: Token = Token(usize::MAX - 1);
+/// Listener `i` has token `FIRST_LISTENER - i`. Connection tokens are slab
+/// keys, which fit in a `u32`, so the two never meet.
+pub(crate) const FIRST_LISTENER: usize = usize::MAX - 2;
+
+/// The shared read buffer: one per server, not one per connection.
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per connection per loop turn, so one busy peer cannot starve the
+/// others; a connection with more to read is taken up again next turn.
+pub(crate) const READ_BUDGET: u8 = 4;
+/// Accepts per listener per loop turn, for the same reason.
+const ACCEPT_BUDGET: usize = 256;
+/// How long to stop accepting when no file descriptor or no kernel memory
+/// can be had.
+const ACCEPT_PAUSE_MS: Tick = 100;
+
+/// What the loop carries from one step of a turn to the next.
+#[derive(Debug, Default)]
+struct Turn {
+    /// Counts turns, so a connection knows whether its read budget is this
+    /// turn's (see `Conn::read_turn`).
+    number: u16,
+    /// Connections to read this turn, each once (`Conn::queued`).
+    reads: Vec<ConnRef>,
+    /// Connections whose read budget ran out with input left: read first
+    /// next turn.
+    again: Vec<ConnRef>,
+    /// Keys closed during this turn, removed at its end.
+    closing: Vec<usize>,
+}
+
+/// The loop's side of accepting: what to do when the process runs out.
+#[derive(Debug)]
+struct Accepting {
+    /// A descriptor held in reserve: freed to accept-and-refuse when the
+    /// process runs out of descriptors.
+    spare_fd: Option<File>,
+    /// When accepting is paused, when to retry.
+    retry_at: Option<Tick>,
+    /// The accept budget ran out with connections still waiting.
+    pending: bool,
+}
+
+/// Why `accept` failed, as far as the loop cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcceptFailure {
+    /// No file descriptor left (EMFILE, ENFILE): refuse what waits, with the
+    /// spare descriptor, so the backlog does not fill.
+    OutOfDescriptors,
+    /// The kernel is short of memory (ENOMEM, ENOBUFS): freeing a descriptor
+    /// would not help; pause accepting briefly.
+    OutOfMemory,
+    /// Interrupted: try again at once.
+    Interrupted,
+    /// Nothing more waits.
+    WouldBlock,
+    /// This one connection failed (the peer gave up, ECONNABORTED, and the
+    /// like): go on with the others.
+    Connection,
+}
+
+impl AcceptFailure {
+    pub(crate) fn of(e: &io::Error) -> AcceptFailure {
+        match (e.kind(), e.raw_os_error()) {
+            (io::ErrorKind::WouldBlock, _) => AcceptFailure::WouldBlock,
+            (io::ErrorKind::Interrupted, _) => AcceptFailure::Interrupted,
+            (_, Some(libc::EMFILE | libc::ENFILE)) => AcceptFailure::OutOfDescriptors,
+            (_, Some(libc::ENOMEM | libc::ENOBUFS)) => AcceptFailure::OutOfMemory,
+            _ => AcceptFailure::Connection,
+        }
+    }
+}
+
+/// Settings the loop applies itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_conns: usize,
+    pub max_output: usize,
+    pub stats_every: Option<Tick>,
+}
+
+/// The event loop of a [`Server`](super::Server).
+pub(crate) struct Driver<P: Protocol, H: Handler> {
+    poll: Poll,
+    events: Option<Events>,
+    listeners: Vec<TcpListener>,
+    local_addrs: Vec<SocketAddr>,
+    conns: Slab<Conn>,
+    sessions: Sessions<P, H>,
+    wheel: Wheel<ConnRef>,
+    /// The time the wheel was last advanced to.
+    advanced_to: Tick,
+    clock: Clock,
+    /// The turn's time.
+    now: Tick,
+    turn: Turn,
+    accepting: Accepting,
+    limits: Limits,
+    scratch: Vec<u8>,
+    sink: EventSink,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<P: Protocol, H: Handler> Driver<P, H> {
+    /// Registers the listeners (and signals, if given) with a new loop.
+    pub fn new(
+        poll: Poll,
+        mut listeners: Vec<TcpListener>,
+        sessions: Sessions<P, H>,
+        wheel: Wheel<ConnRef>,
+        limits: Limits,
+        signals: Option<signal_hook_mio::v1_0::Signals>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
+        let mut local_addrs = Vec::with_capacity(listeners.len());
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            local_addrs.push(listener.local_addr().map_err(|e| {
+                Error::with_source(ErrorKind::Bind, "cannot read the listening address", e)
+            })?);
+            poll.registry()
+                .register(listener, Token(FIRST_LISTENER - i), Interest::READABLE)
+                .map_err(|e| {
+                    Error::with_source(ErrorKind::Io, "cannot register the listener", e)
+                })?;
+        }
+        let mut signals = signals;
+        if let Some(s) = &mut signals {
+            poll.registry()
+                .register(s, SIGNALS, Interest::READABLE)
+                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot register signals", e))?;
+        }
+        Ok(Driver {
+            poll,
+            events: Some(Events::with_capacity(1024)),
+            listeners,
+            local_addrs,
+            conns: Slab::new(),
+            sessions,
+            wheel,
+            advanced_to: 0,
+            clock: Clock::new(),
+            now: 0,
+            turn: Turn::default(),
+            accepting: Accepting {
+                spare_fd: File::open("/dev/null").ok(),
+                retry_at: None,
+                pending: false,
+            },
+            limits,
+            scratch: vec![0; READ_CHUNK],
+            sink: EventSink::log_only(),
+            signals,
+            stop,
+        })
+    }
+
+    pub fn set_events(&mut self, sink: EventSink) {
+        self.sink = sink;
+    }
+
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    pub fn max_conns(&self) -> usize {
+        self.limits.max_conns
+    }
+
+    /// The counters as of now.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.sessions.stats().clone();
+        stats.connections = self.conns.len();
+        stats.clients = self.sessions.online_count();
+        stats
+    }
+
+    /// Serves until `stop` is set (by a handle, a signal or a handler).
+    pub fn run(mut self) -> Result<Stats, Error> {
+        let settings = *self.sessions.settings();
+        log::info!(
+            "listening on {} (interval {}ms, timeout {}ms, tick {}ms, max {} connections)",
+            self.addrs_text(),
+            settings.interval_ms,
+            settings.timeout_ms,
+            self.wheel.resolution_ms(),
+            self.limits.max_conns,
+        );
+        let mut last_report = (self.stats(), self.clock.now());
+        let mut next_stats = self.limits.stats_every.map(|every| last_report.1 + every);
+        loop {
+            self.wait(next_stats)?;
+            self.take_events();
+            self.read_listed();
+            self.transmit();
+            if self.accepting.pending || self.accepting.retry_at.is_some_and(|t| t <= self.now) {
+                self.accepting.retry_at = None;
+                self.accept_all();
+            }
+            self.expire();
+            self.transmit();
+            self.end_turn();
+            if let Some(at) = next_stats.filter(|&at| at <= self.now) {
+                self.report(&mut last_report);
+                next_stats = self
+                    .limits
+                    .stats_every
+                    .map(|every| at.max(self.now) + every);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(self.shutdown(&mut last_report));
+            }
+        }
+    }
+
+    /// Sleeps in `poll` until something is ready or due; sets the turn's time.
+    fn wait(&mut self, next_stats: Option<Tick>) -> Result<(), Error> {
+        let timeout = self.poll_timeout(next_stats);
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(1024));
+        let polled = self.poll.poll(&mut events, timeout);
+        self.events = Some(events);
+        self.now = self.clock.now();
+        self.turn.number = self.turn.number.wrapping_add(1);
+        match polled {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                Err(Error::with_source(ErrorKind::Io, "poll failed", e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// How long `poll` may sleep: until the next wheel tick, the next stats
+    /// line or the next accept retry, and not at all if work is left over.
+    fn poll_timeout(&self, next_stats: Option<Tick>) -> Option<Duration> {
+        if !self.turn.again.is_empty() || self.accepting.pending {
+            return Some(Duration::ZERO);
+        }
+        let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
+        let at = [tick, next_stats, self.accepting.retry_at]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(Duration::from_millis(at.saturating_sub(self.clock.now())))
+    }
+
+    /// Goes through the events `poll` returned: accepts, writes, signals,
+    /// and the list of connections to read (last turn's leftovers first).
+    fn take_events(&mut self) {
+        self.turn.reads.append(&mut self.turn.again);
+        let Some(events) = self.events.take() else {
+            return;
+        };
+        for event in events.iter() {
+            match event.token() {
+                WAKER => {}
+                SIGNALS => self.on_signals(),
+                Token(t) if t <= FIRST_LISTENER && FIRST_LISTENER - t < self.listeners.len() => {
+                    self.accept_from(FIRST_LISTENER - t)
+                }
+                Token(key) => {
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    // A FIN is seen once: remember it, so the read that
+                    // reaches it is not skipped as a drained socket.
+                    conn.fin |= event.is_read_closed();
+                    if (event.is_readable() || event.is_read_closed() || event.is_error())
+                        && !conn.queued
+                    {
+                        conn.queued = true;
+                        self.turn.reads.push(conn.session.conn_ref(key as u32));
+                    }
+                    if event.is_writable() && conn.session.is_open() {
+                        if let Err(reason) = conn.flush() {
+                            self.close(key, reason);
+                        }
+                    }
+                }
+            }
+        }
+        self.events = Some(events);
+    }
+
+    /// Reads every listed connection once.
+    fn read_listed(&mut self) {
+        let mut reads = std::mem::take(&mut self.turn.reads);
+        for &c in &reads {
+            if let Some(conn) = self.conns.get_mut(c.key as usize) {
+                if conn.session.generation() == c.generation {
+                    conn.queued = false;
+                    self.read(c.key as usize);
+                }
+            }
+        }
+        reads.clear();
+        self.turn.reads = reads;
+    }
+
+    /// Reads what connection `key` has sent, within what is left of its
+    /// read budget for this turn, and hands it to its session.
+    fn read(&mut self, key: usize) {
+        let Driver {
+            conns,
+            sessions,
+            scratch,
+            clock,
+            turn,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(key) else {
+            return;
+        };
+        if !conn.session.is_open() {
+            return;
+        }
+        if conn.read_turn != turn.number {
+            conn.read_turn = turn.number;
+            conn.reads = 0;
+        }
+        let mut end = None;
+        loop {
+            if conn.reads >= READ_BUDGET {
+                if !conn.queued {
+                    conn.queued = true;
+                    turn.again.push(conn.session.conn_ref(key as u32));
+                }
+                break;
+            }
+            conn.reads += 1;
+            match read_some(&mut conn.stream, scratch) {
+                Ok(0) => {
+                    end = Some(CloseReason::Closed);
+                    break;
+                }
+                Ok(n) => {
+                    let now = clock.now();
+                    if !sessions.handle_bytes(now, key as u32, &mut conn.session, &scratch[..n]) {
+                        break;
+                    }
+                    // A short read emptied the socket's receive queue; on
+                    // Linux new data (or a FIN) raises a new edge, so the
+                    // read that would say WouldBlock can be skipped, as
+                    // nginx does. A FIN already seen is read to the end.
+                    if n < scratch.len() && !conn.fin {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let number = conn.session.number();
+                    let peer = conn.session.peer();
+                    if e.raw_os_error() == Some(libc::ETIMEDOUT) {
+                        // Not the peer's doing: our kernel gave up on it.
+                        log::info!(
+                            "conn {number} from {peer}: {e}: TCP keepalive or TCP_USER_TIMEOUT gave up on the peer"
+                        );
+                    } else {
+                        log::debug!("conn {number} from {peer}: read: {e}");
+                    }
+                    end = Some(CloseReason::Reset);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = end {
+            self.close(key, reason);
+        }
+        self.apply_closes();
+    }
+
+    /// Closes what the sessions asked to close (takeovers, bad frames,
+    /// handlers' requests), until they ask for nothing more.
+    fn apply_closes(&mut self) {
+        while let Some((c, reason)) = self.sessions.poll_close() {
+            if self.is_current(c) {
+                self.close(c.key as usize, reason);
+            }
+        }
+    }
+
+    fn is_current(&self, c: ConnRef) -> bool {
+        self.conns
+            .get(c.key as usize)
+            .is_some_and(|conn| conn.session.generation() == c.generation)
+    }
+
+    /// Closes connection `key`: its session says goodbye (queued), its timer
+    /// goes, and it is removed at the end of the turn. Idempotent.
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !conn.session.is_open() {
+            return;
+        }
+        self.sessions
+            .handle_close(key as u32, &mut conn.session, reason);
+        if let Some(timer) = conn.timer.take() {
+            self.wheel.cancel(timer);
+        }
+        self.turn.closing.push(key);
+    }
+
+    /// Writes everything the sessions produced, in order: one write per
+    /// connection per batch of replies. A connection's last bytes (its BYE)
+    /// go out whatever the output cap; nothing goes after them.
+    fn transmit(&mut self) {
+        loop {
+            self.apply_closes();
+            let Some(t) = self.sessions.poll_transmit() else {
+                return;
+            };
+            let key = t.to.key as usize;
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.session.generation() != t.to.generation || conn.session.is_ended() {
+                continue;
+            }
+            if t.last || !conn.session.is_open() {
+                // Best effort: the connection is going either way.
+                let _ = conn.send(t.bytes, usize::MAX);
+                if t.last {
+                    conn.session.handle_ended();
+                }
+                continue;
+            }
+            if let Err(reason) = conn.send(t.bytes, self.limits.max_output) {
+                self.close(key, reason);
+            }
+        }
+    }
+
+    /// Advances the wheel to the turn's time and deals with the connections
+    /// whose deadline entry fired: re-arm the ones heard from since, close
+    /// the others, after a last look at their sockets.
+    fn expire(&mut self) {
+        self.wheel.advance(self.now);
+        self.advanced_to = self.now;
+        while let Some((_, c)) = self.wheel.poll_expired() {
+            let key = c.key as usize;
+            let silent = match self.conns.get_mut(key) {
+                Some(conn) if conn.session.generation() == c.generation => {
+                    conn.timer = None;
+                    conn.session.is_open() && self.sessions.deadline(&conn.session) <= self.now
+                }
+                _ => continue,
+            };
+            if silent {
+                // A last look before declaring it dead: a heartbeat may have
+                // reached the socket since this turn's poll returned.
+                self.read(key);
+            }
+            self.rearm_or_close(key);
+        }
+    }
+
+    /// Asks the session of connection `key` whether it is past its
+    /// deadline: re-arms its entry if not, closes it (`timeout`) if so.
+    fn rearm_or_close(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match self
+            .sessions
+            .handle_timeout(self.now, key as u32, &mut conn.session)
+        {
+            Deadline::At(deadline) => {
+                let c = conn.session.conn_ref(key as u32);
+                // The entry that fired was just removed, so there is room.
+                conn.timer = self.wheel.try_insert(deadline, c).ok();
+                if conn.timer.is_none() {
+                    self.close(key, CloseReason::Overloaded);
+                }
+            }
+            Deadline::Passed => self.apply_closes(),
+            Deadline::Closed => {}
+        }
+    }
+
+    /// Removes the connections closed during this turn and hands the turn's
+    /// presence events to the sink.
+    fn end_turn(&mut self) {
+        for key in self.turn.closing.drain(..) {
+            if let Some(mut conn) = self.conns.try_remove(key) {
+                // Read what the peer sent and we will not process, so the
+                // close sends a FIN after our BYE rather than a reset that
+                // could make the peer drop the BYE unread.
+                let _ = read_some(&mut conn.stream, &mut self.scratch);
+                // Dropping closes the socket, which also takes it out of
+                // the epoll set.
+            }
+        }
+        if self.sessions.poll_stop() {
+            self.stop.store(true, Ordering::Release);
+        }
+        while let Some(e) = self.sessions.poll_event() {
+            self.sink.emit(&Event {
+                conn: e.number,
+                peer: e.peer,
+                client: e.client.as_deref(),
+                kind: e.kind,
+            });
+        }
+        if let Err(e) = self.sink.flush() {
+            log::error!("cannot write events: {e}");
+        }
+    }
+
+    fn on_signals(&mut self) {
+        if let Some(signals) = &mut self.signals {
+            for signal in signals.pending() {
+                log::info!("received signal {signal}: shutting down");
+                self.stop.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Accepts from every listener.
+    fn accept_all(&mut self) {
+        self.accepting.pending = false;
+        for i in 0..self.listeners.len() {
+            self.accept_from(i);
+        }
+    }
+
+    /// Accepts from listener `i` until its backlog is empty or the budget
+    /// is spent.
+    fn accept_from(&mut self, i: usize) {
+        if self.accepting.retry_at.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(listener) = self.listeners.get(i) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) => match AcceptFailure::of(&e) {
+                    AcceptFailure::WouldBlock => return,
+                    AcceptFailure::Interrupted => {}
+                    AcceptFailure::OutOfDescriptors => {
+                        self.on_out_of_descriptors(i, e);
+                        return;
+                    }
+                    AcceptFailure::OutOfMemory => {
+                        log::warn!(
+                            "accept failed: {e} ({} connections open); pausing accepts for {ACCEPT_PAUSE_MS}ms",
+                            self.conns.len()
+                        );
+                        self.accepting.retry_at = Some(self.now + ACCEPT_PAUSE_MS);
+                        return;
+                    }
+                    AcceptFailure::Connection => log::debug!("accept: {e}"),
+                },
+            }
+        }
+        self.accepting.pending = true;
+    }
+
+    /// Out of file descriptors: free the spare, accept and refuse what is
+    /// waiting, and take the spare back, so the backlog does not fill while
+    /// edge-triggered readiness stays silent. Without a spare, pause
+    /// accepting briefly instead of spinning.
+    fn on_out_of_descriptors(&mut self, i: usize, e: io::Error) {
+        log::warn!(
+            "accept failed: {e} ({} connections open); refusing waiting connections",
+            self.conns.len()
+        );
+        if self.accepting.spare_fd.take().is_some() {
+            if let Some(listener) = self.listeners.get(i) {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, peer)) => refuse(&mut self.sessions, stream, peer),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.accepting.spare_fd = File::open("/dev/null").ok();
+        }
+        if self.accepting.spare_fd.is_none() {
+            self.accepting.retry_at = Some(self.now + ACCEPT_PAUSE_MS);
+        }
+    }
+
+    /// Takes a new connection in: a session, a slab entry, epoll, a deadline.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.conns.len() >= self.limits.max_conns {
+            refuse(&mut self.sessions, stream, peer);
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let Ok(key32) = u32::try_from(key) else {
+            refuse(&mut self.sessions, stream, peer);
+            return;
+        };
+        let session = self.sessions.handle_accept(self.clock.now(), key32, peer);
+        let deadline = self.sessions.deadline(&session);
+        let c = session.conn_ref(key32);
+        let number = session.number();
+        let mut conn = Conn::new(stream, session);
+        // Readable and writable once, edge-triggered: no re-registration
+        // syscalls as output comes and goes.
+        let registered = self.poll.registry().register(
+            &mut conn.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        let timer = self.wheel.try_insert(deadline, c);
+        conn.timer = timer.ok();
+        entry.insert(conn);
+        if let Err(e) = registered {
+            log::warn!("conn {number} from {peer}: cannot register: {e}");
+            self.close(key, CloseReason::Reset);
+        } else if timer.is_err() {
+            // Only a wheel holding 2^32 timers is full: refuse rather than panic.
+            self.close(key, CloseReason::Overloaded);
+        }
+    }
+
+    fn addrs_text(&self) -> String {
+        let addrs: Vec<String> = self.local_addrs.iter().map(|a| a.to_string()).collect();
+        addrs.join(", ")
+    }
+
+    fn report(&mut self, last: &mut (Stats, Tick)) {
+        let stats = self.stats();
+        log::info!(
+            "{}",
+            stats.line(
+                &last.0,
+                self.now.saturating_sub(last.1),
+                crate::sys::rss_bytes()
+            )
+        );
+        *last = (stats, self.now);
+    }
+
+    fn shutdown(mut self, last: &mut (Stats, Tick)) -> Stats {
+        self.listeners.clear();
+        log::info!("shutting down: closing {} connections", self.conns.len());
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key, CloseReason::Shutdown);
+        }
+        self.transmit();
+        self.end_turn();
+        self.now = self.clock.now();
+        self.report(last);
+        self.stats()
+    }
+}
+
+/// Says `BYE overloaded` to a connection that will not be served.
+fn refuse<P: Protocol, H: Handler>(
+    sessions: &mut Sessions<P, H>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
+    use std::io::Write;
+    let bye = sessions.handle_refused(peer);
+    // Best effort: the connection is dropped either way.
+    let _ = stream.write(bye);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{ConnInfo, Context, Server};
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    /// Tells a channel why each connection went offline.
+    struct Offline(mpsc::Sender<CloseReason>);
+
+    impl Handler for Offline {
+        fn on_message(&mut self, _: &mut Context<'_>, _: &ConnInfo<'_>, _: &[u8]) {}
+        fn on_offline(&mut self, _: &mut Context<'_>, _: &ConnInfo<'_>, reason: CloseReason) {
+            let _ = self.0.send(reason);
+        }
+    }
+
+    fn server(
+        timeout: Duration,
+    ) -> (
+        Server<crate::LineProtocol, Offline>,
+        mpsc::Receiver<CloseReason>,
+    ) {
+        let (tx, rx) = mpsc::channel();
+        let server = Server::builder()
+            .listen("127.0.0.1:0")
+            .interval(timeout / 2)
+            .timeout(timeout)
+            .stats_interval(None)
+            .handler(Offline(tx))
+            .build()
+            .unwrap();
+        (server, rx)
+    }
+
+    /// Accepts what waits in the backlog; the key of the first connection.
+    fn accept_one(d: &mut Driver<crate::LineProtocol, Offline>) -> usize {
+        for _ in 0..200 {
+            d.accept_all();
+            if let Some((key, _)) = d.conns.iter().next() {
+                return key;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("nothing to accept");
+    }
+
+    #[test]
+    fn a_fin_behind_the_read_budget_is_still_read() {
+        // 1000 bytes read 64 at a time, 4 reads a turn: the FIN, reported
+        // once by edge-triggered epoll with the first batch, is reached
+        // four turns later, after a short read.
+        let (mut server, offline) = server(Duration::from_secs(20));
+        server.driver.scratch.truncate(64);
+        let mut peer = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        peer.write_all(&b"x\n".repeat(500)).unwrap();
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let stop = server.handle();
+        let running = std::thread::spawn(move || server.run());
+        let reason = offline.recv_timeout(Duration::from_secs(5));
+        stop.shutdown();
+        running.join().unwrap().unwrap();
+        assert_eq!(reason, Ok(CloseReason::Closed), "the FIN was missed");
+    }
+
+    #[test]
+    fn the_read_budget_is_per_turn_not_per_call() {
+        let (mut server, _offline) = server(Duration::from_secs(20));
+        let d = &mut server.driver;
+        d.scratch.truncate(64);
+        let mut peer = std::net::TcpStream::connect(d.local_addrs()[0]).unwrap();
+        peer.write_all(&b"x\n".repeat(500)).unwrap();
+        let key = accept_one(d);
+        std::thread::sleep(Duration::from_millis(50));
+        let frames = |d: &Driver<_, _>| d.sessions.stats().frames;
+        // Four reads of 64 bytes: 128 lines, then the budget is spent...
+        d.read(key);
+        assert_eq!(frames(d), 128);
+        assert_eq!(d.turn.again.len(), 1);
+        // ...for the whole turn, whoever asks (the event list, a last look).
+        d.read(key);
+        assert_eq!(frames(d), 128);
+        assert_eq!(d.turn.again.len(), 1, "queued for next turn once");
+        // The next turn reads it first, with a fresh budget.
+        d.turn.number += 1;
+        d.turn.again.clear();
+        d.conns[key].queued = false;
+        d.read(key);
+        assert_eq!(frames(d), 256);
+    }
+
+    #[test]
+    fn a_frame_is_stamped_when_it_is_read_not_when_the_turn_began() {
+        let (mut server, _offline) = server(Duration::from_secs(20));
+        let d = &mut server.driver;
+        let mut peer = std::net::TcpStream::connect(d.local_addrs()[0]).unwrap();
+        let key = accept_one(d);
+        // The turn began at 0; the heartbeat is read 60 ms later.
+        d.now = 0;
+        peer.write_all(b"PING\n").unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let before_read = d.clock.now();
+        d.read(key);
+        assert!(
+            d.conns[key].session.last_seen() >= before_read,
+            "stamped {} before the read at {before_read}",
+            d.conns[key].session.last_seen()
+        );
+    }
+
+    #[test]
+    fn accept_failures_are_told_apart() {
+        let of = |errno| AcceptFailure::of(&io::Error::from_raw_os_error(errno));
+        assert_eq!(of(libc::EMFILE), AcceptFailure::OutOfDescriptors);
+        assert_eq!(of(libc::ENFILE), AcceptFailure::OutOfDescriptors);
+        // Short of kernel memory is not short of descriptors: refusing with
+        // the spare descriptor would not help.
+        assert_eq!(of(libc::ENOMEM), AcceptFailure::OutOfMemory);
+        assert_eq!(of(libc::ENOBUFS), AcceptFailure::OutOfMemory);
+        assert_eq!(of(libc::EAGAIN), AcceptFailure::WouldBlock);
+        assert_eq!(of(libc::EINTR), AcceptFailure::Interrupted);
+        assert_eq!(of(libc::ECONNABORTED), AcceptFailure::Connection);
+        assert_eq!(of(libc::EPROTO), AcceptFailure::Connection);
+    }
+}
