@@ -29,7 +29,11 @@
 //!   the lines before it are sent; so do `SIGINT` and `SIGTERM`, at once. The client leaves without a
 //!   word (the protocol has no client `BYE`): dropping the socket closes it,
 //!   after one last non-blocking attempt to write what is pending.
-//! - **Time** is milliseconds since [`run`] started, from `Instant`.
+//! - **Time** is a [`Tick`] from the one [`Clock`] that [`run`] starts:
+//!   read for each input as it is handed to the session (rounded down, so
+//!   a reply is never stamped late), and for each wait. The configured
+//!   durations become milliseconds rounded up (see
+//!   [`ClientConfig`]'s fields): nothing is given up on sooner than asked.
 //!
 //! What it does not do: it reads the server until `WouldBlock` without a
 //! budget (one server, so there is no one to be fair to), and prints server
@@ -40,7 +44,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, info, warn};
 use mio::net::TcpStream;
@@ -53,6 +57,7 @@ use super::session::{
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_REPLY_TIMEOUT_MS,
 };
+use crate::time::{millis_ceil, Clock, Tick};
 
 /// Everything `vigil client` needs. Build it with [`ClientConfig::new`],
 /// which fills in the documented defaults, then change fields.
@@ -114,13 +119,17 @@ impl ClientConfig {
         }
     }
 
-    /// The session config for `servers` resolved addresses.
+    /// The session config for `servers` resolved addresses. Every duration
+    /// here is a length of time to wait, so it becomes whole milliseconds
+    /// rounded up ([`millis_ceil`]): the session never gives up on a reply
+    /// or a connect, nor beats or reconnects, sooner than configured, and a
+    /// positive duration never becomes 0 ms.
     fn session_config(&self, servers: usize) -> Result<SessionConfig, Error> {
         let positive = |d: Duration, what: &str| {
             if d.is_zero() {
                 Err(Error::config(format!("{what} must be above 0")))
             } else {
-                Ok(millis(d))
+                Ok(millis_ceil(d))
             }
         };
         let mut c = SessionConfig::new(self.id.clone(), servers);
@@ -142,8 +151,8 @@ impl ClientConfig {
         }
         c.reply_timeout_ms = positive(self.reply_timeout, "timeout")?;
         c.connect_timeout_ms = positive(self.connect_timeout, "connect timeout")?;
-        c.backoff_base_ms = millis(self.backoff_base);
-        c.backoff_cap_ms = millis(self.backoff_cap);
+        c.backoff_base_ms = millis_ceil(self.backoff_base);
+        c.backoff_cap_ms = millis_ceil(self.backoff_cap);
         c.seed = self.seed.unwrap_or_else(default_seed);
         Ok(c)
     }
@@ -159,8 +168,9 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
     let addrs = resolve(&config.servers)?;
     let session_config = config.session_config(addrs.len())?;
     let max_message = session_config.max_message;
-    let start = Instant::now();
-    let session = Session::new(session_config, 0).map_err(|e| Error::config(e.to_string()))?;
+    let clock = Clock::new();
+    let session =
+        Session::new(session_config, clock.now()).map_err(|e| Error::config(e.to_string()))?;
     info!(
         "client {} starting; servers: {}",
         config.id,
@@ -213,7 +223,7 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         addrs,
         conn: None,
         next_token: FIRST_CONN,
-        start,
+        clock,
         quiet: config.quiet,
         keepalive: config.tcp_keepalive,
         user_timeout: config.tcp_user_timeout,
@@ -262,10 +272,6 @@ fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, Error> {
         }
     }
     Ok(addrs)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn default_seed() -> u64 {
@@ -370,7 +376,7 @@ struct Driver {
     addrs: Vec<SocketAddr>,
     conn: Option<Conn>,
     next_token: usize,
-    start: Instant,
+    clock: Clock,
     quiet: bool,
     keepalive: Option<crate::sys::Keepalive>,
     user_timeout: Option<Duration>,
@@ -387,6 +393,7 @@ impl Driver {
         let mut events = Events::with_capacity(64);
         self.pump()?;
         while !self.stop {
+            // `now` rounds down, so this wait never ends before the deadline.
             let now = self.now();
             let timeout = self
                 .session
@@ -421,8 +428,10 @@ impl Driver {
         Ok(())
     }
 
-    fn now(&self) -> u64 {
-        millis(self.start.elapsed())
+    /// The time of an input, read when it is handed to the session (the
+    /// clock rounds down, so a stamp is never later than the truth).
+    fn now(&self) -> Tick {
+        self.clock.now()
     }
 
     fn addr(&self, server: ServerIndex) -> String {
@@ -792,6 +801,13 @@ mod tests {
             c.session_config(1).expect("valid").interval,
             IntervalPolicy::Fixed(1500)
         );
+        // Durations to wait round up: a positive one never becomes 0 ms.
+        c.interval = Some(Duration::from_micros(1500));
+        c.reply_timeout = Duration::from_micros(1);
+        let s = c.session_config(1).expect("valid");
+        assert_eq!(s.interval, IntervalPolicy::Fixed(2));
+        assert_eq!(s.reply_timeout_ms, 1);
+        c.reply_timeout = Duration::from_secs(10);
         c.interval = Some(Duration::ZERO);
         assert_eq!(
             c.session_config(1).map_err(|e| e.kind()).err(),

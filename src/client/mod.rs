@@ -4,7 +4,7 @@
 //! - [`session`]: [`Session`], the heartbeat state machine. It decides when
 //!   to log in, when to beat, when the server is dead, when and where to
 //!   reconnect. Inputs are `handle_*` calls, outputs are `poll_*` calls, time
-//!   is a `u64` of milliseconds given by the caller. Its module docs hold the
+//!   is a [`Tick`](crate::time::Tick) given by the caller. Its module docs hold the
 //!   rules (what clears a ping, when the backoff resets) and why.
 //! - [`adaptive`]: [`adaptive::AdaptiveInterval`], the search for the
 //!   longest heartbeat interval the path keeps alive (below a NAT's idle
@@ -28,7 +28,9 @@
 //! # Invariants
 //! - The session, the adaptive search, the backoff and the wire code never touch a socket, a
 //!   clock or the OS's randomness; the same inputs give the same outputs.
-//!   Only [`driver`] does I/O and reads `Instant`.
+//!   Only [`driver`] does I/O, and only it reads the time, from
+//!   [`crate::time::Clock`]: a time read rounds down, a configured duration
+//!   to wait rounds up.
 //! - Nothing a server sends can make the client panic or buffer without
 //!   bound: a line over the limit ends the connection with
 //!   `line-too-long`, a malformed `WELCOME` with `bad-frame`.

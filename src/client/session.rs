@@ -7,8 +7,11 @@
 //! [`poll_transmit`](Session::poll_transmit) (bytes for the socket),
 //! [`poll_event`](Session::poll_event) (what happened) — and sleeps until
 //! [`poll_timeout`](Session::poll_timeout), when it calls
-//! [`handle_timeout`](Session::handle_timeout). Time is a `u64` count of
-//! milliseconds on any clock the driver likes, as long as it never goes back.
+//! [`handle_timeout`](Session::handle_timeout). Time is a [`Tick`]: whole
+//! milliseconds on any clock the driver likes, as long as it never goes back
+//! (the driver uses [`crate::time::Clock`]). Points in time are `Tick`s;
+//! lengths of time (intervals, timeouts, delays) stay plain `u64`
+//! milliseconds.
 //!
 //! # Lifecycle
 //! ```text
@@ -100,6 +103,7 @@ use super::adaptive::{AdaptiveConfig, AdaptiveInterval, ChangeReason};
 use super::backoff::Backoff;
 use super::wire::{self, ServerLine};
 use crate::protocol::{valid_client_id, CloseReason, DecodeError};
+use crate::time::Tick;
 
 /// The default time the server gets to answer a `PING` or a `HELLO`, in ms.
 pub const DEFAULT_REPLY_TIMEOUT_MS: u64 = 10_000;
@@ -332,8 +336,8 @@ pub enum Event {
     PingSent {
         /// The sequence number it carries.
         seq: u64,
-        /// When it was due, in ms.
-        due_ms: u64,
+        /// When it was due.
+        due_ms: Tick,
     },
     /// A `PONG` answered our `PING`.
     Pong {
@@ -434,14 +438,14 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy)]
 struct Ping {
     seq: u64,
-    sent_at: u64,
+    sent_at: Tick,
     /// How long nothing had been sent or received when it went out.
     quiet: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Online {
-    welcomed_at: u64,
+    welcomed_at: Tick,
     server_interval_ms: u64,
     ping: Option<Ping>,
     pong_seen: bool,
@@ -449,9 +453,9 @@ struct Online {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Waiting { until: u64 },
-    Connecting { deadline: u64 },
-    Hello { deadline: u64 },
+    Waiting { until: Tick },
+    Connecting { deadline: Tick },
+    Hello { deadline: Tick },
     Online(Online),
     Closed,
 }
@@ -468,8 +472,8 @@ pub struct Session {
     adaptive: Option<Box<AdaptiveInterval>>,
     next_seq: u64,
     /// Per connection: when a line last arrived and when output was last queued.
-    last_rx: u64,
-    last_tx: u64,
+    last_rx: Tick,
+    last_tx: Tick,
     /// Output not yet written; `out[sent..]` is pending.
     out: Vec<u8>,
     sent: usize,
@@ -484,7 +488,7 @@ pub struct Session {
 impl Session {
     /// A session that connects to server 0 right away (its first
     /// [`poll_action`](Session::poll_action) is a connect).
-    pub fn new(config: SessionConfig, now: u64) -> Result<Session, ConfigError> {
+    pub fn new(config: SessionConfig, now: Tick) -> Result<Session, ConfigError> {
         if !valid_client_id(config.client_id.as_bytes()) {
             return Err(ConfigError::BadClientId);
         }
@@ -567,7 +571,7 @@ impl Session {
     // ---- inputs -----------------------------------------------------------
 
     /// The connection asked for by [`Action::Connect`] is up. Queues `HELLO`.
-    pub fn handle_connected(&mut self, now: u64) {
+    pub fn handle_connected(&mut self, now: Tick) {
         if !matches!(self.state, State::Connecting { .. }) {
             return;
         }
@@ -584,7 +588,7 @@ impl Session {
 
     /// Bytes arrived from the server. Any split of the stream into calls
     /// gives the same result.
-    pub fn handle_received(&mut self, now: u64, data: &[u8]) {
+    pub fn handle_received(&mut self, now: Tick, data: &[u8]) {
         if !self.is_connected() {
             return;
         }
@@ -634,7 +638,7 @@ impl Session {
     /// The transport ended (end of stream, or the connect or connection
     /// failed). The driver has dropped the socket already, so no
     /// [`Action::Close`] follows.
-    pub fn handle_closed(&mut self, now: u64, end: TransportEnd) {
+    pub fn handle_closed(&mut self, now: Tick, end: TransportEnd) {
         if !matches!(
             self.state,
             State::Connecting { .. } | State::Hello { .. } | State::Online(_)
@@ -650,7 +654,7 @@ impl Session {
 
     /// Time has reached `now`: fire whatever deadline has passed. Calling it
     /// early or often is harmless.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Tick) {
         match self.state {
             State::Waiting { until } if now >= until => {
                 self.connect_pending = Some(ServerIndex(self.server));
@@ -681,7 +685,7 @@ impl Session {
     /// Queues a message for the server. Refused when no connection is up
     /// (messages are never kept across reconnects), or when it is not one
     /// plain line the server would pass on as a message.
-    pub fn send_message(&mut self, now: u64, message: &[u8]) -> Result<(), SendError> {
+    pub fn send_message(&mut self, now: Tick, message: &[u8]) -> Result<(), SendError> {
         if !self.is_connected() {
             return Err(SendError::NotConnected);
         }
@@ -754,7 +758,7 @@ impl Session {
 
     /// When [`handle_timeout`](Session::handle_timeout) must next be called,
     /// or `None` once closed.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Tick> {
         match self.state {
             State::Waiting { until } => Some(until),
             State::Connecting { deadline } | State::Hello { deadline } => Some(deadline),
@@ -790,11 +794,11 @@ impl Session {
         }
     }
 
-    fn ping_deadline(&self, p: Ping) -> u64 {
+    fn ping_deadline(&self, p: Ping) -> Tick {
         p.sent_at.saturating_add(self.config.reply_timeout_ms)
     }
 
-    fn silence_deadline(&self, o: &Online) -> u64 {
+    fn silence_deadline(&self, o: &Online) -> Tick {
         self.last_rx
             .saturating_add(self.interval_of(o))
             .saturating_add(self.config.reply_timeout_ms)
@@ -803,13 +807,13 @@ impl Session {
     /// The line is idle when nothing was received, or nothing sent, for an
     /// interval. Sends can move this earlier than `last_rx + interval`,
     /// never later.
-    fn beat_at(&self, o: &Online) -> u64 {
+    fn beat_at(&self, o: &Online) -> Tick {
         self.last_rx
             .min(self.last_tx)
             .saturating_add(self.interval_of(o))
     }
 
-    fn send_ping(&mut self, now: u64, due_ms: u64) {
+    fn send_ping(&mut self, now: Tick, due_ms: Tick) {
         let State::Online(o) = &mut self.state else {
             return;
         };
@@ -830,7 +834,7 @@ impl Session {
         });
     }
 
-    fn handle_line(&mut self, now: u64, line: ServerLine<'_>) {
+    fn handle_line(&mut self, now: Tick, line: ServerLine<'_>) {
         // Every line is a sign of life.
         self.last_rx = now;
         match line {
@@ -885,7 +889,7 @@ impl Session {
         }
     }
 
-    fn handle_decode_error(&mut self, now: u64, e: DecodeError) {
+    fn handle_decode_error(&mut self, now: Tick, e: DecodeError) {
         let reason = match e {
             DecodeError::TooLong { .. } => DisconnectReason::LineTooLong,
             DecodeError::BadFrame(what) => DisconnectReason::BadLine(what),
@@ -895,7 +899,7 @@ impl Session {
 
     /// Ends the current connection (or connect attempt) and schedules the
     /// next, on the next server.
-    fn disconnect(&mut self, now: u64, reason: DisconnectReason, close: bool) {
+    fn disconnect(&mut self, now: Tick, reason: DisconnectReason, close: bool) {
         let mut change = None;
         if let State::Online(o) = self.state {
             let lasted = now.saturating_sub(o.welcomed_at);
