@@ -1,8 +1,9 @@
 //! The thin mio driver behind `vigil client`: one [`Session`], at most one
 //! socket, stdin and signals.
 //!
-//! This is the only client code that touches sockets or reads the clock. It
-//! turns readiness into `handle_*` calls, carries out the session's actions
+//! This is the only client code that reads the clock, and with the shared
+//! write loop (`transmit`), the only client code that does I/O. It turns
+//! readiness into `handle_*` calls, carries out the session's actions
 //! (connect, close), writes its output until `WouldBlock`, logs and prints
 //! its events, and sleeps until [`Session::poll_timeout`].
 //!
@@ -57,6 +58,7 @@ use super::session::{
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_REPLY_TIMEOUT_MS,
 };
+use super::transmit;
 use crate::time::{millis_ceil, Clock, Tick};
 
 /// Everything `vigil client` needs. Build it with [`ClientConfig::new`],
@@ -734,22 +736,6 @@ impl Driver {
             Err(e) => Err(Error::io("cannot write to stdout", e)),
         }
     }
-}
-
-/// Writes `session`'s pending output to `stream` until it is all written or
-/// the socket would block (a writable event brings the caller back). `Err`
-/// says how the connection failed. Shared by `vigil client` and `vigil load`.
-pub(crate) fn transmit(session: &mut Session, stream: &mut TcpStream) -> Result<(), TransportEnd> {
-    while let Some(pending) = session.poll_transmit() {
-        match stream.write(pending) {
-            Ok(0) => return Err(TransportEnd::Error(io::ErrorKind::WriteZero)),
-            Ok(n) => session.handle_transmitted(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(TransportEnd::Error(e.kind())),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
