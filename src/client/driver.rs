@@ -1,11 +1,12 @@
 //! The thin mio driver behind `vigil client`: one [`Session`], at most one
 //! socket, stdin and signals.
 //!
-//! This is the only client code that reads the clock, and with the shared
-//! write loop (`transmit`), the only client code that does I/O. It turns
-//! readiness into `handle_*` calls, carries out the session's actions
-//! (connect, close), writes its output until `WouldBlock`, logs and prints
-//! its events, and sleeps until [`Session::poll_timeout`].
+//! This is the only client code that reads the clock, and with its stdin
+//! reader thread and the shared write loop (`transmit`), the only client
+//! code that does I/O. It turns readiness into `handle_*` calls, carries
+//! out the session's actions (connect, close), writes its output until
+//! `WouldBlock`, logs and prints its events, and sleeps until
+//! [`Session::poll_timeout`].
 //!
 //! - **Connect** is mio's non-blocking connect: the socket is registered for
 //!   both directions and its first event is checked with `take_error` then
@@ -39,11 +40,15 @@
 //! What it does not do: it reads the server until `WouldBlock` without a
 //! budget (one server, so there is no one to be fair to), and prints server
 //! lines with blocking writes to stdout, so a stalled stdout stalls the loop.
+//!
+//! Files: the loop and the connection are here; the stdin reader thread is
+//! in `driver/stdin.rs`, the event log and stdout in `driver/output.rs`, and
+//! the write loop, shared with the load generator, in `client/transmit.rs`.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,14 +57,19 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
-use super::adaptive::{AdaptiveConfig, ChangeReason};
+use super::adaptive::AdaptiveConfig;
 use super::session::{
-    Action, Event, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
+    Action, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_REPLY_TIMEOUT_MS,
 };
 use super::transmit;
 use crate::time::{millis_ceil, Clock, Tick};
+
+mod output;
+mod stdin;
+
+use stdin::{spawn_stdin_reader, Input};
 
 /// Everything `vigil client` needs. Build it with [`ClientConfig::new`],
 /// which fills in the documented defaults, then change fields.
@@ -281,87 +291,6 @@ fn default_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// What the stdin reader hands the loop.
-#[derive(Debug)]
-enum Input {
-    Line(Vec<u8>),
-    TooLong,
-    Eof,
-    Failed(io::Error),
-}
-
-/// What [`read_line`] found.
-#[derive(Debug, PartialEq, Eq)]
-enum ReadLine {
-    Line,
-    TooLong,
-    Eof,
-}
-
-/// Reads one line into `line`, without its `\n` or `\r\n`. A line over
-/// `max` bytes is skipped to its end and reported as too long, so a
-/// newline-free stream cannot make the reader buffer without bound. The
-/// last line may lack its ending.
-fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Result<ReadLine> {
-    line.clear();
-    let limit = max as u64 + 2;
-    let n = r.by_ref().take(limit).read_until(b'\n', line)?;
-    if n == 0 {
-        return Ok(ReadLine::Eof);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-    } else if n as u64 == limit {
-        // Skip the rest of the over-long line, a bounded piece at a time.
-        let mut skipped = Vec::new();
-        loop {
-            skipped.clear();
-            let n = r.by_ref().take(4096).read_until(b'\n', &mut skipped)?;
-            if n == 0 || skipped.last() == Some(&b'\n') {
-                break;
-            }
-        }
-        line.clear();
-        return Ok(ReadLine::TooLong);
-    }
-    if line.len() > max {
-        line.clear();
-        return Ok(ReadLine::TooLong);
-    }
-    Ok(ReadLine::Line)
-}
-
-fn spawn_stdin_reader(tx: SyncSender<Input>, waker: Arc<Waker>, max: usize) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("vigil-stdin".to_owned())
-        .spawn(move || {
-            let stdin = io::stdin();
-            let mut stdin = stdin.lock();
-            let mut line = Vec::new();
-            loop {
-                let input = match read_line(&mut stdin, &mut line, max) {
-                    Ok(ReadLine::Line) => Input::Line(std::mem::take(&mut line)),
-                    Ok(ReadLine::TooLong) => Input::TooLong,
-                    Ok(ReadLine::Eof) => Input::Eof,
-                    Err(e) => Input::Failed(e),
-                };
-                let last = matches!(input, Input::Eof | Input::Failed(_));
-                // The loop is gone when the receiver is: nothing to do.
-                if tx.send(input).is_err() {
-                    return;
-                }
-                let _ = waker.wake();
-                if last {
-                    return;
-                }
-            }
-        })?;
-    Ok(())
 }
 
 /// The one connection, connecting or connected.
@@ -648,129 +577,11 @@ impl Driver {
             }
         }
     }
-
-    fn report_events(&mut self) -> Result<(), Error> {
-        while let Some(event) = self.session.poll_event() {
-            match event {
-                Event::Connected { server } => info!("connected to {}", self.addr(server)),
-                Event::Welcome {
-                    interval_ms,
-                    server_interval_ms,
-                    server_timeout_ms,
-                } => {
-                    info!(
-                        "welcomed by {}: beating every {interval_ms} ms (server asks {server_interval_ms} ms)",
-                        self.addr(self.session.server())
-                    );
-                    if let Some(timeout) = server_timeout_ms.filter(|t| interval_ms >= *t) {
-                        warn!(
-                            "the interval ({interval_ms} ms) is not below the server's timeout ({timeout} ms): \
-                             the server may drop this client when the line is idle"
-                        );
-                    }
-                }
-                Event::PingSent { seq, due_ms } => {
-                    debug!("ping {seq} sent (due at {due_ms} ms)");
-                }
-                Event::Pong { seq, rtt_ms } => debug!("pong {seq}: {rtt_ms} ms"),
-                Event::Line(line) => {
-                    if !self.quiet {
-                        self.print(&line)?;
-                    }
-                }
-                Event::Disconnected { server, reason } => {
-                    warn!("{}: {reason}", self.addr(server));
-                }
-                Event::IntervalChanged {
-                    from_ms,
-                    to_ms,
-                    reason,
-                } => {
-                    let a = self.session.adaptive();
-                    let bound =
-                        |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v} ms"));
-                    let settled = match a.filter(|a| a.is_settled()).and_then(|a| a.holding_for()) {
-                        Some(n) => format!("; settled, next probe after {n} answered beats"),
-                        None => String::new(),
-                    };
-                    info!(
-                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; worked {}, failed {}){settled}",
-                        match reason {
-                            ChangeReason::Probe => "enough beats answered: try longer",
-                            ChangeReason::Reprobe => "hold over: try longer again",
-                            ChangeReason::Loss => "a beat was lost: back below what worked",
-                            ChangeReason::Settle => "limit found: settle a margin below it",
-                            ChangeReason::Restart => "losses in a row: start over",
-                            ChangeReason::ServerTimeout => "the server's timeout is shorter",
-                        },
-                        bound(a.and_then(|a| a.worked())),
-                        bound(a.and_then(|a| a.failed())),
-                    );
-                }
-                Event::ReconnectScheduled {
-                    server,
-                    attempt,
-                    delay_ms,
-                } => info!(
-                    "reconnecting to {} in {delay_ms} ms (attempt {attempt})",
-                    self.addr(server)
-                ),
-            }
-        }
-        Ok(())
-    }
-
-    fn print(&mut self, line: &[u8]) -> Result<(), Error> {
-        let mut out = io::stdout().lock();
-        let result = out
-            .write_all(line)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                info!("stdout closed: exiting");
-                self.stop = true;
-                Ok(())
-            }
-            Err(e) => Err(Error::io("cannot write to stdout", e)),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[track_caller]
-    fn check_lines(input: &[u8], max: usize, expected: &[&str]) {
-        let mut r = io::Cursor::new(input);
-        let mut line = Vec::new();
-        let mut got = Vec::new();
-        loop {
-            match read_line(&mut r, &mut line, max).expect("cursor reads") {
-                ReadLine::Eof => break,
-                ReadLine::TooLong => got.push("<too long>".to_owned()),
-                ReadLine::Line => got.push(String::from_utf8_lossy(&line).into_owned()),
-            }
-        }
-        assert_eq!(got, expected);
-    }
-
-    #[test]
-    fn stdin_lines() {
-        check_lines(b"", 4, &[]);
-        check_lines(b"a\nb\r\n\nlast", 4, &["a", "b", "", "last"]);
-        check_lines(
-            b"abcd\nabcd\r\nabcde\nok\n",
-            4,
-            &["abcd", "abcd", "<too long>", "ok"],
-        );
-        check_lines(b"abcdefghijklmnopqrstuvwxyz\nok", 4, &["<too long>", "ok"]);
-        check_lines(b"abcdefghijklmnopqrstuvwxyz", 4, &["<too long>"]);
-        let long = vec![b'x'; 20_000];
-        check_lines(&long, 4, &["<too long>"]);
-    }
 
     #[test]
     fn config_maps_to_the_session() {

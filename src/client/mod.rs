@@ -16,8 +16,8 @@
 //!   spelling `HELLO`, `PING` and messages.
 //! - [`driver`]: [`run`], the mio loop behind `vigil client`: resolves the
 //!   servers, connects without blocking, feeds the session bytes and time,
-//!   writes its output, sends stdin lines, prints server lines, exits on end
-//!   of input or `SIGINT`/`SIGTERM`.
+//!   writes its output, sends stdin lines (read by a helper thread),
+//!   prints server lines, exits on end of input or `SIGINT`/`SIGTERM`.
 //! - `transmit` (crate-private): the one loop that writes a session's
 //!   output to its socket until `WouldBlock`, shared by [`driver`] and the
 //!   load generator's driver, so that neither driver calls into the other.
@@ -32,7 +32,7 @@
 //! # Invariants
 //! - The session, the adaptive search, the backoff and the wire code never touch a socket, a
 //!   clock or the OS's randomness; the same inputs give the same outputs.
-//!   Only [`driver`] and `transmit` do I/O, and only
+//!   Only [`driver`] (with its stdin thread) and `transmit` do I/O, and only
 //!   [`driver`] reads the time, from [`crate::time::Clock`]: a time read
 //!   rounds down, a configured duration to wait rounds up.
 //! - Nothing a server sends can make the client panic or buffer without
