@@ -64,7 +64,7 @@ use super::session::{
     DEFAULT_REPLY_TIMEOUT_MS,
 };
 use super::transmit;
-use crate::time::{millis_ceil, Clock, Tick};
+use crate::time::{millis_ceil, millis_floor, Clock, Tick};
 
 mod output;
 mod stdin;
@@ -210,7 +210,8 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         );
     }
     if let Some(t) = config.tcp_user_timeout {
-        info!("TCP_USER_TIMEOUT: {}ms", t.as_millis());
+        // What `sys::set_user_timeout` hands the kernel: it rounds down.
+        info!("TCP_USER_TIMEOUT: {}ms", millis_floor(t));
     }
 
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
