@@ -82,6 +82,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
+use crate::time::millis_ceil;
 
 /// A beat tests the interval only if the line had been quiet for at least
 /// this share of it, in percent, when the `PING` went out.
@@ -140,7 +141,9 @@ impl AdaptiveConfig {
         };
         let min = parse_duration(min).map_err(|e| e.to_string())?;
         let max = parse_duration(max).map_err(|e| e.to_string())?;
-        let config = AdaptiveConfig::new(millis(min), millis(max));
+        // Intervals are lengths of time to wait, so they round up (exact
+        // here: `parse_duration` reads whole milliseconds).
+        let config = AdaptiveConfig::new(millis_ceil(min), millis_ceil(max));
         config.check()?;
         Ok(config)
     }
@@ -178,10 +181,6 @@ impl AdaptiveConfig {
     fn margin(&self, interval_ms: u64) -> u64 {
         (interval_ms.saturating_mul(self.margin_pct) / 100).max(1)
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why the interval changed.

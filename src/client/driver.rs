@@ -1,10 +1,12 @@
 //! The thin mio driver behind `vigil client`: one [`Session`], at most one
 //! socket, stdin and signals.
 //!
-//! This is the only client code that touches sockets or reads the clock. It
-//! turns readiness into `handle_*` calls, carries out the session's actions
-//! (connect, close), writes its output until `WouldBlock`, logs and prints
-//! its events, and sleeps until [`Session::poll_timeout`].
+//! This is the only client code that reads the clock, and with its stdin
+//! reader thread and the shared write loop (`transmit`), the only client
+//! code that does I/O. It turns readiness into `handle_*` calls, carries
+//! out the session's actions (connect, close), writes its output until
+//! `WouldBlock`, logs and prints its events, and sleeps until
+//! [`Session::poll_timeout`].
 //!
 //! - **Connect** is mio's non-blocking connect: the socket is registered for
 //!   both directions and its first event is checked with `take_error` then
@@ -29,30 +31,45 @@
 //!   the lines before it are sent; so do `SIGINT` and `SIGTERM`, at once. The client leaves without a
 //!   word (the protocol has no client `BYE`): dropping the socket closes it,
 //!   after one last non-blocking attempt to write what is pending.
-//! - **Time** is milliseconds since [`run`] started, from `Instant`.
+//! - **Time** is a [`Tick`] from the one [`Clock`] that [`run`] starts:
+//!   read for each input as it is handed to the session (rounded down, so
+//!   a reply is never stamped late), and for each wait. The configured
+//!   durations become milliseconds rounded up (see
+//!   [`ClientConfig`]'s fields): nothing is given up on sooner than asked.
 //!
 //! What it does not do: it reads the server until `WouldBlock` without a
 //! budget (one server, so there is no one to be fair to), and prints server
 //! lines with blocking writes to stdout, so a stalled stdout stalls the loop.
+//!
+//! Files: the loop and the connection are here; the stdin reader thread is
+//! in `driver/stdin.rs`, the event log and stdout in `driver/output.rs`, and
+//! the write loop, shared with the load generator, in `client/transmit.rs`.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
-use super::adaptive::{AdaptiveConfig, ChangeReason};
+use super::adaptive::AdaptiveConfig;
 use super::session::{
-    Action, Event, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
+    Action, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
     DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_REPLY_TIMEOUT_MS,
 };
+use super::transmit;
+use crate::time::{millis_ceil, millis_floor, Clock, Tick};
+
+mod output;
+mod stdin;
+
+use stdin::{spawn_stdin_reader, Input};
 
 /// Everything `vigil client` needs. Build it with [`ClientConfig::new`],
 /// which fills in the documented defaults, then change fields.
@@ -114,13 +131,17 @@ impl ClientConfig {
         }
     }
 
-    /// The session config for `servers` resolved addresses.
+    /// The session config for `servers` resolved addresses. Every duration
+    /// here is a length of time to wait, so it becomes whole milliseconds
+    /// rounded up ([`millis_ceil`]): the session never gives up on a reply
+    /// or a connect, nor beats or reconnects, sooner than configured, and a
+    /// positive duration never becomes 0 ms.
     fn session_config(&self, servers: usize) -> Result<SessionConfig, Error> {
         let positive = |d: Duration, what: &str| {
             if d.is_zero() {
                 Err(Error::config(format!("{what} must be above 0")))
             } else {
-                Ok(millis(d))
+                Ok(millis_ceil(d))
             }
         };
         let mut c = SessionConfig::new(self.id.clone(), servers);
@@ -142,8 +163,8 @@ impl ClientConfig {
         }
         c.reply_timeout_ms = positive(self.reply_timeout, "timeout")?;
         c.connect_timeout_ms = positive(self.connect_timeout, "connect timeout")?;
-        c.backoff_base_ms = millis(self.backoff_base);
-        c.backoff_cap_ms = millis(self.backoff_cap);
+        c.backoff_base_ms = millis_ceil(self.backoff_base);
+        c.backoff_cap_ms = millis_ceil(self.backoff_cap);
         c.seed = self.seed.unwrap_or_else(default_seed);
         Ok(c)
     }
@@ -159,8 +180,9 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
     let addrs = resolve(&config.servers)?;
     let session_config = config.session_config(addrs.len())?;
     let max_message = session_config.max_message;
-    let start = Instant::now();
-    let session = Session::new(session_config, 0).map_err(|e| Error::config(e.to_string()))?;
+    let clock = Clock::new();
+    let session =
+        Session::new(session_config, clock.now()).map_err(|e| Error::config(e.to_string()))?;
     info!(
         "client {} starting; servers: {}",
         config.id,
@@ -188,7 +210,8 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         );
     }
     if let Some(t) = config.tcp_user_timeout {
-        info!("TCP_USER_TIMEOUT: {}ms", t.as_millis());
+        // What `sys::set_user_timeout` hands the kernel: it rounds down.
+        info!("TCP_USER_TIMEOUT: {}ms", millis_floor(t));
     }
 
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
@@ -213,7 +236,7 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         addrs,
         conn: None,
         next_token: FIRST_CONN,
-        start,
+        clock,
         quiet: config.quiet,
         keepalive: config.tcp_keepalive,
         user_timeout: config.tcp_user_timeout,
@@ -264,96 +287,11 @@ fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, Error> {
     Ok(addrs)
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 fn default_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// What the stdin reader hands the loop.
-#[derive(Debug)]
-enum Input {
-    Line(Vec<u8>),
-    TooLong,
-    Eof,
-    Failed(io::Error),
-}
-
-/// What [`read_line`] found.
-#[derive(Debug, PartialEq, Eq)]
-enum ReadLine {
-    Line,
-    TooLong,
-    Eof,
-}
-
-/// Reads one line into `line`, without its `\n` or `\r\n`. A line over
-/// `max` bytes is skipped to its end and reported as too long, so a
-/// newline-free stream cannot make the reader buffer without bound. The
-/// last line may lack its ending.
-fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Result<ReadLine> {
-    line.clear();
-    let limit = max as u64 + 2;
-    let n = r.by_ref().take(limit).read_until(b'\n', line)?;
-    if n == 0 {
-        return Ok(ReadLine::Eof);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-    } else if n as u64 == limit {
-        // Skip the rest of the over-long line, a bounded piece at a time.
-        let mut skipped = Vec::new();
-        loop {
-            skipped.clear();
-            let n = r.by_ref().take(4096).read_until(b'\n', &mut skipped)?;
-            if n == 0 || skipped.last() == Some(&b'\n') {
-                break;
-            }
-        }
-        line.clear();
-        return Ok(ReadLine::TooLong);
-    }
-    if line.len() > max {
-        line.clear();
-        return Ok(ReadLine::TooLong);
-    }
-    Ok(ReadLine::Line)
-}
-
-fn spawn_stdin_reader(tx: SyncSender<Input>, waker: Arc<Waker>, max: usize) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("vigil-stdin".to_owned())
-        .spawn(move || {
-            let stdin = io::stdin();
-            let mut stdin = stdin.lock();
-            let mut line = Vec::new();
-            loop {
-                let input = match read_line(&mut stdin, &mut line, max) {
-                    Ok(ReadLine::Line) => Input::Line(std::mem::take(&mut line)),
-                    Ok(ReadLine::TooLong) => Input::TooLong,
-                    Ok(ReadLine::Eof) => Input::Eof,
-                    Err(e) => Input::Failed(e),
-                };
-                let last = matches!(input, Input::Eof | Input::Failed(_));
-                // The loop is gone when the receiver is: nothing to do.
-                if tx.send(input).is_err() {
-                    return;
-                }
-                let _ = waker.wake();
-                if last {
-                    return;
-                }
-            }
-        })?;
-    Ok(())
 }
 
 /// The one connection, connecting or connected.
@@ -370,7 +308,7 @@ struct Driver {
     addrs: Vec<SocketAddr>,
     conn: Option<Conn>,
     next_token: usize,
-    start: Instant,
+    clock: Clock,
     quiet: bool,
     keepalive: Option<crate::sys::Keepalive>,
     user_timeout: Option<Duration>,
@@ -387,6 +325,7 @@ impl Driver {
         let mut events = Events::with_capacity(64);
         self.pump()?;
         while !self.stop {
+            // `now` rounds down, so this wait never ends before the deadline.
             let now = self.now();
             let timeout = self
                 .session
@@ -421,8 +360,10 @@ impl Driver {
         Ok(())
     }
 
-    fn now(&self) -> u64 {
-        millis(self.start.elapsed())
+    /// The time of an input, read when it is handed to the session (the
+    /// clock rounds down, so a stamp is never later than the truth).
+    fn now(&self) -> Tick {
+        self.clock.now()
     }
 
     fn addr(&self, server: ServerIndex) -> String {
@@ -637,145 +578,11 @@ impl Driver {
             }
         }
     }
-
-    fn report_events(&mut self) -> Result<(), Error> {
-        while let Some(event) = self.session.poll_event() {
-            match event {
-                Event::Connected { server } => info!("connected to {}", self.addr(server)),
-                Event::Welcome {
-                    interval_ms,
-                    server_interval_ms,
-                    server_timeout_ms,
-                } => {
-                    info!(
-                        "welcomed by {}: beating every {interval_ms} ms (server asks {server_interval_ms} ms)",
-                        self.addr(self.session.server())
-                    );
-                    if let Some(timeout) = server_timeout_ms.filter(|t| interval_ms >= *t) {
-                        warn!(
-                            "the interval ({interval_ms} ms) is not below the server's timeout ({timeout} ms): \
-                             the server may drop this client when the line is idle"
-                        );
-                    }
-                }
-                Event::PingSent { seq, due_ms } => {
-                    debug!("ping {seq} sent (due at {due_ms} ms)");
-                }
-                Event::Pong { seq, rtt_ms } => debug!("pong {seq}: {rtt_ms} ms"),
-                Event::Line(line) => {
-                    if !self.quiet {
-                        self.print(&line)?;
-                    }
-                }
-                Event::Disconnected { server, reason } => {
-                    warn!("{}: {reason}", self.addr(server));
-                }
-                Event::IntervalChanged {
-                    from_ms,
-                    to_ms,
-                    reason,
-                } => {
-                    let a = self.session.adaptive();
-                    let bound =
-                        |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v} ms"));
-                    let settled = match a.filter(|a| a.is_settled()).and_then(|a| a.holding_for()) {
-                        Some(n) => format!("; settled, next probe after {n} answered beats"),
-                        None => String::new(),
-                    };
-                    info!(
-                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; worked {}, failed {}){settled}",
-                        match reason {
-                            ChangeReason::Probe => "enough beats answered: try longer",
-                            ChangeReason::Reprobe => "hold over: try longer again",
-                            ChangeReason::Loss => "a beat was lost: back below what worked",
-                            ChangeReason::Settle => "limit found: settle a margin below it",
-                            ChangeReason::Restart => "losses in a row: start over",
-                            ChangeReason::ServerTimeout => "the server's timeout is shorter",
-                        },
-                        bound(a.and_then(|a| a.worked())),
-                        bound(a.and_then(|a| a.failed())),
-                    );
-                }
-                Event::ReconnectScheduled {
-                    server,
-                    attempt,
-                    delay_ms,
-                } => info!(
-                    "reconnecting to {} in {delay_ms} ms (attempt {attempt})",
-                    self.addr(server)
-                ),
-            }
-        }
-        Ok(())
-    }
-
-    fn print(&mut self, line: &[u8]) -> Result<(), Error> {
-        let mut out = io::stdout().lock();
-        let result = out
-            .write_all(line)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                info!("stdout closed: exiting");
-                self.stop = true;
-                Ok(())
-            }
-            Err(e) => Err(Error::io("cannot write to stdout", e)),
-        }
-    }
-}
-
-/// Writes `session`'s pending output to `stream` until it is all written or
-/// the socket would block (a writable event brings the caller back). `Err`
-/// says how the connection failed. Shared by `vigil client` and `vigil load`.
-pub(crate) fn transmit(session: &mut Session, stream: &mut TcpStream) -> Result<(), TransportEnd> {
-    while let Some(pending) = session.poll_transmit() {
-        match stream.write(pending) {
-            Ok(0) => return Err(TransportEnd::Error(io::ErrorKind::WriteZero)),
-            Ok(n) => session.handle_transmitted(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(TransportEnd::Error(e.kind())),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[track_caller]
-    fn check_lines(input: &[u8], max: usize, expected: &[&str]) {
-        let mut r = io::Cursor::new(input);
-        let mut line = Vec::new();
-        let mut got = Vec::new();
-        loop {
-            match read_line(&mut r, &mut line, max).expect("cursor reads") {
-                ReadLine::Eof => break,
-                ReadLine::TooLong => got.push("<too long>".to_owned()),
-                ReadLine::Line => got.push(String::from_utf8_lossy(&line).into_owned()),
-            }
-        }
-        assert_eq!(got, expected);
-    }
-
-    #[test]
-    fn stdin_lines() {
-        check_lines(b"", 4, &[]);
-        check_lines(b"a\nb\r\n\nlast", 4, &["a", "b", "", "last"]);
-        check_lines(
-            b"abcd\nabcd\r\nabcde\nok\n",
-            4,
-            &["abcd", "abcd", "<too long>", "ok"],
-        );
-        check_lines(b"abcdefghijklmnopqrstuvwxyz\nok", 4, &["<too long>", "ok"]);
-        check_lines(b"abcdefghijklmnopqrstuvwxyz", 4, &["<too long>"]);
-        let long = vec![b'x'; 20_000];
-        check_lines(&long, 4, &["<too long>"]);
-    }
 
     #[test]
     fn config_maps_to_the_session() {
@@ -792,6 +599,13 @@ mod tests {
             c.session_config(1).expect("valid").interval,
             IntervalPolicy::Fixed(1500)
         );
+        // Durations to wait round up: a positive one never becomes 0 ms.
+        c.interval = Some(Duration::from_micros(1500));
+        c.reply_timeout = Duration::from_micros(1);
+        let s = c.session_config(1).expect("valid");
+        assert_eq!(s.interval, IntervalPolicy::Fixed(2));
+        assert_eq!(s.reply_timeout_ms, 1);
+        c.reply_timeout = Duration::from_secs(10);
         c.interval = Some(Duration::ZERO);
         assert_eq!(
             c.session_config(1).map_err(|e| e.kind()).err(),

@@ -4,7 +4,7 @@
 //! - [`session`]: [`Session`], the heartbeat state machine. It decides when
 //!   to log in, when to beat, when the server is dead, when and where to
 //!   reconnect. Inputs are `handle_*` calls, outputs are `poll_*` calls, time
-//!   is a `u64` of milliseconds given by the caller. Its module docs hold the
+//!   is a [`Tick`](crate::time::Tick) given by the caller. Its module docs hold the
 //!   rules (what clears a ping, when the backoff resets) and why.
 //! - [`adaptive`]: [`adaptive::AdaptiveInterval`], the search for the
 //!   longest heartbeat interval the path keeps alive (below a NAT's idle
@@ -16,19 +16,25 @@
 //!   spelling `HELLO`, `PING` and messages.
 //! - [`driver`]: [`run`], the mio loop behind `vigil client`: resolves the
 //!   servers, connects without blocking, feeds the session bytes and time,
-//!   writes its output, sends stdin lines, prints server lines, exits on end
-//!   of input or `SIGINT`/`SIGTERM`.
+//!   writes its output, sends stdin lines (read by a helper thread),
+//!   prints server lines, exits on end of input or `SIGINT`/`SIGTERM`.
+//! - `transmit` (crate-private): the one loop that writes a session's
+//!   output to its socket until `WouldBlock`, shared by [`driver`] and the
+//!   load generator's driver, so that neither driver calls into the other.
 //!
 //! # Entry points
 //! - A command-line client: [`run`] with a [`ClientConfig`].
 //! - Anything that runs many clients in one loop (a load generator, such as
 //!   [`crate::load`]): one [`Session`] per connection, driven the way
-//!   [`driver`] does it, each with its own jitter seed.
+//!   [`driver`] does it (the crate's own load generator shares its write
+//!   loop), each with its own jitter seed.
 //!
 //! # Invariants
 //! - The session, the adaptive search, the backoff and the wire code never touch a socket, a
 //!   clock or the OS's randomness; the same inputs give the same outputs.
-//!   Only [`driver`] does I/O and reads `Instant`.
+//!   Only [`driver`] (with its stdin thread) and `transmit` do I/O, and only
+//!   [`driver`] reads the time, from [`crate::time::Clock`]: a time read
+//!   rounds down, a configured duration to wait rounds up.
 //! - Nothing a server sends can make the client panic or buffer without
 //!   bound: a line over the limit ends the connection with
 //!   `line-too-long`, a malformed `WELCOME` with `bad-frame`.
@@ -52,7 +58,10 @@ pub mod adaptive;
 pub mod backoff;
 pub mod driver;
 pub mod session;
+mod transmit;
 pub mod wire;
+
+pub(crate) use transmit::transmit;
 
 pub use driver::{run, ClientConfig, Error, ErrorKind};
 pub use session::{Event, Session, SessionConfig};

@@ -7,8 +7,11 @@
 //! [`poll_transmit`](Session::poll_transmit) (bytes for the socket),
 //! [`poll_event`](Session::poll_event) (what happened) — and sleeps until
 //! [`poll_timeout`](Session::poll_timeout), when it calls
-//! [`handle_timeout`](Session::handle_timeout). Time is a `u64` count of
-//! milliseconds on any clock the driver likes, as long as it never goes back.
+//! [`handle_timeout`](Session::handle_timeout). Time is a [`Tick`]: whole
+//! milliseconds on any clock the driver likes, as long as it never goes back
+//! (the driver uses [`crate::time::Clock`]). Points in time are `Tick`s;
+//! lengths of time (intervals, timeouts, delays) stay plain `u64`
+//! milliseconds.
 //!
 //! # Lifecycle
 //! ```text
@@ -93,327 +96,31 @@
 //! [`AdaptiveInterval`]: super::adaptive::AdaptiveInterval
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::io;
 
-use super::adaptive::{AdaptiveConfig, AdaptiveInterval, ChangeReason};
+use super::adaptive::AdaptiveInterval;
 use super::backoff::Backoff;
 use super::wire::{self, ServerLine};
-use crate::protocol::{valid_client_id, CloseReason, DecodeError};
+use crate::protocol::{valid_client_id, DecodeError};
+use crate::time::Tick;
 
-/// The default time the server gets to answer a `PING` or a `HELLO`, in ms.
-pub const DEFAULT_REPLY_TIMEOUT_MS: u64 = 10_000;
-/// The default time a TCP connect may take, in ms.
-pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
-/// The default first reconnect ceiling, in ms.
-pub const DEFAULT_BACKOFF_BASE_MS: u64 = 100;
-/// The default largest reconnect delay, in ms.
-pub const DEFAULT_BACKOFF_CAP_MS: u64 = 30_000;
-/// The default cap on output waiting for the socket, in bytes. User messages
-/// beyond it are refused with [`SendError::Full`]; heartbeats are not.
-pub const DEFAULT_MAX_PENDING: usize = 64 * 1024;
-/// The default longest message the user may send, in bytes: the server's
-/// default line limit.
-pub const DEFAULT_MAX_MESSAGE: usize = crate::protocol::line::DEFAULT_MAX_LINE;
-/// How many intervals a welcomed connection must last to count as healthy
-/// when no ping has been answered yet. See the module docs, "Backoff reset".
-pub const HEALTHY_INTERVALS: u64 = 2;
+// session/tests.rs reaches these through `use super::*`: they were this
+// module's imports before the config and event types moved out.
+#[cfg(test)]
+use {
+    super::adaptive::{AdaptiveConfig, ChangeReason},
+    std::io,
+};
 
-/// Which server in the driver's list: an index into it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerIndex(pub usize);
+// The config and the event types sit in their own files, re-exported here.
+mod config;
+mod event;
 
-/// How the heartbeat interval is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntervalPolicy {
-    /// Use the `interval=` the server sent in `WELCOME`.
-    Server,
-    /// Use this interval in ms, whatever the server says (`--interval`).
-    Fixed(u64),
-    /// Search for the longest interval the path keeps alive, between a
-    /// minimum and a maximum (`--adaptive MIN..MAX`); see
-    /// [`adaptive`](super::adaptive).
-    Adaptive(AdaptiveConfig),
-}
-
-impl IntervalPolicy {
-    /// The interval a policy starts with, in ms (at least 1), given the
-    /// server's: for [`IntervalPolicy::Adaptive`] its minimum, which the
-    /// session's search then moves.
-    pub fn interval_ms(&self, server_ms: u64) -> u64 {
-        match *self {
-            IntervalPolicy::Server => server_ms,
-            IntervalPolicy::Fixed(ms) => ms,
-            IntervalPolicy::Adaptive(c) => c.min_ms,
-        }
-        .max(1)
-    }
-}
-
-/// What a [`Session`] is told at creation. [`SessionConfig::new`] fills in
-/// the documented defaults; change fields as needed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// The id sent in `HELLO`: 1 to 128 printable ASCII characters, no spaces.
-    pub client_id: String,
-    /// How many servers the driver can connect to (at least 1); the session
-    /// names them by [`ServerIndex`] and cycles through them.
-    pub servers: usize,
-    /// How the heartbeat interval is chosen. Default: [`IntervalPolicy::Server`].
-    pub interval: IntervalPolicy,
-    /// How long a `PING` or `HELLO` may go unanswered, in ms (at least 1).
-    /// Default: [`DEFAULT_REPLY_TIMEOUT_MS`].
-    pub reply_timeout_ms: u64,
-    /// How long a TCP connect may take, in ms (at least 1).
-    /// Default: [`DEFAULT_CONNECT_TIMEOUT_MS`].
-    pub connect_timeout_ms: u64,
-    /// The first reconnect ceiling, in ms. Default: [`DEFAULT_BACKOFF_BASE_MS`].
-    pub backoff_base_ms: u64,
-    /// The largest reconnect delay, in ms. Default: [`DEFAULT_BACKOFF_CAP_MS`].
-    pub backoff_cap_ms: u64,
-    /// The longest server line accepted, in bytes.
-    /// Default: [`wire::DEFAULT_MAX_LINE`].
-    pub max_line: usize,
-    /// The longest message the user may send, in bytes.
-    /// Default: [`DEFAULT_MAX_MESSAGE`].
-    pub max_message: usize,
-    /// The most output that may wait for the socket before user messages
-    /// are refused, in bytes. Default: [`DEFAULT_MAX_PENDING`].
-    pub max_pending: usize,
-    /// The seed of the jitter generator. Default: 0; a driver running many
-    /// sessions should give each its own.
-    pub seed: u64,
-}
-
-impl SessionConfig {
-    /// A config for `client_id` with `servers` servers and every default.
-    pub fn new(client_id: impl Into<String>, servers: usize) -> SessionConfig {
-        SessionConfig {
-            client_id: client_id.into(),
-            servers,
-            interval: IntervalPolicy::Server,
-            reply_timeout_ms: DEFAULT_REPLY_TIMEOUT_MS,
-            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
-            backoff_base_ms: DEFAULT_BACKOFF_BASE_MS,
-            backoff_cap_ms: DEFAULT_BACKOFF_CAP_MS,
-            max_line: wire::DEFAULT_MAX_LINE,
-            max_message: DEFAULT_MAX_MESSAGE,
-            max_pending: DEFAULT_MAX_PENDING,
-            seed: 0,
-        }
-    }
-}
-
-/// Why a [`SessionConfig`] was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigError {
-    /// The client id is not 1 to 128 printable ASCII characters without spaces.
-    BadClientId,
-    /// The server list is empty.
-    NoServers,
-    /// The adaptive range is empty or its tuning is out of range.
-    BadAdaptive,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::BadClientId => {
-                f.write_str("client id must be 1 to 128 printable ASCII characters without spaces")
-            }
-            ConfigError::NoServers => f.write_str("no server to connect to"),
-            ConfigError::BadAdaptive => f.write_str(
-                "adaptive interval: the minimum must be above 0 and at most the maximum",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// How the transport ended, as the driver saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportEnd {
-    /// The server closed its side: a read returned 0 bytes.
-    Eof,
-    /// The connect or the connection failed (refused, reset, unreachable…).
-    Error(io::ErrorKind),
-}
-
-/// Why a connection to a server ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The server said `BYE`, with a reason if it is one this version knows.
-    Bye(Option<CloseReason>),
-    /// The server closed the stream without saying `BYE`.
-    Eof,
-    /// The connect or the connection failed.
-    Failed(io::ErrorKind),
-    /// The TCP connect did not complete within the connect timeout.
-    ConnectTimeout,
-    /// `HELLO` got no `WELCOME` within the reply timeout.
-    NoWelcome,
-    /// A `PING` got no `PONG` within the reply timeout: the server is dead
-    /// (or hung while its kernel still acknowledges our bytes).
-    PingTimeout,
-    /// Nothing at all arrived for interval + reply timeout.
-    Silent,
-    /// The server sent a line longer than the limit.
-    LineTooLong,
-    /// The server sent a malformed protocol line; the text says what.
-    BadLine(&'static str),
-}
-
-impl DisconnectReason {
-    /// Whether the session itself declared the server dead (no answer in
-    /// time), as opposed to the server or the network ending the connection.
-    pub fn is_dead(&self) -> bool {
-        matches!(
-            self,
-            DisconnectReason::ConnectTimeout
-                | DisconnectReason::NoWelcome
-                | DisconnectReason::PingTimeout
-                | DisconnectReason::Silent
-        )
-    }
-}
-
-impl fmt::Display for DisconnectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DisconnectReason::Bye(Some(r)) => write!(f, "server said BYE {r}"),
-            DisconnectReason::Bye(None) => f.write_str("server said BYE (unknown reason)"),
-            DisconnectReason::Eof => f.write_str("server closed the connection"),
-            DisconnectReason::Failed(kind) => write!(f, "connection failed: {kind}"),
-            DisconnectReason::ConnectTimeout => {
-                f.write_str("connect-timeout: connect took too long")
-            }
-            DisconnectReason::NoWelcome => {
-                f.write_str("no-welcome: HELLO was not answered in time")
-            }
-            DisconnectReason::PingTimeout => {
-                f.write_str("ping-timeout: PING was not answered in time")
-            }
-            DisconnectReason::Silent => {
-                f.write_str("silent: nothing received for interval + timeout")
-            }
-            DisconnectReason::LineTooLong => {
-                f.write_str("line-too-long: server line over the limit")
-            }
-            DisconnectReason::BadLine(what) => write!(f, "bad-frame: {what}"),
-        }
-    }
-}
-
-/// Something that happened, for the application to log or show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The TCP connection to `server` is up; `HELLO` is on its way.
-    Connected {
-        /// The server connected to.
-        server: ServerIndex,
-    },
-    /// The server said `WELCOME`.
-    Welcome {
-        /// The interval now in effect, in ms.
-        interval_ms: u64,
-        /// The interval the server asked for, in ms.
-        server_interval_ms: u64,
-        /// How long the server waits for a sign of life, if it said.
-        server_timeout_ms: Option<u64>,
-    },
-    /// A `PING` was queued for the server. `due_ms` is when the schedule
-    /// wanted it: at most the `now` of the call that queued it. The gap is
-    /// how late the driver called [`Session::handle_timeout`], or how long
-    /// the previous ping's `PONG` held this one back (at most one ping is
-    /// outstanding). A load generator measures latency from `due_ms` to
-    /// avoid coordinated omission: a stall that delays the sending of pings
-    /// then still shows in the figures.
-    PingSent {
-        /// The sequence number it carries.
-        seq: u64,
-        /// When it was due, in ms.
-        due_ms: u64,
-    },
-    /// A `PONG` answered our `PING`.
-    Pong {
-        /// The sequence number of the ping.
-        seq: u64,
-        /// The round trip, in ms.
-        rtt_ms: u64,
-    },
-    /// A line from the server that is not part of the heartbeat protocol.
-    Line(Vec<u8>),
-    /// The connection ended; a reconnect is scheduled.
-    Disconnected {
-        /// The server the connection was to.
-        server: ServerIndex,
-        /// Why it ended.
-        reason: DisconnectReason,
-    },
-    /// The adaptive heartbeat interval changed ([`IntervalPolicy::Adaptive`]).
-    IntervalChanged {
-        /// The interval before, in ms.
-        from_ms: u64,
-        /// The interval now, in ms.
-        to_ms: u64,
-        /// Why.
-        reason: ChangeReason,
-    },
-    /// The next connect is scheduled.
-    ReconnectScheduled {
-        /// The server it will be to.
-        server: ServerIndex,
-        /// The backoff attempt the delay was drawn for (0 after a healthy
-        /// connection).
-        attempt: u32,
-        /// The delay, in ms.
-        delay_ms: u64,
-    },
-}
-
-/// Something the driver must do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Open a connection to this server, then report with
-    /// [`Session::handle_connected`] or [`Session::handle_closed`].
-    Connect(ServerIndex),
-    /// Close the current socket and drop its unwritten output; the session
-    /// has already forgotten it.
-    Close,
-}
-
-/// Why a user message was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// No connection is up: messages are not queued across reconnects.
-    NotConnected,
-    /// The message holds a `\n` or ends in `\r`, so it is not one line.
-    NotOneLine,
-    /// The server would read the line as `PING` or `HELLO`, not a message.
-    Command,
-    /// The message is longer than the limit.
-    TooLong {
-        /// The limit, in bytes.
-        limit: usize,
-    },
-    /// Too much output is already waiting for the socket.
-    Full,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::NotConnected => f.write_str("not connected"),
-            SendError::NotOneLine => f.write_str("a message must be a single line"),
-            SendError::Command => f.write_str("a message may not start with PING or HELLO"),
-            SendError::TooLong { limit } => write!(f, "message longer than {limit} bytes"),
-            SendError::Full => f.write_str("too much output waiting for the server"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
+pub use config::{
+    ConfigError, IntervalPolicy, ServerIndex, SessionConfig, DEFAULT_BACKOFF_BASE_MS,
+    DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_PENDING,
+    DEFAULT_REPLY_TIMEOUT_MS, HEALTHY_INTERVALS,
+};
+pub use event::{Action, DisconnectReason, Event, SendError, TransportEnd};
 
 /// The state a session is in, for getters and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,14 +141,14 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy)]
 struct Ping {
     seq: u64,
-    sent_at: u64,
+    sent_at: Tick,
     /// How long nothing had been sent or received when it went out.
     quiet: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Online {
-    welcomed_at: u64,
+    welcomed_at: Tick,
     server_interval_ms: u64,
     ping: Option<Ping>,
     pong_seen: bool,
@@ -449,9 +156,9 @@ struct Online {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Waiting { until: u64 },
-    Connecting { deadline: u64 },
-    Hello { deadline: u64 },
+    Waiting { until: Tick },
+    Connecting { deadline: Tick },
+    Hello { deadline: Tick },
     Online(Online),
     Closed,
 }
@@ -468,8 +175,8 @@ pub struct Session {
     adaptive: Option<Box<AdaptiveInterval>>,
     next_seq: u64,
     /// Per connection: when a line last arrived and when output was last queued.
-    last_rx: u64,
-    last_tx: u64,
+    last_rx: Tick,
+    last_tx: Tick,
     /// Output not yet written; `out[sent..]` is pending.
     out: Vec<u8>,
     sent: usize,
@@ -484,7 +191,7 @@ pub struct Session {
 impl Session {
     /// A session that connects to server 0 right away (its first
     /// [`poll_action`](Session::poll_action) is a connect).
-    pub fn new(config: SessionConfig, now: u64) -> Result<Session, ConfigError> {
+    pub fn new(config: SessionConfig, now: Tick) -> Result<Session, ConfigError> {
         if !valid_client_id(config.client_id.as_bytes()) {
             return Err(ConfigError::BadClientId);
         }
@@ -567,7 +274,7 @@ impl Session {
     // ---- inputs -----------------------------------------------------------
 
     /// The connection asked for by [`Action::Connect`] is up. Queues `HELLO`.
-    pub fn handle_connected(&mut self, now: u64) {
+    pub fn handle_connected(&mut self, now: Tick) {
         if !matches!(self.state, State::Connecting { .. }) {
             return;
         }
@@ -584,7 +291,7 @@ impl Session {
 
     /// Bytes arrived from the server. Any split of the stream into calls
     /// gives the same result.
-    pub fn handle_received(&mut self, now: u64, data: &[u8]) {
+    pub fn handle_received(&mut self, now: Tick, data: &[u8]) {
         if !self.is_connected() {
             return;
         }
@@ -634,7 +341,7 @@ impl Session {
     /// The transport ended (end of stream, or the connect or connection
     /// failed). The driver has dropped the socket already, so no
     /// [`Action::Close`] follows.
-    pub fn handle_closed(&mut self, now: u64, end: TransportEnd) {
+    pub fn handle_closed(&mut self, now: Tick, end: TransportEnd) {
         if !matches!(
             self.state,
             State::Connecting { .. } | State::Hello { .. } | State::Online(_)
@@ -650,7 +357,7 @@ impl Session {
 
     /// Time has reached `now`: fire whatever deadline has passed. Calling it
     /// early or often is harmless.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Tick) {
         match self.state {
             State::Waiting { until } if now >= until => {
                 self.connect_pending = Some(ServerIndex(self.server));
@@ -681,7 +388,7 @@ impl Session {
     /// Queues a message for the server. Refused when no connection is up
     /// (messages are never kept across reconnects), or when it is not one
     /// plain line the server would pass on as a message.
-    pub fn send_message(&mut self, now: u64, message: &[u8]) -> Result<(), SendError> {
+    pub fn send_message(&mut self, now: Tick, message: &[u8]) -> Result<(), SendError> {
         if !self.is_connected() {
             return Err(SendError::NotConnected);
         }
@@ -754,7 +461,7 @@ impl Session {
 
     /// When [`handle_timeout`](Session::handle_timeout) must next be called,
     /// or `None` once closed.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Tick> {
         match self.state {
             State::Waiting { until } => Some(until),
             State::Connecting { deadline } | State::Hello { deadline } => Some(deadline),
@@ -790,11 +497,11 @@ impl Session {
         }
     }
 
-    fn ping_deadline(&self, p: Ping) -> u64 {
+    fn ping_deadline(&self, p: Ping) -> Tick {
         p.sent_at.saturating_add(self.config.reply_timeout_ms)
     }
 
-    fn silence_deadline(&self, o: &Online) -> u64 {
+    fn silence_deadline(&self, o: &Online) -> Tick {
         self.last_rx
             .saturating_add(self.interval_of(o))
             .saturating_add(self.config.reply_timeout_ms)
@@ -803,13 +510,13 @@ impl Session {
     /// The line is idle when nothing was received, or nothing sent, for an
     /// interval. Sends can move this earlier than `last_rx + interval`,
     /// never later.
-    fn beat_at(&self, o: &Online) -> u64 {
+    fn beat_at(&self, o: &Online) -> Tick {
         self.last_rx
             .min(self.last_tx)
             .saturating_add(self.interval_of(o))
     }
 
-    fn send_ping(&mut self, now: u64, due_ms: u64) {
+    fn send_ping(&mut self, now: Tick, due_ms: Tick) {
         let State::Online(o) = &mut self.state else {
             return;
         };
@@ -830,7 +537,7 @@ impl Session {
         });
     }
 
-    fn handle_line(&mut self, now: u64, line: ServerLine<'_>) {
+    fn handle_line(&mut self, now: Tick, line: ServerLine<'_>) {
         // Every line is a sign of life.
         self.last_rx = now;
         match line {
@@ -885,7 +592,7 @@ impl Session {
         }
     }
 
-    fn handle_decode_error(&mut self, now: u64, e: DecodeError) {
+    fn handle_decode_error(&mut self, now: Tick, e: DecodeError) {
         let reason = match e {
             DecodeError::TooLong { .. } => DisconnectReason::LineTooLong,
             DecodeError::BadFrame(what) => DisconnectReason::BadLine(what),
@@ -895,7 +602,7 @@ impl Session {
 
     /// Ends the current connection (or connect attempt) and schedules the
     /// next, on the next server.
-    fn disconnect(&mut self, now: u64, reason: DisconnectReason, close: bool) {
+    fn disconnect(&mut self, now: Tick, reason: DisconnectReason, close: bool) {
         let mut change = None;
         if let State::Online(o) = self.state {
             let lasted = now.saturating_sub(o.welcomed_at);

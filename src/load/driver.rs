@@ -510,7 +510,7 @@ impl Conn {
         let Some(socket) = self.socket.as_mut().filter(|s| s.connected) else {
             return;
         };
-        if let Err(end) = crate::client::driver::transmit(&mut self.session, &mut socket.stream) {
+        if let Err(end) = crate::client::transmit(&mut self.session, &mut socket.stream) {
             self.fail(w, now_us, end);
         }
     }
