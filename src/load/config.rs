@@ -629,6 +629,33 @@ mod tests {
     }
 
     #[test]
+    fn waits_in_whole_ms_round_up() {
+        let mut c = config(1);
+        for (interval, ms) in [
+            (Duration::from_millis(250), 250),
+            (Duration::from_micros(250_001), 251),
+            (Duration::from_nanos(1), 1),
+            (Duration::ZERO, 1),
+        ] {
+            c.interval = interval;
+            assert_eq!(c.interval_ms(), ms, "{interval:?}");
+        }
+        // The worker gets what a single process would use.
+        c.interval = Duration::from_micros(1_500);
+        c.duration = Duration::from_micros(2_000_001);
+        c.reply_timeout = Duration::from_micros(999);
+        let w = LoadConfig::decode(&c.encode()).unwrap();
+        assert_eq!(
+            (w.interval, w.duration, w.reply_timeout),
+            (
+                Duration::from_millis(2),
+                Duration::from_millis(2_001),
+                Duration::from_millis(1)
+            )
+        );
+    }
+
+    #[test]
     fn the_worker_form_reads_back() {
         let mut c = config(1234);
         c.connect_rate = 333.333_333_333_333_3;

@@ -90,6 +90,23 @@ impl fmt::Display for Phase {
 }
 
 /// The phase machine of one load process. See the [module docs](self).
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil::load::{Phase, Phases};
+///
+/// // One connection, a 500 ms hold, up to 1 s for the last replies.
+/// let mut p = Phases::new(1, Duration::from_millis(500), Duration::from_secs(1));
+/// assert!(p.handle_start()); // its start time came: open it
+/// assert_eq!(p.poll_change(5_000, 0), Some(Phase::Hold)); // at 5 ms
+/// assert_eq!(p.poll_change(5_000, 0), None);
+/// assert_eq!(p.poll_deadline(), 505_000); // ask again when the hold ends
+/// assert_eq!(p.poll_change(505_000, 1), Some(Phase::Drain));
+/// assert!(!p.handle_start()); // a start after the ramp: not opened
+/// assert_eq!(p.poll_change(600_000, 0), Some(Phase::Done)); // the last reply came
+/// assert_eq!((p.ramp_ms(), p.hold_ms()), (5, 500));
+/// assert!(p.poll_progress(1_000_000)); // progress: every second
+/// ```
 #[derive(Debug, Clone)]
 pub struct Phases {
     phase: Phase,
