@@ -128,6 +128,45 @@ fn the_table_is_the_default_output() {
     }
 }
 
+/// The flags come back in the JSON as given: a fractional connect rate is
+/// not rounded (it printed as `0.2` with one decimal).
+#[test]
+fn the_json_repeats_the_flags_exactly() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let run = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "1",
+            "--connect-rate",
+            "0.25",
+            "--interval",
+            "100ms",
+            "--duration",
+            "300ms",
+            "--timeout",
+            "2s",
+            "--json",
+        ],
+        WITHIN,
+    );
+    let j = run.json();
+    assert_eq!(j["connect_rate"].as_f64(), Some(0.25), "{j}");
+    assert_eq!(
+        (
+            n(&j["interval_ms"]),
+            n(&j["duration_ms"]),
+            n(&j["reply_timeout_ms"])
+        ),
+        (100, 300, 2000),
+        "{j}"
+    );
+    assert_eq!(j["heartbeats"]["offered_per_s"].as_f64(), Some(10.0), "{j}");
+    assert_eq!(n(&j["errors"]), 0, "{j}");
+}
+
 #[test]
 fn two_processes_merge_exactly_and_use_distinct_ids() {
     let server = Serve::start(&[

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vigil::duration::{format_duration, parse_duration};
 use vigil::load::config::DEFAULT_CONNECT_RATE;
-use vigil::load::report::{format_json, format_progress, format_table};
+use vigil::load::render::{format_json, format_progress, format_table};
 use vigil::load::{self, ErrorKind, LoadConfig, Phase, Progress, SourceRange};
 
 /// Open many heartbeat sessions against a server and measure every round trip.

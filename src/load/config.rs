@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::protocol::valid_client_id;
+use crate::time::millis_ceil;
 
 /// The default connect rate, per second (per run, shared by the workers).
 pub const DEFAULT_CONNECT_RATE: f64 = 1_000.0;
@@ -277,6 +278,12 @@ impl LoadConfig {
         self.source_ips.map(|r| IpAddr::V4(r.nth(global)))
     }
 
+    /// The heartbeat interval in whole ms, as the sessions beat at it:
+    /// rounded up (a wait), at least 1.
+    pub fn interval_ms(&self) -> u64 {
+        millis_ceil(self.interval).max(1)
+    }
+
     /// When connection `i` of this process starts, in ms from the run's
     /// start: its slot in the ramp (`i / connect_rate`) plus a random
     /// phase below one interval (`phase_draw` in `0..=u64::MAX`), so
@@ -285,7 +292,7 @@ impl LoadConfig {
     /// the connect rate above `connect_rate`.
     pub fn start_ms(&self, i: usize, phase_draw: u64) -> u64 {
         let slot = (i as f64 * 1_000.0 / self.connect_rate) as u64;
-        let interval = millis(self.interval).max(1);
+        let interval = self.interval_ms();
         let phase = ((u128::from(phase_draw) * u128::from(interval)) >> 64) as u64;
         slot.saturating_add(phase)
     }
@@ -313,6 +320,8 @@ impl LoadConfig {
     }
 
     /// The config as `key value` lines, the form a worker reads on stdin.
+    /// Durations go in whole ms, rounded up, as a single process would
+    /// use them.
     pub fn encode(&self) -> String {
         let mut s = format!(
             "server {}\nconns {}\nconnect_rate {}\ninterval_ms {}\nduration_ms {}\n\
@@ -320,9 +329,9 @@ impl LoadConfig {
             self.server,
             self.conns,
             self.connect_rate,
-            millis(self.interval),
-            millis(self.duration),
-            millis(self.reply_timeout),
+            self.interval_ms(),
+            millis_ceil(self.duration),
+            millis_ceil(self.reply_timeout),
             self.id_prefix,
             self.seed,
             self.first_index,
@@ -404,11 +413,6 @@ pub fn max_conns_per_process(fd_limit: u64) -> u64 {
 /// The largest share when `conns` are split over `procs` processes.
 pub fn per_process(conns: usize, procs: usize) -> usize {
     conns.div_ceil(procs.max(1))
-}
-
-/// A duration in whole ms, saturating.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A seed for share `k`, from the run's seed (one SplitMix64 step).
@@ -622,6 +626,33 @@ mod tests {
         assert_eq!(c.start_ms(0, u64::MAX / 2), 499);
         c.connect_rate = 0.5;
         assert_eq!(c.start_ms(3, 0), 6000);
+    }
+
+    #[test]
+    fn waits_in_whole_ms_round_up() {
+        let mut c = config(1);
+        for (interval, ms) in [
+            (Duration::from_millis(250), 250),
+            (Duration::from_micros(250_001), 251),
+            (Duration::from_nanos(1), 1),
+            (Duration::ZERO, 1),
+        ] {
+            c.interval = interval;
+            assert_eq!(c.interval_ms(), ms, "{interval:?}");
+        }
+        // The worker gets what a single process would use.
+        c.interval = Duration::from_micros(1_500);
+        c.duration = Duration::from_micros(2_000_001);
+        c.reply_timeout = Duration::from_micros(999);
+        let w = LoadConfig::decode(&c.encode()).unwrap();
+        assert_eq!(
+            (w.interval, w.duration, w.reply_timeout),
+            (
+                Duration::from_millis(2),
+                Duration::from_millis(2_001),
+                Duration::from_millis(1)
+            )
+        );
     }
 
     #[test]

@@ -29,11 +29,13 @@
 //!   duration), drain (up to the reply timeout for the last counted
 //!   replies; pings sent now are not counted), then every session is
 //!   closed. `SIGINT`/`SIGTERM` ends the ramp or hold early; a second one
-//!   ends the drain.
+//!   ends the drain. Those rules live in [`Phases`]: the loop tells it the
+//!   time, the starts, the signals and the pings in flight, and acts on
+//!   what it answers.
 
 use std::io::{self, Read};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, warn};
 use mio::net::TcpStream;
@@ -44,11 +46,14 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use super::config::{millis, LoadConfig};
-use super::report::{reason_key, Latency, Phase, Progress, Report};
+use super::config::LoadConfig;
+use super::phase::{Phase, Phases};
+use super::reason::ReasonName;
+use super::report::{Latency, Progress, Report};
 use super::Error;
 use crate::client::backoff::SplitMix64;
 use crate::client::session::{Action, Event, IntervalPolicy, Session, SessionConfig, TransportEnd};
+use crate::time::{millis_ceil, Clock, Tick};
 use crate::wheel::{TimerKey, Wheel};
 
 /// The signal pipe's token; connections use their slab keys.
@@ -59,8 +64,6 @@ const TICK: Token = Token(usize::MAX - 1);
 const READ_BUF: usize = 16 * 1024;
 /// Wheel slots at 1 ms ticks: one revolution is 8.2 s.
 const WHEEL_SLOTS: usize = 8192;
-/// How often progress is reported, in µs.
-const PROGRESS_EVERY_US: u64 = 1_000_000;
 
 /// Runs one load process: checks the config against this process's
 /// open-files limit and the source addresses against the machine, opens
@@ -83,7 +86,7 @@ pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Resul
         .map_err(|e| Error::io("cannot watch signals", e))?;
     // The clock starts before the tick timer, so ticks come just after
     // each ms boundary of the clock, never just before.
-    let start = Instant::now();
+    let clock = Clock::new();
     let tick = crate::sys::periodic_timer(Duration::from_millis(1))
         .map_err(|e| Error::io("cannot create the tick timer", e))?;
     poll.registry()
@@ -96,12 +99,12 @@ pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Resul
             poll,
             wheel: Wheel::with_capacity(1, WHEEL_SLOTS, config.conns.saturating_mul(2)),
             report: Report::new(),
-            phase: Phase::Ramp,
+            phases: Phases::new(config.conns, config.duration, config.reply_timeout),
             online: 0,
             in_flight: 0,
             recent_rtt: Latency::new(),
             recent_scheduled: Latency::new(),
-            start,
+            clock,
             config: config.clone(),
         },
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
@@ -188,26 +191,31 @@ struct World {
     poll: Poll,
     wheel: Wheel<Timer>,
     report: Report,
-    phase: Phase,
+    phases: Phases,
     online: u64,
     /// Counted pings not answered yet.
     in_flight: u64,
     /// Latencies since the last progress snapshot.
     recent_rtt: Latency,
     recent_scheduled: Latency,
-    start: Instant,
+    /// The one clock: µs for latencies, and whole ms of the same reading
+    /// ([`tick`]) for the sessions.
+    clock: Clock,
     config: LoadConfig,
 }
 
-impl World {
-    fn now_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
+/// The session time of a clock reading in µs: whole ms, rounded down like
+/// [`Clock::now`], so a ping due at `due_ms` was due at `due_ms * 1000` µs,
+/// never after the µs time it was sent at.
+fn tick(now_us: u64) -> Tick {
+    now_us / 1000
+}
 
+impl World {
     fn progress(&mut self, now_us: u64) -> Progress {
         let p = Progress {
             elapsed_ms: now_us / 1000,
-            phase: self.phase,
+            phase: self.phases.phase(),
             online: self.online,
             sent: self.report.sent,
             received: self.report.received,
@@ -235,9 +243,9 @@ impl Driver {
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<(), Error> {
         let n = self.w.config.conns;
-        let mut phases = SplitMix64::new(self.w.config.seed);
+        let mut draws = SplitMix64::new(self.w.config.seed);
         for i in 0..n {
-            let at = self.w.config.start_ms(i, phases.next_u64());
+            let at = self.w.config.start_ms(i, draws.next_u64());
             if self.w.wheel.try_insert(at, Timer::Start(i)).is_err() {
                 return Err(Error::config(super::ConfigError::new(
                     "too many connections for one timing wheel",
@@ -245,48 +253,30 @@ impl Driver {
             }
         }
         let mut events = Events::with_capacity(1024);
-        let mut started = 0usize;
-        let mut signalled = 0u32;
-        let (mut hold_start_us, mut hold_end_us, mut drain_end_us) = (0, u64::MAX, u64::MAX);
-        let mut next_progress_us = PROGRESS_EVERY_US;
         let mut backlog = false;
-        loop {
-            let now_us = self.w.now_us();
-            if self.w.phase == Phase::Ramp && (started >= n || signalled > 0) {
-                self.w.phase = Phase::Hold;
-                self.w.report.ramp_ms = now_us / 1000;
-                hold_start_us = now_us;
-                hold_end_us = now_us.saturating_add(micros(self.w.config.duration));
-                on_progress(&self.w.progress(now_us));
-            }
-            if self.w.phase == Phase::Hold && (now_us >= hold_end_us || signalled > 0) {
-                self.w.phase = Phase::Drain;
-                self.w.report.hold_ms = (now_us - hold_start_us) / 1000;
-                self.w.report.online_at_end = self.w.online;
-                drain_end_us = now_us.saturating_add(micros(self.w.config.reply_timeout));
-                on_progress(&self.w.progress(now_us));
-            }
-            if self.w.phase == Phase::Drain
-                && (self.w.in_flight == 0 || now_us >= drain_end_us || signalled > 1)
-            {
-                break;
-            }
-            if now_us >= next_progress_us {
-                on_progress(&self.w.progress(now_us));
-                while next_progress_us <= now_us {
-                    next_progress_us += PROGRESS_EVERY_US;
+        'turns: loop {
+            let now_us = self.w.clock.now_us();
+            while let Some(phase) = self.w.phases.poll_change(now_us, self.w.in_flight) {
+                match phase {
+                    Phase::Hold => self.w.report.ramp_ms = self.w.phases.ramp_ms(),
+                    Phase::Drain => {
+                        self.w.report.hold_ms = self.w.phases.hold_ms();
+                        self.w.report.online_at_end = self.w.online;
+                    }
+                    Phase::Done => break 'turns,
+                    Phase::Ramp => {}
                 }
+                on_progress(&self.w.progress(now_us));
+            }
+            if self.w.phases.poll_progress(now_us) {
+                on_progress(&self.w.progress(now_us));
             }
 
             // The tick timer wakes the loop for the wheel; this timeout is
             // for the rest, and a backstop.
-            let mut wake_us = next_progress_us.min(match self.w.phase {
-                Phase::Hold => hold_end_us,
-                Phase::Drain => drain_end_us,
-                _ => u64::MAX,
-            });
+            let mut wake_us = self.w.phases.poll_deadline();
             if !self.w.wheel.is_empty() {
-                let tick_ms = self.w.wheel.next_tick_ms(now_us / 1000);
+                let tick_ms = self.w.wheel.next_tick_ms(tick(now_us));
                 wake_us = wake_us.min(tick_ms.saturating_add(1).saturating_mul(1000));
             }
             if backlog {
@@ -308,8 +298,8 @@ impl Driver {
                     }
                     SIGNALS => {
                         if signals.pending().count() > 0 {
-                            signalled += 1;
-                            debug!("signal: ending the run ({signalled})");
+                            self.w.phases.handle_signal();
+                            debug!("signal during the {}: ending it", self.w.phases.phase());
                         }
                     }
                     Token(key) => {
@@ -320,8 +310,7 @@ impl Driver {
                 }
             }
 
-            let now_ms = self.w.now_us() / 1000;
-            self.w.wheel.advance(now_ms);
+            self.w.wheel.advance(self.w.clock.now());
             // A session may re-arm for a time already past; a budget keeps
             // such chains from holding the loop (the rest runs next turn).
             let mut budget = self.conns.len() + n + 64;
@@ -329,16 +318,15 @@ impl Driver {
             while let Some((_, timer)) = self.w.wheel.poll_expired() {
                 match timer {
                     Timer::Start(i) => {
-                        started += 1;
-                        if self.w.phase == Phase::Ramp {
+                        if self.w.phases.handle_start() {
                             self.start(i)?;
                         }
                     }
                     Timer::Session(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             conn.timer = None;
-                            let now_us = self.w.now_us();
-                            conn.session.handle_timeout(now_us / 1000);
+                            let now_us = self.w.clock.now_us();
+                            conn.session.handle_timeout(tick(now_us));
                             conn.pump(key, &mut self.w, now_us);
                         }
                     }
@@ -351,8 +339,7 @@ impl Driver {
             }
         }
         self.close_all();
-        let now_us = self.w.now_us();
-        self.w.phase = Phase::Done;
+        let now_us = self.w.clock.now_us();
         on_progress(&self.w.progress(now_us));
         Ok(())
     }
@@ -361,12 +348,13 @@ impl Driver {
     fn start(&mut self, i: usize) -> Result<(), Error> {
         let config = &self.w.config;
         let mut sc = SessionConfig::new(config.client_id(i), 1);
-        sc.interval = IntervalPolicy::Fixed(millis(config.interval).max(1));
-        sc.reply_timeout_ms = millis(config.reply_timeout);
-        sc.connect_timeout_ms = millis(config.reply_timeout);
+        // Waits round up: a session never gives up on the server early.
+        sc.interval = IntervalPolicy::Fixed(config.interval_ms());
+        sc.reply_timeout_ms = millis_ceil(config.reply_timeout);
+        sc.connect_timeout_ms = millis_ceil(config.reply_timeout);
         sc.seed = config.seed ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
-        let now_us = self.w.now_us();
-        let session = Session::new(sc, now_us / 1000)
+        let now_us = self.w.clock.now_us();
+        let session = Session::new(sc, tick(now_us))
             .map_err(|e| Error::config(super::ConfigError::new(e.to_string())))?;
         let key = self.conns.insert(Conn {
             index: i,
@@ -441,7 +429,7 @@ impl Conn {
             Err(e) => {
                 debug!("connect {}: {e}", self.index);
                 self.session
-                    .handle_closed(now_us / 1000, TransportEnd::Error(e.kind()));
+                    .handle_closed(tick(now_us), TransportEnd::Error(e.kind()));
             }
         }
     }
@@ -455,7 +443,7 @@ impl Conn {
     /// The transport ended under the session.
     fn fail(&mut self, w: &World, now_us: u64, end: TransportEnd) {
         self.drop_socket(w);
-        self.session.handle_closed(now_us / 1000, end);
+        self.session.handle_closed(tick(now_us), end);
     }
 
     fn handle_ready(&mut self, key: usize, w: &mut World, buf: &mut [u8]) {
@@ -467,10 +455,10 @@ impl Conn {
                 Ok(false) => return, // spurious: not connected yet
                 Ok(true) => {
                     socket.connected = true;
-                    self.session.handle_connected(w.now_us() / 1000);
+                    self.session.handle_connected(w.clock.now());
                 }
                 Err(e) => {
-                    let now_us = w.now_us();
+                    let now_us = w.clock.now_us();
                     self.fail(w, now_us, TransportEnd::Error(e.kind()));
                     return self.pump(key, w, now_us);
                 }
@@ -480,27 +468,27 @@ impl Conn {
         while let Some(socket) = self.socket.as_mut() {
             match socket.stream.read(buf) {
                 Ok(0) => {
-                    let now_us = w.now_us();
+                    let now_us = w.clock.now_us();
                     self.fail(w, now_us, TransportEnd::Eof);
                     break;
                 }
                 Ok(n) => {
                     // The time a reply is seen: right after its read.
-                    let now_us = w.now_us();
+                    let now_us = w.clock.now_us();
                     self.session
-                        .handle_received(now_us / 1000, buf.get(..n).unwrap_or_default());
+                        .handle_received(tick(now_us), buf.get(..n).unwrap_or_default());
                     self.pump(key, w, now_us);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let now_us = w.now_us();
+                    let now_us = w.clock.now_us();
                     self.fail(w, now_us, TransportEnd::Error(e.kind()));
                     break;
                 }
             }
         }
-        let now_us = w.now_us();
+        let now_us = w.clock.now_us();
         self.pump(key, w, now_us);
     }
 
@@ -530,8 +518,8 @@ impl Conn {
                 }
             }
             Event::PingSent { seq, due_ms } => {
-                if w.phase <= Phase::Hold {
-                    let hold = w.phase == Phase::Hold;
+                if w.phases.phase().counts_pings() {
+                    let hold = w.phases.phase() == Phase::Hold;
                     self.ping = Some(InFlight {
                         seq,
                         due_us: due_ms.saturating_mul(1000),
@@ -573,7 +561,7 @@ impl Conn {
                 } else {
                     &mut w.report.connect_errors
                 };
-                *by_reason.entry(reason_key(&reason)).or_default() += 1;
+                *by_reason.entry(reason.as_str().to_owned()).or_default() += 1;
                 self.established = false;
             }
             Event::ReconnectScheduled { .. } => w.report.reconnects += 1,
@@ -603,8 +591,4 @@ impl Conn {
             (None, None) => {}
         }
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -4,12 +4,21 @@
 //! - [`config`]: [`LoadConfig`] (what to run, with documented defaults and
 //!   checks that name the flag at fault), [`SourceRange`], how a run is
 //!   split between worker processes. Pure.
+//! - [`phase`]: [`Phases`], the run's ramp → hold → drain → done as a
+//!   state machine that takes the time and says what to do. Pure.
 //! - [`report`]: [`Report`] (counters and two HDR histograms of latency in
-//!   µs), exact merging, the summary table, the JSON object, the line
-//!   format workers report in, the live progress line. Pure.
+//!   µs) and [`Progress`], and how they merge across processes (exactly,
+//!   for reports). Pure.
+//! - [`reason`]: the one spelling of a disconnect reason
+//!   ([`ReasonName::as_str`]) that reports count under. Pure.
+//! - [`wire`]: the lines a worker hands its progress and report to the
+//!   parent in: one spec, one type that prints and parses them. Pure.
+//! - [`render`]: the live progress line, the summary table, the JSON
+//!   object. Pure.
 //! - [`driver`]: [`run`], one process's mio loop: every connection a
 //!   [`Session`](crate::client::Session) in one `Slab`, every deadline in one
-//!   [`Wheel`](crate::wheel::Wheel).
+//!   [`Wheel`](crate::wheel::Wheel). The only load code that reads the
+//!   clock.
 //! - [`procs`]: [`run_procs`] starts worker processes, feeds each its share,
 //!   merges their reports; [`run_worker`] is the worker's side.
 //!
@@ -48,12 +57,18 @@
 
 pub mod config;
 pub mod driver;
+pub mod phase;
 pub mod procs;
+pub mod reason;
+pub mod render;
 pub mod report;
+pub mod wire;
 
 pub use config::{ConfigError, LoadConfig, SourceRange};
 pub use driver::run;
+pub use phase::{Phase, Phases};
 pub use procs::{run_procs, run_worker};
-pub use report::{Latency, Phase, Progress, Report};
+pub use reason::ReasonName;
+pub use report::{Latency, Progress, Report};
 
 pub use crate::error::{Error, ErrorKind};

@@ -7,7 +7,7 @@
 //! stdin, as [`LoadConfig::encode`] lines, then closes it. The worker
 //! ([`run_worker`]) runs [`super::run`] and writes [`Progress`] lines and
 //! finally its [`Report`] on stdout, in the line format of
-//! [`super::report`]; its stderr is the parent's. Reports merge exactly
+//! [`super::wire`]; its stderr is the parent's. Reports merge exactly
 //! (histograms bucket by bucket); live progress merges approximately (the
 //! p99 shown is the largest of the workers').
 //!
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::config::LoadConfig;
 use super::report::{Phase, Progress, Report};
+use super::wire::{self, Output, Reader};
 use super::Error;
 
 /// Slack beyond a share's own worst-case run time before the parent gives
@@ -225,44 +226,30 @@ fn supervise(
 
 /// Reads one worker's stdout, line by line, until it ends.
 fn read_worker(k: usize, stdout: impl Read, tx: &mpsc::Sender<Msg>) {
-    let mut lines = BufReader::new(stdout).lines();
-    let outcome = loop {
-        let line = match lines.next() {
-            None => break Ok(()),
-            Some(Ok(line)) => line,
-            Some(Err(e)) => break Err(format!("cannot read its output: {e}")),
+    let mut reader = Reader::new();
+    let mut outcome = Ok(());
+    for line in BufReader::new(stdout).lines() {
+        let read = match line {
+            Ok(line) => reader.handle_line(&line),
+            Err(e) => Err(format!("cannot read its output: {e}")),
         };
-        if line.starts_with("progress ") {
-            match Progress::decode(&line) {
-                Some(p) => {
-                    let _ = tx.send(Msg::Progress(k, p));
-                }
-                None => break Err(format!("bad progress line {line:?}")),
+        match read {
+            Ok(None) => {}
+            Ok(Some(Output::Progress(p))) => {
+                let _ = tx.send(Msg::Progress(k, p));
             }
-        } else if line == "report 1" {
-            let mut reader = Report::reader();
-            let read = loop {
-                match lines.next() {
-                    Some(Ok(l)) if l == "end" => break Ok(()),
-                    Some(Ok(l)) => {
-                        if let Err(e) = reader.line(&l) {
-                            break Err(e);
-                        }
-                    }
-                    Some(Err(e)) => break Err(format!("cannot read its report: {e}")),
-                    None => break Err("its report ends early".to_owned()),
-                }
-            };
-            match read {
-                Ok(()) => {
-                    let _ = tx.send(Msg::Report(k, Box::new(reader.finish())));
-                }
-                Err(e) => break Err(e),
+            Ok(Some(Output::Report(r))) => {
+                let _ = tx.send(Msg::Report(k, r));
             }
-        } else {
-            break Err(format!("unexpected output {line:?}"));
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
         }
-    };
+    }
+    if outcome.is_ok() {
+        outcome = reader.finish();
+    }
     let _ = tx.send(Msg::Ended(k, outcome));
 }
 
@@ -279,10 +266,10 @@ pub fn run_worker() -> Result<(), Error> {
     let report = super::run(&config, &mut |p| {
         let mut out = stdout.lock();
         // A parent that went away cannot be told; the run ends by itself.
-        let _ = writeln!(out, "{}", p.encode()).and_then(|()| out.flush());
+        let _ = writeln!(out, "{}", wire::progress_line(p)).and_then(|()| out.flush());
     })?;
     let mut out = stdout.lock();
-    out.write_all(report.encode().as_bytes())
+    out.write_all(wire::report_text(&report).as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("cannot write the report", e))
 }
@@ -290,7 +277,7 @@ pub fn run_worker() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::config::millis;
+    use crate::time::millis_floor;
 
     #[test]
     fn a_share_is_given_time_for_its_ramp_hold_and_drain() {
@@ -305,6 +292,6 @@ mod tests {
             w >= Duration::from_millis(17_999) && w <= Duration::from_secs(18),
             "{w:?}"
         );
-        assert_eq!(millis(w) / 1000, 17);
+        assert_eq!(millis_floor(w) / 1000, 17);
     }
 }
