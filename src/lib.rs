@@ -87,6 +87,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod addr;
 pub mod client;
 pub mod duration;
 pub mod error;
