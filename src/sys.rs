@@ -1,4 +1,8 @@
 //! Thin, checked wrappers around the few libc calls vigil makes.
+//!
+//! Crate-private: users get [`Keepalive`], [`nofile_limit`] and
+//! [`raise_nofile_limit`] re-exported at the crate root; the rest is the
+//! server's and the drivers' plumbing.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -90,17 +94,22 @@ impl Keepalive {
             interval,
             count,
         };
-        if idle.as_secs() < 1 || interval.as_secs() < 1 || count < 1 {
-            return Err(format!(
-                "invalid keepalive {s:?}: the kernel counts in whole seconds (at least 1s) and needs at least 1 probe"
-            ));
-        }
-        if idle.as_secs() > 32_767 || interval.as_secs() > 32_767 || count > 127 {
-            return Err(format!(
-                "invalid keepalive {s:?}: at most 32767s and 127 probes"
-            ));
-        }
+        k.check()
+            .map_err(|why| format!("invalid keepalive {s:?}: {why}"))?;
         Ok(k)
+    }
+
+    /// Checks the settings against the kernel's ranges: whole seconds from
+    /// 1 s to 32767 s, and 1 to 127 probes.
+    pub fn check(&self) -> Result<(), String> {
+        let (idle, interval, count) = (self.idle.as_secs(), self.interval.as_secs(), self.count);
+        if idle < 1 || interval < 1 || count < 1 {
+            return Err("the kernel counts keepalive times in whole seconds (at least 1s) and needs at least 1 probe".to_owned());
+        }
+        if idle > 32_767 || interval > 32_767 || count > 127 {
+            return Err("keepalive times are at most 32767s and 127 probes".to_owned());
+        }
+        Ok(())
     }
 
     /// How long a silent dead peer takes to be detected: idle + count × interval.
@@ -125,7 +134,8 @@ fn setsockopt_int(
     .map(drop)
 }
 
-/// Reads an integer socket option.
+/// Reads an integer socket option (the tests read back what was set).
+#[cfg(test)]
 pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

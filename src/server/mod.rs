@@ -37,7 +37,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 pub use builder::Builder;
-pub use config::{Config, ConfigError, DEFAULT_LISTEN};
+pub use config::{
+    Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_LISTEN_ADDR,
+    DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
+    MAX_WHEEL_SLOTS,
+};
 pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
 pub use stats::Stats;
 
@@ -174,12 +178,11 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
         let poll =
             Poll::new().map_err(|e| Error::with_source(ErrorKind::Io, "cannot create poll", e))?;
-        let mut listener = TcpListener::bind(config.listen).map_err(|e| {
-            Error::with_source(
-                ErrorKind::Bind,
-                format!("cannot listen on {}", config.listen),
-                e,
-            )
+        // TODO(lead): bind all of config.listen (validate() ensured one).
+        let first = config.listen.first().copied();
+        let first = first.ok_or_else(|| Error::new(ErrorKind::Config, "no listen address"))?;
+        let mut listener = TcpListener::bind(first).map_err(|e| {
+            Error::with_source(ErrorKind::Bind, format!("cannot listen on {first}"), e)
         })?;
         let fd = listener.as_raw_fd();
         if let Err(e) = crate::sys::set_backlog(fd, config.backlog) {
@@ -290,6 +293,13 @@ impl<P: Protocol, H: Handler> Server<P, H> {
     /// configuration asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Every address the server listens on, the first being
+    /// [`Server::local_addr`].
+    // TODO(lead): bind all; today only the first configured address is bound.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        std::slice::from_ref(&self.local_addr)
     }
 
     /// The most connections this server holds at once.
