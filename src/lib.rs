@@ -29,7 +29,7 @@
 //!   ([`client::adaptive`], finding the longest interval a NAT keeps
 //!   alive), and the thin mio driver behind `vigil client`.
 //! - [`time`] is the only place that turns `Instant`s into the milliseconds
-//!   everything else works with; [`sys`] wraps the few libc calls.
+//!   everything else works with; `sys` (crate-private) wraps the few libc calls.
 //!
 //! # Invariants
 //!
@@ -51,16 +51,14 @@
 //! use std::net::TcpStream;
 //! use std::time::Duration;
 //!
-//! use vigil::{Config, LineProtocol, Server};
+//! use vigil::Server;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config {
-//!     listen: "127.0.0.1:0".parse()?,
-//!     interval: Duration::from_secs(5),
-//!     timeout: Duration::from_secs(8),
-//!     ..Config::default()
-//! };
-//! let server = Server::new(config, LineProtocol::default())?;
+//! let server = Server::builder()
+//!     .listen("127.0.0.1:0")
+//!     .interval(Duration::from_secs(5))
+//!     .timeout(Duration::from_secs(8))
+//!     .build()?;
 //! let addr = server.local_addr();
 //! let handle = server.handle();
 //! let running = std::thread::spawn(move || server.run());
@@ -87,6 +85,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod addr;
 pub mod client;
 pub mod duration;
 pub mod error;
@@ -94,13 +93,20 @@ pub mod events;
 pub mod load;
 pub mod protocol;
 pub mod server;
-pub mod sys;
+pub(crate) mod sys;
 pub mod time;
 pub mod wheel;
 
 pub use error::{Error, ErrorKind};
 pub use protocol::{CloseReason, Frame, LineProtocol, Protocol, Reply};
 pub use server::{Config, Handle, Server, Stats};
+/// TCP keepalive settings, for [`Config::tcp_keepalive`] and
+/// [`client::ClientConfig::tcp_keepalive`].
+pub use sys::Keepalive;
+/// The open-files limit (`RLIMIT_NOFILE`), which bounds how many
+/// connections a process can hold: read it, or raise the soft limit to the
+/// hard one as `vigil serve` does at start.
+pub use sys::{nofile_limit, raise_nofile_limit};
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

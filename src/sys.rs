@@ -1,4 +1,8 @@
 //! Thin, checked wrappers around the few libc calls vigil makes.
+//!
+//! Crate-private: users get [`Keepalive`], [`nofile_limit`] and
+//! [`raise_nofile_limit`] re-exported at the crate root; the rest is the
+//! server's and the drivers' plumbing.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -51,14 +55,6 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * u64::try_from(page).ok()?)
 }
 
-/// Sets the listen backlog of a socket that is already listening (Linux
-/// takes a second `listen` as a change of backlog; the kernel caps it at
-/// `net.core.somaxconn`).
-pub fn set_backlog(fd: RawFd, backlog: u32) -> io::Result<()> {
-    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
-    syscall!(listen(fd, backlog)).map(drop)
-}
-
 /// TCP keepalive settings: probe after `idle` of silence, every
 /// `interval`, and give up after `count` unanswered probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,17 +86,22 @@ impl Keepalive {
             interval,
             count,
         };
-        if idle.as_secs() < 1 || interval.as_secs() < 1 || count < 1 {
-            return Err(format!(
-                "invalid keepalive {s:?}: the kernel counts in whole seconds (at least 1s) and needs at least 1 probe"
-            ));
-        }
-        if idle.as_secs() > 32_767 || interval.as_secs() > 32_767 || count > 127 {
-            return Err(format!(
-                "invalid keepalive {s:?}: at most 32767s and 127 probes"
-            ));
-        }
+        k.check()
+            .map_err(|why| format!("invalid keepalive {s:?}: {why}"))?;
         Ok(k)
+    }
+
+    /// Checks the settings against the kernel's ranges: whole seconds from
+    /// 1 s to 32767 s, and 1 to 127 probes.
+    pub fn check(&self) -> Result<(), String> {
+        let (idle, interval, count) = (self.idle.as_secs(), self.interval.as_secs(), self.count);
+        if idle < 1 || interval < 1 || count < 1 {
+            return Err("the kernel counts keepalive times in whole seconds (at least 1s) and needs at least 1 probe".to_owned());
+        }
+        if idle > 32_767 || interval > 32_767 || count > 127 {
+            return Err("keepalive times are at most 32767s and 127 probes".to_owned());
+        }
+        Ok(())
     }
 
     /// How long a silent dead peer takes to be detected: idle + count × interval.
@@ -125,7 +126,8 @@ fn setsockopt_int(
     .map(drop)
 }
 
-/// Reads an integer socket option.
+/// Reads an integer socket option (the tests read back what was set).
+#[cfg(test)]
 pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -160,11 +162,6 @@ pub fn set_keepalive(fd: RawFd, k: &Keepalive) -> io::Result<()> {
 pub fn set_user_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
     let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)
-}
-
-/// Sets `TCP_NODELAY` (no Nagle delay for small writes).
-pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
 /// Starts a non-blocking TCP connect to `dst`, from source address `src`
@@ -385,28 +382,6 @@ mod tests {
         ] {
             assert!(Keepalive::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    /// The server sets these options once, on the listening socket, and
-    /// relies on Linux copying them to every accepted socket.
-    #[test]
-    fn accepted_sockets_inherit_the_listeners_options() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let fd = listener.as_raw_fd();
-        let k = Keepalive::parse("7s,3s,4").unwrap();
-        set_keepalive(fd, &k).unwrap();
-        set_user_timeout(fd, Duration::from_millis(5000)).unwrap();
-        set_nodelay(fd).unwrap();
-        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        let a = accepted.as_raw_fd();
-        let get = |level, name| getsockopt_int(a, level, name).unwrap();
-        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
-        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 7);
-        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 3);
-        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
-        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 5000);
-        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
     }
 
     #[test]

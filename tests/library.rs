@@ -221,3 +221,71 @@ fn builder_errors_are_typed() {
     assert_eq!(err.kind(), vigil::ErrorKind::Bind);
     assert!(err.to_string().contains("cannot listen"), "{err}");
 }
+
+#[test]
+fn a_config_is_the_defaults_with_fields_assigned() {
+    // Config is #[non_exhaustive]: users start from the defaults.
+    let mut config = vigil::Config::default();
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.timeout = Duration::from_secs(3);
+    config.interval = Duration::from_secs(2);
+    config.stats_interval = None;
+    let server = Server::new(config, vigil::LineProtocol::default()).unwrap();
+    let running = Running::start(server);
+    let mut peer = running.connect();
+    assert_eq!(
+        peer.ask("HELLO cfg-1\n"),
+        "WELCOME cfg-1 interval=2000 timeout=3000"
+    );
+    running.stop();
+}
+
+#[test]
+fn a_host_name_listens_and_every_address_is_reported() {
+    let server = Server::builder()
+        .listen("localhost:0")
+        .stats_interval(None)
+        .build()
+        .unwrap();
+    let addrs = server.local_addrs().to_vec();
+    assert!(!addrs.is_empty());
+    assert_eq!(addrs[0], server.local_addr());
+    for a in &addrs {
+        assert!(a.ip().is_loopback() && a.port() != 0, "{a}");
+    }
+    let running = Running::start(server);
+    for a in addrs {
+        assert_eq!(Peer::connect(a).ask("PING x\n"), "PONG x");
+    }
+    running.stop();
+}
+
+#[test]
+fn out_of_range_settings_are_config_errors_not_panics() {
+    let year = vigil::duration::MAX_DURATION;
+    let over = year + Duration::from_millis(1);
+    let builders = [
+        Server::builder().timeout(Duration::MAX),
+        Server::builder().timeout(over),
+        Server::builder().interval(over),
+        Server::builder().stats_interval(Some(over)),
+        Server::builder().tcp_user_timeout(over),
+        Server::builder().wheel_slots(0),
+        Server::builder().tcp_keepalive(vigil::Keepalive {
+            idle: Duration::from_secs(u64::MAX),
+            interval: Duration::from_secs(1),
+            count: 1,
+        }),
+    ];
+    for b in builders {
+        let err = b.listen("127.0.0.1:0").build().err().unwrap();
+        assert_eq!(err.kind(), vigil::ErrorKind::Config, "{err}");
+    }
+    let mut config = vigil::Config::default();
+    config.listen.clear();
+    let err = Server::new(config, vigil::LineProtocol::default())
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), vigil::ErrorKind::Config);
+    assert!(err.to_string().contains("no listen address"), "{err}");
+}

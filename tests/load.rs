@@ -414,7 +414,7 @@ fn source_addresses_are_spread_evenly() {
 fn bad_flags_are_refused_before_anything_runs() {
     // Nothing listens on port 1; none of these gets as far as connecting.
     let base = ["--server", "127.0.0.1:1", "--duration", "1s"];
-    let hard = vigil::sys::nofile_limit().unwrap().1;
+    let hard = vigil::nofile_limit().unwrap().1;
     let too_many = (hard - vigil::load::config::FD_RESERVE + 1).to_string();
     let mut cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--conns", "0"], "--conns must be at least 1"),

@@ -514,7 +514,7 @@ fn eventually_count(p: &Proc, needle: &str, n: usize) {
 fn a_server_restart_with_1000_clients_spreads_the_reconnects() {
     const N: usize = 1_000;
     let _g = heavy();
-    vigil::sys::raise_nofile_limit().expect("raise the open-files limit");
+    vigil::raise_nofile_limit().expect("raise the open-files limit");
     let net = Net::new();
     let dir = TempDir::new("restart");
     let addr = format!("{SERVER_ADDR}:7700");

@@ -513,6 +513,56 @@ fn bad_flags_are_refused_with_a_clear_message() {
     }
 }
 
+#[test]
+fn out_of_range_durations_are_usage_errors_not_panics() {
+    // u64::MAX milliseconds once overflowed the deadline arithmetic (a panic
+    // in a debug build, or a server that never stops logging stats); every
+    // duration flag now stops at a year, and clap says which flag is wrong.
+    for flag in [
+        "--timeout",
+        "--interval",
+        "--tick",
+        "--stats-interval",
+        "--tcp-user-timeout",
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                flag,
+                "18446744073709551615ms",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that accepted the flag would run: stop it and fail.
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > util::PATIENCE {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{flag} 18446744073709551615ms was accepted: the server ran");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{flag}: {err}");
+        assert!(!err.contains("panicked"), "{flag}: {err}");
+        assert!(
+            err.contains(&format!("for '{flag} <")),
+            "{flag} is named: {err}"
+        );
+        assert!(err.contains("too long: at most 525600m"), "{flag}: {err}");
+    }
+}
+
 /// libfaketime, which moves the wall clock of the process it is loaded into.
 fn libfaketime() -> std::path::PathBuf {
     let found = std::fs::read_dir("/usr/lib")

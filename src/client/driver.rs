@@ -46,7 +46,7 @@
 //! the write loop, shared with the load generator, in `client/transmit.rs`.
 
 use std::io::{self, Read};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
@@ -271,18 +271,7 @@ fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, Error> {
         if server.is_empty() {
             return Err(Error::config("empty server address".to_owned()));
         }
-        let found = server.to_socket_addrs().map_err(|e| {
-            let what = format!("cannot resolve {server:?} (expected HOST:PORT)");
-            Error::with_source(ErrorKind::Resolve, what, e)
-        })?;
-        let before = addrs.len();
-        addrs.extend(found);
-        if addrs.len() == before {
-            return Err(Error::new(
-                ErrorKind::Resolve,
-                format!("{server:?} resolves to no address"),
-            ));
-        }
+        addrs.extend(crate::addr::resolve(server)?);
     }
     Ok(addrs)
 }

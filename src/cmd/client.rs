@@ -1,12 +1,14 @@
 //! `vigil client`: flags -> [`vigil::client::ClientConfig`] -> [`vigil::client::run`] -> exit code.
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use vigil::client::adaptive::AdaptiveConfig;
+use vigil::client::session::DEFAULT_REPLY_TIMEOUT_MS;
 use vigil::client::{self, ClientConfig};
-use vigil::duration::parse_duration;
-use vigil::sys::Keepalive;
+use vigil::duration::{format_duration, parse_duration};
+use vigil::Keepalive;
 
 /// Connect to a vigil server, keep the connection alive with heartbeats,
 /// and chat: stdin lines go to the server, server lines go to stdout.
@@ -50,7 +52,7 @@ pub struct ClientArgs {
 
     /// How long the server may take to answer a PING or HELLO before it is
     /// declared dead.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", default_value = default_reply_timeout(), value_parser = parse_duration)]
     pub timeout: Duration,
 
     /// Do not print the server's lines to stdout.
@@ -70,6 +72,14 @@ impl ClientArgs {
         config.quiet = self.quiet;
         config
     }
+}
+
+/// `--timeout`'s default: the session's, written as the flag takes it.
+/// (This file is also compiled alone by tests/cmd_client.rs, so it does
+/// not use the binary's `cmd::Dur`.)
+fn default_reply_timeout() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| format_duration(Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS)))
 }
 
 /// Runs the client; 0 when it ends on end of input or a signal, 1 on error.

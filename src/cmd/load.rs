@@ -2,14 +2,17 @@
 //! (or [`vigil::load::run_procs`]) -> a table or JSON on stdout -> exit code.
 
 use std::io::{IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::process::{Command, ExitCode};
-use std::time::Duration;
 
-use vigil::duration::{format_duration, parse_duration};
-use vigil::load::config::DEFAULT_CONNECT_RATE;
+use vigil::duration::format_duration;
+use vigil::load::config::{
+    DEFAULT_CONNECT_RATE, DEFAULT_DURATION, DEFAULT_INTERVAL, DEFAULT_REPLY_TIMEOUT,
+};
 use vigil::load::render::{format_json, format_progress, format_table};
 use vigil::load::{self, ErrorKind, LoadConfig, Phase, Progress, SourceRange};
+
+use super::Dur;
 
 /// Open many heartbeat sessions against a server and measure every round trip.
 #[derive(clap::Args, Debug, Clone)]
@@ -27,21 +30,21 @@ pub struct LoadArgs {
     pub connect_rate: f64,
 
     /// Heartbeat interval of every session (e.g. 250ms, 1s).
-    #[arg(long, value_name = "D", value_parser = parse_duration,
-          default_value = "1s")]
-    pub interval: Duration,
+    #[arg(long, value_name = "D", value_parser = Dur::parse,
+          default_value_t = Dur(DEFAULT_INTERVAL))]
+    pub interval: Dur,
 
     /// How long to hold once every connection has started (the run then
     /// waits at most --timeout for the last replies, and stops).
-    #[arg(long, value_name = "D", value_parser = parse_duration,
-          default_value = "30s")]
-    pub duration: Duration,
+    #[arg(long, value_name = "D", value_parser = Dur::parse,
+          default_value_t = Dur(DEFAULT_DURATION))]
+    pub duration: Dur,
 
     /// How long the server may take to answer a PING, a HELLO or a connect
     /// before the session declares it dead and reconnects.
-    #[arg(long, value_name = "D", value_parser = parse_duration,
-          default_value = "10s")]
-    pub timeout: Duration,
+    #[arg(long, value_name = "D", value_parser = Dur::parse,
+          default_value_t = Dur(DEFAULT_REPLY_TIMEOUT))]
+    pub timeout: Dur,
 
     /// Spread connections over these IPv4 source addresses (bound before
     /// connecting), e.g. 127.0.0.2-127.0.0.40.
@@ -80,9 +83,9 @@ impl LoadArgs {
         let addr = resolve(server)?;
         let mut c = LoadConfig::new(addr, self.conns.unwrap_or(0));
         c.connect_rate = self.connect_rate;
-        c.interval = self.interval;
-        c.duration = self.duration;
-        c.reply_timeout = self.timeout;
+        c.interval = self.interval.0;
+        c.duration = self.duration.0;
+        c.reply_timeout = self.timeout.0;
         c.source_ips = self.source_ips;
         c.id_prefix = self
             .id_prefix
@@ -93,11 +96,12 @@ impl LoadArgs {
     }
 }
 
+/// The first address `--server` names (a load run targets one address).
 fn resolve(server: &str) -> Result<SocketAddr, String> {
-    server
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve --server {server:?} (expected HOST:PORT): {e}"))?
-        .next()
+    let addrs = vigil::addr::resolve(server).map_err(|e| format!("--server: {e}"))?;
+    addrs
+        .first()
+        .copied()
         .ok_or_else(|| format!("--server {server:?} resolves to no address"))
 }
 
@@ -243,7 +247,7 @@ impl Live {
 mod tests {
     use super::*;
     use clap::Parser;
-    use vigil::load::config::{DEFAULT_DURATION, DEFAULT_INTERVAL, DEFAULT_REPLY_TIMEOUT};
+    use std::time::Duration;
 
     #[derive(Parser)]
     struct Cli {
@@ -260,9 +264,9 @@ mod tests {
     #[test]
     fn defaults_are_the_librarys() {
         let a = parse(&["--server", "127.0.0.1:7700", "--conns", "5"]).unwrap();
-        assert_eq!(a.interval, DEFAULT_INTERVAL);
-        assert_eq!(a.duration, DEFAULT_DURATION);
-        assert_eq!(a.timeout, DEFAULT_REPLY_TIMEOUT);
+        assert_eq!(a.interval, Dur(DEFAULT_INTERVAL));
+        assert_eq!(a.duration, Dur(DEFAULT_DURATION));
+        assert_eq!(a.timeout, Dur(DEFAULT_REPLY_TIMEOUT));
         assert_eq!(a.procs, 1);
         let c = a.config().unwrap();
         assert_eq!(c.conns, 5);

@@ -1,18 +1,27 @@
-//! `vigil serve`: the heartbeat server.
+//! `vigil serve`: flags -> [`vigil::server::Builder`] -> [`Server::run`] -> exit code.
 
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use vigil::duration::parse_duration;
 use vigil::events::EventSink;
 use vigil::protocol::line::DEFAULT_MAX_LINE;
+use vigil::protocol::raw::DEFAULT_ACK;
+use vigil::protocol::resp::DEFAULT_MAX_FRAME;
 use vigil::protocol::{BinaryProtocol, Protocol, RawProtocol, RespProtocol};
-use vigil::server::{Config, DEFAULT_LISTEN};
-use vigil::sys::Keepalive;
-use vigil::{LineProtocol, Server};
+use vigil::server::{
+    Builder, PresenceOnly, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT,
+    DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
+};
+use vigil::{Keepalive, LineProtocol, Server};
+
+use super::Dur;
+
+// `--max-frame` is one flag for two protocols with one default.
+const _: () = assert!(DEFAULT_MAX_FRAME == vigil::protocol::binary::DEFAULT_MAX_LEN);
 
 /// The wire protocols `vigil serve` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,26 +36,26 @@ enum ProtocolName {
     Raw,
 }
 
-/// Flags of `vigil serve`. Durations take ms, s or m (250ms, 30s, 5m).
+/// Flags of `vigil serve`. Durations take ms, s or m (250ms, 30s, 5m), up to 525600m (a year).
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Wire protocol.
     #[arg(long, value_enum, default_value_t = ProtocolName::Line)]
     protocol: ProtocolName,
-    /// Address to listen on: IPv4 `HOST:PORT` or IPv6 `[ADDR]:PORT` (port 0 picks one).
+    /// Address to listen on: IPv4 `HOST:PORT`, IPv6 `[ADDR]:PORT` or `NAME:PORT` (port 0 picks one).
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
     /// How often clients should beat (sent in WELCOME; the --max-pings window).
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    interval: Duration,
+    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_INTERVAL))]
+    interval: Dur,
     /// Close a connection silent for this long, with BYE timeout.
-    #[arg(long, value_parser = parse_duration, default_value = "45s")]
-    timeout: Duration,
+    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_TIMEOUT))]
+    timeout: Dur,
     /// Timing-wheel resolution: deadlines fire at most one tick late.
-    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
-    tick: Duration,
+    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_TICK))]
+    tick: Dur,
     /// Timing-wheel slots (rounded up to a power of two).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DEFAULT_WHEEL_SLOTS)]
     wheel_slots: usize,
     /// Most connections at once; more get BYE overloaded [default: open-files limit less 64].
     #[arg(long)]
@@ -55,13 +64,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_LINE)]
     max_line: usize,
     /// Largest frame in bytes (resp and binary protocols).
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
     max_frame: usize,
     /// Acknowledgement of the raw protocol, sent at most once per interval (\n, \r, \t, \\ escapes).
-    #[arg(long, value_name = "TEXT", default_value = "ack\\n", value_parser = parse_escapes)]
+    #[arg(long, value_name = "TEXT", default_value_t = Ack(DEFAULT_ACK.to_vec()), value_parser = parse_escapes)]
     raw_ack: Ack,
     /// Most unsent output per connection in bytes before it is closed.
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = DEFAULT_MAX_OUTPUT)]
     max_output: usize,
     /// Close a client sending more than N heartbeats per interval (BYE too-many-pings).
     #[arg(long, value_name = "N")]
@@ -70,17 +79,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     events: Option<String>,
     /// How often to log a stats line (0ms: never).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    stats_interval: Duration,
+    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_STATS_INTERVAL))]
+    stats_interval: Dur,
     /// Listen backlog (capped by net.core.somaxconn).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = DEFAULT_BACKLOG)]
     backlog: u32,
     /// Kernel TCP keepalive on every connection: IDLE,INTVL,CNT such as 60s,10s,5 [default: off].
     #[arg(long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
     tcp_keepalive: Option<Keepalive>,
     /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
     #[arg(long, value_name = "D", value_parser = parse_duration)]
-    tcp_user_timeout: Option<Duration>,
+    tcp_user_timeout: Option<std::time::Duration>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -95,67 +104,97 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    match vigil::sys::raise_nofile_limit() {
+    match vigil::raise_nofile_limit() {
         Ok(n) => log::info!(
             "open files limit {n}: room for about {} connections",
             n.saturating_sub(64)
         ),
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }
-    let config = Config {
-        listen: vigil::server::resolve(&args.listen)?,
-        interval: args.interval,
-        timeout: args.timeout,
-        tick: args.tick,
-        wheel_slots: args.wheel_slots,
-        max_conns: args.max_conns,
-        max_output: args.max_output,
-        max_pings: args.max_pings,
-        stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
-        backlog: args.backlog,
-        handle_signals: true,
-        tcp_keepalive: args.tcp_keepalive,
-        tcp_user_timeout: args.tcp_user_timeout,
-    };
     if args.max_line == 0 || args.max_frame == 0 {
         return Err("--max-line and --max-frame must be at least 1".into());
     }
-    let events = args.events.clone();
+    let mut builder = Server::builder()
+        .listen(args.listen.as_str())
+        .interval(args.interval.0)
+        .timeout(args.timeout.0)
+        .tick(args.tick.0)
+        .wheel_slots(args.wheel_slots)
+        .max_output(args.max_output)
+        .stats_interval((!args.stats_interval.0.is_zero()).then_some(args.stats_interval.0))
+        .backlog(args.backlog)
+        .handle_signals(true);
+    if let Some(n) = args.max_conns {
+        builder = builder.max_conns(n);
+    }
+    if let Some(n) = args.max_pings {
+        builder = builder.max_pings(n);
+    }
+    if let Some(k) = args.tcp_keepalive {
+        builder = builder.tcp_keepalive(k);
+    }
+    if let Some(t) = args.tcp_user_timeout {
+        builder = builder.tcp_user_timeout(t);
+    }
+    if let Some(sink) = events(args.events.as_deref())? {
+        builder = builder.events(sink);
+    }
     match args.protocol {
-        ProtocolName::Line => run_with(config, LineProtocol::new(args.max_line), events),
-        ProtocolName::Resp => run_with(config, RespProtocol::new(args.max_frame), events),
-        ProtocolName::Binary => run_with(config, BinaryProtocol::new(args.max_frame), events),
-        ProtocolName::Raw => run_with(config, RawProtocol::new(args.raw_ack.0), events),
+        ProtocolName::Line => run_with(builder, LineProtocol::new(args.max_line)),
+        ProtocolName::Resp => run_with(builder, RespProtocol::new(args.max_frame)),
+        ProtocolName::Binary => run_with(builder, BinaryProtocol::new(args.max_frame)),
+        ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0)),
     }
 }
 
-fn run_with<P: Protocol>(
-    config: Config,
-    protocol: P,
-    events: Option<String>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    log::info!("protocol: {}", protocol.name());
-    let mut server = Server::new(config, protocol)?;
-    match events.as_deref() {
-        None => {}
-        Some("-") => server.set_events(EventSink::json(Box::new(BufWriter::new(io::stdout())))),
+/// The sink of `--events`: none, stdout for `-`, or a file appended to.
+fn events(path: Option<&str>) -> Result<Option<EventSink>, String> {
+    Ok(match path {
+        None => None,
+        Some("-") => Some(EventSink::json(Box::new(BufWriter::new(io::stdout())))),
         Some(path) => {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("cannot open the events file {path}: {e}"))?;
-            server.set_events(EventSink::json(Box::new(BufWriter::new(file))));
+            Some(EventSink::json(Box::new(BufWriter::new(file))))
         }
-    }
+    })
+}
+
+fn run_with<P: Protocol>(
+    builder: Builder<LineProtocol, PresenceOnly>,
+    protocol: P,
+) -> Result<(), Box<dyn std::error::Error>> {
+    log::info!("protocol: {}", protocol.name());
+    let server = builder.protocol(protocol).build()?;
     let stats = server.run()?;
     log::info!("stopped after {} connections", stats.accepted);
     Ok(())
 }
 
 /// The raw protocol's acknowledgement bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Ack(Vec<u8>);
+
+/// Writes the bytes back with the escapes [`parse_escapes`] reads, so the
+/// default shows in `--help` as it would be typed.
+impl fmt::Display for Ack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::with_capacity(self.0.len());
+        for &b in &self.0 {
+            match b {
+                b'\n' => text.extend_from_slice(b"\\n"),
+                b'\r' => text.extend_from_slice(b"\\r"),
+                b'\t' => text.extend_from_slice(b"\\t"),
+                b'\\' => text.extend_from_slice(b"\\\\"),
+                b => text.push(b),
+            }
+        }
+        f.write_str(&String::from_utf8_lossy(&text))
+    }
+}
 
 /// Reads `\n`, `\r`, `\t` and `\\` escapes, so an acknowledgement with a
 /// newline can be given on the command line.
@@ -184,4 +223,21 @@ fn parse_escapes(s: &str) -> Result<Ack, String> {
         return Err("the acknowledgement must not be empty".to_owned());
     }
     Ok(Ack(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgements_show_as_they_are_typed() {
+        for typed in ["ack\\n", "a\\tb\\r\\n", "back\\\\slash", "plain", "é\\n"] {
+            let ack = parse_escapes(typed).expect(typed);
+            assert_eq!(ack.to_string(), typed);
+        }
+        assert_eq!(Ack(DEFAULT_ACK.to_vec()).to_string(), "ack\\n");
+        assert_eq!(parse_escapes("ack\\n"), Ok(Ack(b"ack\n".to_vec())));
+        assert!(parse_escapes("").is_err());
+        assert!(parse_escapes("\\x").is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! [`Builder`]: a server from documented defaults, one setting at a time.
 
+use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use super::{Config, Handler, PresenceOnly, Server};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventSink;
 use crate::protocol::{LineProtocol, Protocol};
+use crate::sys::Keepalive;
 
 /// Builds a [`Server`]. Every setting starts at the default of
 /// `vigil serve` (see [`Config`]); the protocol starts as the line protocol
@@ -30,7 +32,7 @@ use crate::protocol::{LineProtocol, Protocol};
 /// ```
 pub struct Builder<P, H> {
     config: Config,
-    listen: Option<Result<SocketAddr, Error>>,
+    listen: Option<Result<Vec<SocketAddr>, Error>>,
     protocol: P,
     handler: H,
     events: Option<EventSink>,
@@ -57,20 +59,24 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
-    /// Where to listen: anything that resolves to a socket address, such as
-    /// `"127.0.0.1:7700"`, `"[::1]:0"` or a `SocketAddr`. Resolved (and any
-    /// error reported) by [`Builder::build`].
-    pub fn listen(mut self, addr: impl ToSocketAddrs) -> Self {
-        let resolved = addr
-            .to_socket_addrs()
-            .map_err(|e| {
-                Error::with_source(ErrorKind::Bind, "cannot resolve the listen address", e)
-            })
-            .and_then(|mut addrs| {
-                addrs.next().ok_or_else(|| {
-                    Error::new(ErrorKind::Bind, "the listen address names no address")
-                })
-            });
+    /// Where to listen: anything that resolves to socket addresses, such
+    /// as `"127.0.0.1:7700"`, `"[::1]:0"`, `"localhost:7700"` or a
+    /// `SocketAddr`. The server listens on every address the name resolves
+    /// to (`localhost` is often both `127.0.0.1` and `::1`), each once.
+    /// Resolved by [`crate::addr::resolve`] now; an error (of kind
+    /// [`ErrorKind::Bind`]) is reported by [`Builder::build`].
+    pub fn listen<A: ToSocketAddrs + fmt::Debug>(mut self, addr: A) -> Self {
+        let resolved = crate::addr::resolve_as(&addr, ErrorKind::Bind).map(|addrs| {
+            // A resolver may name one address twice (two /etc/hosts lines);
+            // binding it twice would fail.
+            let mut unique = Vec::with_capacity(addrs.len());
+            for a in addrs {
+                if !unique.contains(&a) {
+                    unique.push(a);
+                }
+            }
+            unique
+        });
         self.listen = Some(resolved);
         self
     }
@@ -90,6 +96,12 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
     /// The timing wheel's resolution. See [`Config::tick`].
     pub fn tick(mut self, tick: Duration) -> Self {
         self.config.tick = tick;
+        self
+    }
+
+    /// Slots in the timing wheel. See [`Config::wheel_slots`].
+    pub fn wheel_slots(mut self, slots: usize) -> Self {
+        self.config.wheel_slots = slots;
         self
     }
 
@@ -117,6 +129,12 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
+    /// The listen backlog. See [`Config::backlog`].
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.config.backlog = backlog;
+        self
+    }
+
     /// Whether the server shuts down on SIGINT and SIGTERM by itself.
     pub fn handle_signals(mut self, yes: bool) -> Self {
         self.config.handle_signals = yes;
@@ -124,7 +142,7 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
     }
 
     /// Kernel TCP keepalive on every connection. See [`Config::tcp_keepalive`].
-    pub fn tcp_keepalive(mut self, keepalive: crate::sys::Keepalive) -> Self {
+    pub fn tcp_keepalive(mut self, keepalive: Keepalive) -> Self {
         self.config.tcp_keepalive = Some(keepalive);
         self
     }
@@ -174,5 +192,86 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
             server.set_events(sink);
         }
         Ok(server)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("literal")
+    }
+
+    /// What `listen(addr)` resolved to, or the error's kind and text.
+    fn listened<A: ToSocketAddrs + fmt::Debug>(addr: A) -> Result<Vec<SocketAddr>, String> {
+        match Builder::new().listen(addr).listen {
+            Some(Ok(addrs)) => Ok(addrs),
+            Some(Err(e)) => Err(format!("{:?}: {e}", e.kind())),
+            None => Err("not resolved".to_owned()),
+        }
+    }
+
+    #[test]
+    fn listen_keeps_every_address_once_in_order() {
+        let (a, b) = (addr("127.0.0.1:7700"), addr("[::1]:7700"));
+        assert_eq!(listened(a), Ok(vec![a]));
+        assert_eq!(listened(&[b, a, b, a][..]), Ok(vec![b, a]));
+        let mut expected: Vec<SocketAddr> = Vec::new();
+        for a in "localhost:7700".to_socket_addrs().expect("localhost") {
+            if !expected.contains(&a) {
+                expected.push(a);
+            }
+        }
+        assert_eq!(listened("localhost:7700"), Ok(expected));
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_a_bind_error_that_names_it() {
+        let err = listened("nonsense").expect_err("no port");
+        assert!(
+            err.starts_with("Bind: cannot resolve \"nonsense\""),
+            "{err}"
+        );
+        assert_eq!(
+            listened(""),
+            Err("Bind: empty address (expected HOST:PORT)".to_owned())
+        );
+        let built = Builder::new().listen("nonsense").build();
+        assert_eq!(built.err().map(|e| e.kind()), Some(ErrorKind::Bind));
+    }
+
+    #[test]
+    fn settings_land_in_the_config() {
+        let keep = Config {
+            timeout: Duration::from_secs(9),
+            ..Config::default()
+        };
+        let b = Builder::new()
+            .listen("127.0.0.1:1")
+            .config(keep.clone())
+            .wheel_slots(64)
+            .backlog(17)
+            .max_conns(5)
+            .stats_interval(None);
+        // config() replaces what came before, the listen address included.
+        assert!(b.listen.is_none());
+        let mut expected = keep;
+        expected.wheel_slots = 64;
+        expected.backlog = 17;
+        expected.max_conns = Some(5);
+        expected.stats_interval = None;
+        assert_eq!(b.config, expected);
+    }
+
+    #[test]
+    fn build_listens_on_the_first_resolved_address() {
+        let server = Builder::new()
+            .listen("127.0.0.1:0")
+            .stats_interval(None)
+            .build()
+            .expect("binds");
+        assert!(server.local_addr().ip().is_loopback());
+        assert_eq!(server.local_addrs(), [server.local_addr()]);
     }
 }

@@ -1,17 +1,65 @@
 //! Server settings, with the defaults of `vigil serve`.
+//!
+//! The `DEFAULT_*` constants are the one source of every default: they
+//! make [`Config::default`], and `vigil serve` takes its flags' defaults
+//! (and the defaults its `--help` shows) from them.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use crate::duration::MAX_DURATION;
 use crate::sys::Keepalive;
+
+/// The default listen address, as a flag takes it: `127.0.0.1:7700`
+/// ([`DEFAULT_LISTEN_ADDR`] written out).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+/// The default listen address: `127.0.0.1:7700`, loopback only.
+pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 7700));
+/// The default heartbeat interval: 30 s.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// The default silence timeout: 45 s, 1.5 × [`DEFAULT_INTERVAL`] (as MQTT).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(45);
+/// The default timing-wheel resolution: 100 ms
+/// ([`wheel::DEFAULT_RESOLUTION_MS`](crate::wheel::DEFAULT_RESOLUTION_MS)).
+pub const DEFAULT_TICK: Duration = Duration::from_millis(crate::wheel::DEFAULT_RESOLUTION_MS);
+/// The default number of timing-wheel slots: 1024
+/// ([`wheel::DEFAULT_SLOTS`](crate::wheel::DEFAULT_SLOTS)).
+pub const DEFAULT_WHEEL_SLOTS: usize = crate::wheel::DEFAULT_SLOTS;
+/// The most timing-wheel slots [`Config::validate`] accepts: 2^24.
+pub const MAX_WHEEL_SLOTS: usize = 1 << 24;
+/// The default cap on a connection's unsent output: 64 KiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 * 1024;
+/// The default period of the stats log line: 10 s.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// The default listen backlog: 4096 (the kernel caps it at
+/// `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 4096;
 
 /// How a server listens, times out and limits its peers.
 ///
 /// `Config::default()` is what `vigil serve` runs with when given no flags.
+/// The struct is `#[non_exhaustive]`, so a new setting is not a breaking
+/// change: outside this crate, start from `Config::default()` and assign
+/// fields, or use the [`Builder`](super::Builder).
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil::{Config, LineProtocol, Server};
+///
+/// let mut config = Config::default();
+/// config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+/// config.timeout = Duration::from_secs(90);
+/// let server = Server::new(config, LineProtocol::default())?;
+/// assert!(server.local_addr().ip().is_loopback());
+/// # Ok::<(), vigil::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
-    /// Where to listen. Default `127.0.0.1:7700`.
-    pub listen: SocketAddr,
+    /// Where to listen: one or more addresses, none of them repeated.
+    /// Default [`DEFAULT_LISTEN_ADDR`] (`127.0.0.1:7700`).
+    pub listen: Vec<SocketAddr>,
     /// How often clients are told to beat (in `WELCOME`), and the window of
     /// `max_pings`. Default 30 s.
     pub interval: Duration,
@@ -52,22 +100,19 @@ pub struct Config {
     pub tcp_user_timeout: Option<Duration>,
 }
 
-/// The default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
-
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(45),
-            tick: Duration::from_millis(100),
-            wheel_slots: 1024,
+            listen: vec![DEFAULT_LISTEN_ADDR],
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+            tick: DEFAULT_TICK,
+            wheel_slots: DEFAULT_WHEEL_SLOTS,
             max_conns: None,
-            max_output: 64 * 1024,
+            max_output: DEFAULT_MAX_OUTPUT,
             max_pings: None,
-            stats_interval: Some(Duration::from_secs(10)),
-            backlog: 4096,
+            stats_interval: Some(DEFAULT_STATS_INTERVAL),
+            backlog: DEFAULT_BACKLOG,
             handle_signals: false,
             tcp_keepalive: None,
             tcp_user_timeout: None,
@@ -88,9 +133,40 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Checks the settings against each other.
+    /// Checks each setting's range and the settings against each other.
+    ///
+    /// Every duration is at most [`MAX_DURATION`] (a year), so no deadline
+    /// arithmetic on them can overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |s: &str| Err(ConfigError(s.to_owned()));
+        if self.listen.is_empty() {
+            return err("no listen address");
+        }
+        for (i, a) in self.listen.iter().enumerate() {
+            if self.listen[..i].contains(a) {
+                return Err(ConfigError(format!(
+                    "the listen address {a} is given twice"
+                )));
+            }
+        }
+        let durations = [
+            ("tick", Some(self.tick)),
+            ("timeout", Some(self.timeout)),
+            ("interval", Some(self.interval)),
+            ("stats interval", self.stats_interval),
+            ("TCP user timeout", self.tcp_user_timeout),
+        ];
+        for (what, d) in durations {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                return Err(ConfigError(format!(
+                    "the {what} must be at most {}",
+                    crate::duration::format_duration(MAX_DURATION)
+                )));
+            }
+        }
+        if let Some(k) = &self.tcp_keepalive {
+            k.check().map_err(ConfigError)?;
+        }
         if self.tick.is_zero() {
             return err("the tick must be at least 1ms");
         }
@@ -103,7 +179,7 @@ impl Config {
         if self.tick > self.timeout {
             return err("the tick must not be longer than the timeout");
         }
-        if self.wheel_slots == 0 || self.wheel_slots > 1 << 24 {
+        if self.wheel_slots == 0 || self.wheel_slots > MAX_WHEEL_SLOTS {
             return err("the wheel needs 1 to 16777216 slots");
         }
         if self.max_output == 0 {
@@ -134,40 +210,106 @@ mod tests {
     fn defaults_are_valid_and_as_documented() {
         let c = Config::default();
         assert!(c.validate().is_ok());
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.listen, [DEFAULT_LISTEN_ADDR]);
+        assert_eq!(DEFAULT_LISTEN_ADDR.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.timeout, c.interval * 3 / 2);
+        assert_eq!(c.interval, Duration::from_secs(30));
+        assert_eq!(c.tick, Duration::from_millis(100));
+        assert_eq!(c.wheel_slots, 1024);
+        assert_eq!(c.max_output, 64 * 1024);
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.backlog, 4096);
+    }
+
+    /// `change` applied to the defaults is refused with a message
+    /// containing `needle`, or accepted when `needle` is `None`.
+    #[track_caller]
+    fn check(change: impl FnOnce(&mut Config), needle: Option<&str>) {
+        let mut c = Config::default();
+        change(&mut c);
+        match (c.validate(), needle) {
+            (Ok(()), None) => {}
+            (Err(e), Some(needle)) => assert!(e.to_string().contains(needle), "{e}"),
+            (got, _) => panic!("{c:?}: got {got:?}, expected {needle:?}"),
+        }
     }
 
     #[test]
     fn bad_settings_are_named() {
-        let bad = [
-            Config {
-                tick: Duration::ZERO,
-                ..Config::default()
+        check(|c| c.tick = Duration::ZERO, Some("tick"));
+        check(|c| c.timeout = Duration::ZERO, Some("timeout"));
+        check(|c| c.interval = Duration::ZERO, Some("interval"));
+        check(|c| c.tick = Duration::from_secs(60), Some("tick"));
+        check(|c| c.wheel_slots = 0, Some("slots"));
+        check(|c| c.wheel_slots = MAX_WHEEL_SLOTS + 1, Some("slots"));
+        check(|c| c.wheel_slots = MAX_WHEEL_SLOTS, None);
+        check(|c| c.max_conns = Some(0), Some("max-conns"));
+        check(|c| c.max_output = 0, Some("output"));
+        check(|c| c.stats_interval = Some(Duration::ZERO), Some("stats"));
+    }
+
+    #[test]
+    fn listen_addresses_are_one_or_more_and_distinct() {
+        let v6: SocketAddr = "[::1]:7700".parse().expect("literal");
+        check(|c| c.listen.clear(), Some("no listen address"));
+        check(|c| c.listen.push(v6), None);
+        check(
+            |c| c.listen = vec![v6, DEFAULT_LISTEN_ADDR, v6],
+            Some("[::1]:7700 is given twice"),
+        );
+    }
+
+    #[test]
+    fn durations_are_at_most_a_year() {
+        let over = MAX_DURATION + Duration::from_millis(1);
+        check(
+            |c| c.timeout = over,
+            Some("timeout must be at most 525600m"),
+        );
+        check(|c| c.interval = over, Some("interval must be at most"));
+        check(|c| c.tick = over, Some("tick must be at most"));
+        check(
+            |c| c.stats_interval = Some(over),
+            Some("stats interval must be at most"),
+        );
+        check(
+            |c| c.tcp_user_timeout = Some(over),
+            Some("TCP user timeout must be at most"),
+        );
+        check(
+            |c| c.timeout = Duration::MAX,
+            Some("timeout must be at most"),
+        );
+        // The bound itself is fine, for every duration at once.
+        check(
+            |c| {
+                c.interval = MAX_DURATION;
+                c.timeout = MAX_DURATION;
+                c.tick = MAX_DURATION;
+                c.stats_interval = Some(MAX_DURATION);
+                c.tcp_user_timeout = Some(MAX_DURATION);
             },
-            Config {
-                timeout: Duration::ZERO,
-                ..Config::default()
-            },
-            Config {
-                tick: Duration::from_secs(60),
-                ..Config::default()
-            },
-            Config {
-                wheel_slots: 0,
-                ..Config::default()
-            },
-            Config {
-                max_conns: Some(0),
-                ..Config::default()
-            },
-            Config {
-                max_output: 0,
-                ..Config::default()
-            },
-        ];
-        for c in bad {
-            assert!(c.validate().is_err(), "{c:?}");
-        }
+            None,
+        );
+    }
+
+    #[test]
+    fn keepalive_is_checked_like_the_flag() {
+        let k = |idle, count| Keepalive {
+            idle: Duration::from_secs(idle),
+            interval: Duration::from_secs(10),
+            count,
+        };
+        check(|c| c.tcp_keepalive = Some(k(60, 5)), None);
+        check(|c| c.tcp_keepalive = Some(k(0, 5)), Some("at least 1s"));
+        check(
+            |c| c.tcp_keepalive = Some(k(32_768, 5)),
+            Some("at most 32767s"),
+        );
+        check(
+            |c| c.tcp_keepalive = Some(k(60, 0)),
+            Some("at least 1 probe"),
+        );
+        check(|c| c.tcp_keepalive = Some(k(60, 128)), Some("127 probes"));
     }
 }

@@ -24,14 +24,18 @@ pub(crate) mod session;
 mod spill;
 mod stats;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use mio::{Poll, Waker};
 
 pub use builder::Builder;
-pub use config::{Config, ConfigError, DEFAULT_LISTEN};
+pub use config::{
+    Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_LISTEN_ADDR,
+    DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
+    MAX_WHEEL_SLOTS,
+};
 pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
 pub use stats::Stats;
 
@@ -101,7 +105,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         let poll =
             Poll::new().map_err(|e| Error::with_source(ErrorKind::Io, "cannot create poll", e))?;
         let listeners = listener::bind_all(
-            std::slice::from_ref(&config.listen),
+            &config.listen,
             &ListenOptions {
                 backlog: config.backlog,
                 keepalive: config.tcp_keepalive,
@@ -199,13 +203,4 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         let _waker = self.waker;
         self.driver.run()
     }
-}
-
-/// Resolves `addr` (an IP address and port, or a host name and port) to
-/// the first socket address it names.
-pub fn resolve(addr: &str) -> Result<SocketAddr, Error> {
-    addr.to_socket_addrs()
-        .map_err(|e| Error::with_source(ErrorKind::Bind, format!("cannot resolve {addr:?}"), e))?
-        .next()
-        .ok_or_else(|| Error::new(ErrorKind::Bind, format!("{addr:?} names no address")))
 }
