@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use netlab::load::Load;
 use netlab::{Net, Ns, Proc, TempDir, PATIENCE, SERVER_ADDR, SERVER_ADDR_2};
-use util::{parse_events, EventLine};
+use util::{ever, parse_events, EventLine};
 use vigil::client::session::SessionConfig;
 
 /// Shared by the light tests, exclusive for the heavy one.
@@ -32,11 +32,6 @@ fn light() -> std::sync::RwLockReadGuard<'static, ()> {
 
 fn heavy() -> std::sync::RwLockWriteGuard<'static, ()> {
     HEAVY.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Long ago: "any line so far".
-fn ever() -> Instant {
-    Instant::now() - Duration::from_secs(3600)
 }
 
 fn ms(d: Duration) -> u128 {

@@ -6,12 +6,19 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long any single wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// An instant before every line any [`LogChild`] logs: "any line so far".
+/// (`Instant::now() - an hour` would panic on a machine up for less.)
+pub fn ever() -> Instant {
+    static EVER: OnceLock<Instant> = OnceLock::new();
+    *EVER.get_or_init(Instant::now)
+}
 
 /// A child process whose output lines are collected, as they arrive, by a
 /// thread per stream (stderr always, stdout when the command pipes it),
@@ -35,6 +42,7 @@ impl LogChild {
     /// if `cmd` pipes it); `name` names it in failure messages.
     #[track_caller]
     pub fn spawn(name: &str, cmd: &mut Command) -> LogChild {
+        ever();
         let started = Instant::now();
         let mut child = cmd
             .stderr(Stdio::piped())
