@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests and benchmarks use, if missing:
 # redis-cli and redis-benchmark (real RESP clients), redis-server (the
 # reference in bench-vs-redis), nft, ip, ss and sysctl (network-namespace
-# fault tests), gcc (to build the seed's C client), faketime (to move the
+# fault tests), gcc (to build the select() C clients), faketime (to move the
 # system date under a running server). Needs root for apt-get; does nothing
 # when everything is there already.
 set -euo pipefail

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # open-files limit is as high as this machine allows.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Real peers the tests talk to (redis-cli, the seed's C client) and the
+# Real peers the tests talk to (redis-cli, the select() C clients) and the
 # network-namespace tools: installed from Debian's packages when missing.
 bash scripts/install-deps.sh
 

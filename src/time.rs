@@ -9,13 +9,18 @@
 //! system date never moves a deadline, so it never disconnects anyone. This
 //! module is the only place that turns an `Instant` or a [`Duration`] into
 //! ticks or microseconds, and it states which way it rounds:
-//! - a *time read* from the clock rounds **down** ([`Clock::now`]), so a
-//!   stamp is never later than the truth;
+//! - the time *at which to decide* (is a deadline past?) rounds **down**
+//!   ([`Clock::now`]): never later than the truth;
+//! - the time *an input happened* rounds **up** ([`Clock::stamp`]): never
+//!   earlier than the truth;
 //! - a *length of time to wait* rounds **up** ([`millis_ceil`]), so a
 //!   deadline computed from it is never earlier than asked.
 //!
-//! Together: `deadline = now + millis_ceil(timeout)` never fires before
-//! `timeout` has really passed since the event stamped `now`.
+//! Together: with `deadline = stamp + millis_ceil(timeout)`, a check
+//! `now >= deadline` holds only once `timeout` has really passed since the
+//! input, to the nanosecond: `true_now >= now >= stamp + timeout >=
+//! true_input + timeout`. Rounding the stamp down instead would let a
+//! deadline fire up to a millisecond early.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +51,13 @@ impl Clock {
     /// Whole milliseconds since the clock started, rounded down.
     pub fn now(&self) -> Tick {
         millis_floor(self.start.elapsed())
+    }
+
+    /// The stamp of an input that has just happened: milliseconds since the
+    /// clock started, rounded up, so a deadline counted from it is never
+    /// early (see the module docs).
+    pub fn stamp(&self) -> Tick {
+        millis_ceil(self.start.elapsed())
     }
 
     /// Whole microseconds since the clock started, rounded down (for
@@ -104,6 +116,7 @@ mod tests {
         let a = c.now();
         let b = c.now();
         assert!(b >= a);
+        assert!(c.stamp() >= b);
         assert!(c.now_us() >= a * 1000);
         assert_eq!(c.tick_of(c.start), 0);
         assert_eq!(c.tick_of(c.start + Duration::from_micros(2500)), 2);

@@ -2,89 +2,25 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::{eventually, parse_events, Serve};
+use util::{eventually, parse_events, LogChild, Serve};
 
-/// A `vigil client` process whose log lines are stamped with the test's
-/// clock as they arrive. Killed when dropped.
-struct Client {
-    child: Child,
-    log: Arc<Mutex<Vec<(Instant, String)>>>,
-}
-
-impl Client {
-    fn start(servers: &str, id: &str, extra: &[&str]) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+/// Starts `vigil client --server SERVERS --id ID --quiet EXTRA...`, its log
+/// watched; killed when dropped.
+fn start_client(servers: &str, id: &str, extra: &[&str]) -> LogChild {
+    LogChild::spawn(
+        &format!("vigil client {id}"),
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(["client", "--server", servers, "--id", id, "--quiet"])
             .args(extra)
             .env("RUST_LOG", "debug")
             // stdin stays open (and silent) for the client's whole life.
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vigil client");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push((Instant::now(), line));
-            }
-        });
-        Client { child, log }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.lines().iter().filter(|l| l.contains(needle)).count()
-    }
-
-    /// When the first line containing `needle` after `since` arrived.
-    #[track_caller]
-    fn wait_for(&self, needle: &str, since: Instant) -> Instant {
-        self.wait_for_any(&[needle], since)
-    }
-
-    /// When the first line containing any of `needles` after `since` arrived.
-    #[track_caller]
-    fn wait_for_any(&self, needles: &[&str], since: Instant) -> Instant {
-        let start = Instant::now();
-        while start.elapsed() < util::PATIENCE {
-            let found = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(t, l)| *t >= since && needles.iter().any(|n| l.contains(n)))
-                .map(|(t, _)| *t);
-            if let Some(t) = found {
-                return t;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!("client never logged {needles:?}: {:#?}", self.lines());
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .stdout(Stdio::null()),
+    )
 }
 
 #[test]
@@ -97,8 +33,8 @@ fn the_client_keeps_its_session_alive_for_ten_intervals() {
         "--tick",
         "20ms",
     ]);
-    let client = Client::start(&server.addr.to_string(), "steady", &[]);
-    client.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
+    let client = start_client(&server.addr.to_string(), "steady", &[]);
+    client.wait_for("welcomed by", util::ever());
     thread::sleep(Duration::from_millis(3_300));
     assert!(client.count("pong ") >= 10, "{:#?}", client.lines());
     assert_eq!(client.count("WARN"), 0, "{:#?}", client.lines());
@@ -115,8 +51,8 @@ fn a_frozen_server_is_declared_dead_and_the_client_fails_over() {
     let a = Serve::start(&["--interval", "500ms", "--timeout", "2s"]);
     let b = Serve::start(&["--interval", "500ms", "--timeout", "2s"]);
     let servers = format!("{},{}", a.addr, b.addr);
-    let client = Client::start(&servers, "roamer", &["--timeout", "500ms"]);
-    let t0 = Instant::now() - Duration::from_secs(60);
+    let client = start_client(&servers, "roamer", &["--timeout", "500ms"]);
+    let t0 = util::ever();
     client.wait_for(&format!("welcomed by {}", a.addr), t0);
     client.wait_for("pong 1:", t0);
     // Freeze A: its kernel still accepts and acknowledges, its loop is gone.
@@ -124,7 +60,7 @@ fn a_frozen_server_is_declared_dead_and_the_client_fails_over() {
     let frozen = Instant::now();
     // Whichever check fires first: the unanswered PING, or the silence
     // backstop (nothing received for interval + timeout).
-    let declared = client.wait_for_any(&["ping-timeout:", "silent:"], frozen);
+    let declared = client.wait_for_any(&["ping-timeout:", "silent:"], frozen, util::PATIENCE);
     let took = declared - frozen;
     assert!(
         took <= interval + reply_timeout + Duration::from_millis(150),
@@ -139,11 +75,11 @@ fn killed_servers_clients_come_back_with_spread_out_reconnects() {
     const CLIENTS: usize = 20;
     let first = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
     let addr = first.addr;
-    let clients: Vec<Client> = (0..CLIENTS)
-        .map(|i| Client::start(&addr.to_string(), &format!("c{i}"), &[]))
+    let clients: Vec<LogChild> = (0..CLIENTS)
+        .map(|i| start_client(&addr.to_string(), &format!("c{i}"), &[]))
         .collect();
     for c in &clients {
-        c.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
+        c.wait_for("welcomed by", util::ever());
     }
     // Kill the server outright, leave it dead for a while, bring it back on
     // the same port, and record when each client comes back.
@@ -156,8 +92,10 @@ fn killed_servers_clients_come_back_with_spread_out_reconnects() {
     let _ = std::fs::remove_file(&events);
     let port = addr.port().to_string();
     let listen = format!("127.0.0.1:{port}");
-    let second = Serve::start(&["--listen", &listen, "--events", events.to_str().unwrap()]);
+    // Stamp first: a client may be welcomed before this thread sees the
+    // new server's "listening" line.
     let back = Instant::now();
+    let second = Serve::start(&["--listen", &listen, "--events", events.to_str().unwrap()]);
     for c in &clients {
         c.wait_for("welcomed by", back);
     }
@@ -199,23 +137,22 @@ fn killed_servers_clients_come_back_with_spread_out_reconnects() {
 #[test]
 fn the_client_exits_cleanly_on_sigint_and_on_end_of_input() {
     let server = Serve::start(&[]);
-    let mut client = Client::start(&server.addr.to_string(), "polite", &[]);
-    client.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
-    // SAFETY: kill has no memory preconditions; the pid is our child's.
-    unsafe { libc::kill(client.child.id() as i32, libc::SIGINT) };
+    let mut client = start_client(&server.addr.to_string(), "polite", &[]);
+    client.wait_for("welcomed by", util::ever());
+    client.signal(libc::SIGINT);
     eventually("the client to exit", || {
-        client.child.try_wait().unwrap().is_some()
+        client.child().try_wait().unwrap().is_some()
     });
-    assert!(client.child.wait().unwrap().success());
+    assert!(client.child().wait().unwrap().success());
     server.wait_log("offline: closed (peer");
 
-    let mut client = Client::start(&server.addr.to_string(), "eof", &[]);
-    client.wait_for("welcomed by", Instant::now() - Duration::from_secs(60));
-    drop(client.child.stdin.take());
+    let mut client = start_client(&server.addr.to_string(), "eof", &[]);
+    client.wait_for("welcomed by", util::ever());
+    drop(client.child().stdin.take());
     eventually("the client to exit", || {
-        client.child.try_wait().unwrap().is_some()
+        client.child().try_wait().unwrap().is_some()
     });
-    assert!(client.child.wait().unwrap().success());
+    assert!(client.child().wait().unwrap().success());
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use netlab::load::Load;
 use netlab::{Net, Ns, Proc, TempDir, PATIENCE, SERVER_ADDR, SERVER_ADDR_2};
-use util::{parse_events, EventLine};
+use util::{ever, parse_events, EventLine};
 use vigil::client::session::SessionConfig;
 
 /// Shared by the light tests, exclusive for the heavy one.
@@ -32,11 +32,6 @@ fn light() -> std::sync::RwLockReadGuard<'static, ()> {
 
 fn heavy() -> std::sync::RwLockWriteGuard<'static, ()> {
     HEAVY.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Long ago: "any line so far".
-fn ever() -> Instant {
-    Instant::now() - Duration::from_secs(3600)
 }
 
 fn ms(d: Duration) -> u128 {
@@ -57,17 +52,39 @@ fn by_conn(events: &[EventLine]) -> BTreeMap<u64, Vec<EventLine>> {
     map
 }
 
-/// Every connection has exactly one online and exactly one offline event
-/// (or none yet, if `open` may hold it): the server's invariant, checked
-/// from the outside.
+/// The server's invariant, checked from the outside, for a server that has
+/// ended every connection: the `made` connections the test made are all in
+/// the events file (a connection missing from it fails the check, as does
+/// one too many), each with exactly one online and, after it, exactly one
+/// offline event. Returns their offline reasons, in the order the
+/// connections came online.
 #[track_caller]
-fn check_one_online_one_offline(events: &[EventLine], open: &[u64]) {
-    for (conn, evs) in by_conn(events) {
-        let online = evs.iter().filter(|e| e.event == "online").count();
-        let offline = evs.iter().filter(|e| e.event == "offline").count();
-        let want_offline = usize::from(!open.contains(&conn));
-        assert_eq!((online, offline), (1, want_offline), "conn {conn}: {evs:?}");
+fn check_connections(events: &[EventLine], made: usize) -> Vec<String> {
+    let conns = by_conn(events);
+    let count = |kind: &str| events.iter().filter(|e| e.event == kind).count();
+    assert_eq!(
+        (conns.len(), count("online"), count("offline")),
+        (made, made, made),
+        "(connections, online, offline) for {made} connections made: {conns:#?}"
+    );
+    for (conn, evs) in &conns {
+        let kinds: Vec<&str> = evs
+            .iter()
+            .map(|e| e.event.as_str())
+            .filter(|k| *k != "hello")
+            .collect();
+        assert_eq!(kinds, ["online", "offline"], "conn {conn}: {evs:?}");
     }
+    events
+        .iter()
+        .filter(|e| e.event == "online")
+        .map(|online| {
+            let offline = conns[&online.conn].iter().find(|e| e.event == "offline");
+            offline
+                .and_then(|e| e.reason.clone())
+                .unwrap_or_else(|| panic!("conn {}: no offline reason", online.conn))
+        })
+        .collect()
 }
 
 /// A heartbeat server in the server namespace: 1 s interval, 3 s timeout,
@@ -124,7 +141,8 @@ fn the_nat_forgets_idle_flows_silently() {
         "0"
     );
     let dir = TempDir::new("nat");
-    let (_server, _) = heartbeat_server(&net, &dir, "srv", &format!("{SERVER_ADDR}:7700"));
+    let (mut server, events_file) =
+        heartbeat_server(&net, &dir, "srv", &format!("{SERVER_ADDR}:7700"));
     let server_addr = format!("{SERVER_ADDR}:7700");
     let (early, late, peer) = net.in_ns(Ns::Client, move || {
         use std::io::{BufRead, BufReader, Write};
@@ -152,12 +170,18 @@ fn the_nat_forgets_idle_flows_silently() {
     assert_eq!(early.as_deref(), Some("PONG 1"));
     assert_eq!(late, None, "a PING after the NAT timeout was answered");
     // The server saw the masquerading router, not the client.
-    let seen = _server.find("online from");
+    let seen = server.find("online from");
     assert!(
         seen.iter()
             .all(|(_, l)| l.contains(netlab::ROUTER_SERVER_SIDE)),
         "{seen:?} (client {peer})"
     );
+    // The server heard nothing after `PING 1` (the NAT dropped `PING 2`),
+    // so it expired the connection (by now: the test waited 3 s and then
+    // 1.5 s for an answer); its BYE was dropped too.
+    server.wait_for("offline: timeout", ever());
+    assert!(server.stop());
+    assert_eq!(check_connections(&events(&events_file), 1), ["timeout"]);
 }
 
 #[test]
@@ -212,7 +236,9 @@ fn a_partition_is_detected_by_both_sides_and_healed() {
     client.wait_for("pong ", back);
     assert!(server.stop());
     let evs = events(&events_file);
-    check_one_online_one_offline(&evs, &[]);
+    // Reconnects during the partition never reached the server: the first
+    // connection and the one after the heal are all it saw.
+    assert_eq!(check_connections(&evs, 2), ["timeout", "shutdown"]);
     let conns = by_conn(&evs);
     let named: Vec<&Vec<EventLine>> = conns
         .values()
@@ -239,7 +265,7 @@ fn one_way_loss_is_detected_in_either_direction() {
     let net = Net::new();
     let dir = TempDir::new("oneway");
     let addr = format!("{SERVER_ADDR}:7700");
-    let (server, _) = heartbeat_server(&net, &dir, "srv", &addr);
+    let (mut server, events_file) = heartbeat_server(&net, &dir, "srv", &addr);
 
     // Client to server dropped: the server hears nothing and times the
     // client out; the client's pings go unanswered.
@@ -256,8 +282,10 @@ fn one_way_loss_is_detected_in_either_direction() {
     );
     assert!(client_saw - cut <= INTERVAL + REPLY_TIMEOUT + SLACK);
     assert!(server_saw - cut <= TIMEOUT + 2 * TICK + SLACK);
-    net.heal();
+    // Killed before the heal, so that none of its reconnects (whose SYNs
+    // were dropped) can reach the server afterwards.
     drop(client);
+    net.heal();
 
     // Server to client dropped: the server still hears the client's ping
     // but its PONG (and its ACKs) vanish, so the client declares the server
@@ -284,12 +312,18 @@ fn one_way_loss_is_detected_in_either_direction() {
         ms(server_saw - cut)
     );
     assert!(client_saw - cut <= INTERVAL + REPLY_TIMEOUT + SLACK);
-    assert!(
-        line.contains("offline: timeout") || line.contains("offline: closed"),
-        "{line}"
-    );
+    // Never `closed`: the FIN cannot overtake the unacknowledged ping.
+    assert!(line.contains("offline: timeout"), "{line}");
     assert!(server_saw - cut <= INTERVAL + TIMEOUT + 2 * TICK + SLACK);
+    // Its reconnects' SYNs reach the server, but the SYN-ACKs are dropped,
+    // so none is accepted; killed before the heal, none ever will be.
+    drop(client);
     net.heal();
+    assert!(server.stop());
+    assert_eq!(
+        check_connections(&events(&events_file), 2),
+        ["timeout", "timeout"]
+    );
 }
 
 #[test]
@@ -318,7 +352,10 @@ fn a_frozen_client_is_expired_and_comes_back() {
     server.wait_for("is client frozen-c", thawed);
     client.wait_for("pong ", thawed);
     assert!(server.stop());
-    check_one_online_one_offline(&events(&events_file), &[]);
+    assert_eq!(
+        check_connections(&events(&events_file), 2),
+        ["timeout", "shutdown"]
+    );
 }
 
 #[test]
@@ -356,8 +393,10 @@ fn a_frozen_server_is_declared_dead_and_the_client_fails_over() {
     a.wait_for("offline: closed (peer 198.18.1.2", thawed);
     assert!(a.stop());
     assert!(b.stop());
-    check_one_online_one_offline(&events(&a_events), &[]);
-    check_one_online_one_offline(&events(&b_events), &[]);
+    // The client moves on to the next server in its list: one connection
+    // each.
+    assert_eq!(check_connections(&events(&a_events), 1), ["closed"]);
+    assert_eq!(check_connections(&events(&b_events), 1), ["shutdown"]);
 }
 
 #[test]
@@ -435,7 +474,7 @@ fn tcp_keepalive_finds_a_cut_peer_when_heartbeats_are_off() {
     net.heal();
     assert!(server.stop());
     let evs = events(&events_file);
-    check_one_online_one_offline(&evs, &[]);
+    assert_eq!(check_connections(&evs, 2), ["reset", "reset"]);
     let reasons: Vec<String> = evs
         .iter()
         .filter(|e| e.event == "offline")
@@ -633,13 +672,18 @@ fn a_server_restart_with_1000_clients_spreads_the_reconnects() {
     // The events: the first server said goodbye to every client once, the
     // second welcomed each exactly once.
     load.stop();
-    // Closed, or reset when a PONG was still unread in the socket.
-    eventually_count(&second, "offline: ", N);
+    // Closed: the load reads everything before it closes (no reset).
+    eventually_count(&second, "offline: closed", N);
     assert!(second.stop());
     let first_evs = events(&first_events);
     let second_evs = events(&second_events);
-    check_one_online_one_offline(&first_evs, &[]);
-    check_one_online_one_offline(&second_evs, &[]);
+    let first_reasons = check_connections(&first_evs, N);
+    let second_reasons = check_connections(&second_evs, N);
+    assert!(first_reasons.iter().all(|r| r == "shutdown"));
+    assert!(
+        second_reasons.iter().all(|r| r == "closed"),
+        "{second_reasons:?}"
+    );
     for evs in [&first_evs, &second_evs] {
         assert_eq!(by_conn(evs).len(), N);
         let hellos: std::collections::BTreeSet<&str> = evs

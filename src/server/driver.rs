@@ -27,8 +27,9 @@
 //! stats, accept retries), once before sleeping (so the sleep ends on the
 //! tick, however long the turn took), and once per read or accept that
 //! brought something: an input is stamped with a reading taken after it left
-//! the kernel, never with the turn's earlier time, so a deadline counted
-//! from it is never early however long the turn takes.
+//! the kernel and rounded up ([`Clock::stamp`]), never with the turn's
+//! earlier time, so a deadline counted from it is never early however long
+//! the turn takes; the turn's time rounds down. See [`crate::time`].
 //!
 //! Deadlines are lazy: a frame only moves the session's `last_seen`. When a
 //! connection's wheel entry fires, the session compares `last_seen +
@@ -395,7 +396,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     break;
                 }
                 Ok(n) => {
-                    let now = clock.now();
+                    let now = clock.stamp();
                     if !sessions.handle_bytes(now, key as u32, &mut conn.session, &scratch[..n]) {
                         break;
                     }
@@ -658,7 +659,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             refuse(&mut self.sessions, stream, peer);
             return;
         };
-        let session = self.sessions.handle_accept(self.clock.now(), key32, peer);
+        let session = self.sessions.handle_accept(self.clock.stamp(), key32, peer);
         let deadline = self.sessions.deadline(&session);
         let c = session.conn_ref(key32);
         let number = session.number();

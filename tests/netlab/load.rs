@@ -1,6 +1,8 @@
 //! Many heartbeat clients in one test-side mio loop: one library
 //! [`Session`] per connection, driven the way `vigil client`'s driver does
-//! it, on a thread moved into the client namespace.
+//! it, on a thread moved into the client namespace. Stopped, it goes quiet
+//! and reads everything before it closes the sockets, so that the server
+//! sees each close as a FIN.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -162,6 +164,46 @@ fn run(
                 slots[i].session.handle_timeout(t);
                 pump(&poll, server, &mut slots, i, t, seen);
             }
+        }
+    }
+    quiet_spell(&mut poll, &mut events, &mut slots, &mut buf);
+}
+
+/// Long enough for every answer to a ping sent before the stop to arrive.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Sends nothing and reads (and drops) everything for [`QUIET`], so that
+/// the sockets can then be closed with nothing unread. The server sends
+/// nothing unasked, and 500 ms is far below its timeout.
+fn quiet_spell(poll: &mut Poll, events: &mut Events, slots: &mut [Slot], buf: &mut [u8]) {
+    // Whatever came in since the last readiness event was handled.
+    for slot in slots.iter_mut() {
+        drain(slot, buf);
+    }
+    let start = Instant::now();
+    while let Some(left) = QUIET.checked_sub(start.elapsed()) {
+        if let Err(e) = poll.poll(events, Some(left)) {
+            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "poll: {e}");
+            continue;
+        }
+        for ev in events.iter() {
+            let i = ev.token().0 & 0xffff_ffff;
+            let generation = (ev.token().0 >> 32) as u32;
+            if let Some(slot) = slots.get_mut(i).filter(|s| s.generation == generation) {
+                drain(slot, buf);
+            }
+        }
+    }
+}
+
+/// Reads a socket dry, dropping the bytes; at its end, drops it.
+fn drain(slot: &mut Slot, buf: &mut [u8]) {
+    while let Some(stream) = slot.stream.as_mut() {
+        match stream.read(buf) {
+            Ok(k) if k > 0 => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(_) | Err(_) => slot.stream = None,
         }
     }
 }

@@ -29,8 +29,9 @@
 //!   test process that was killed are swept at the next run.
 //! - Processes run in a namespace with `ip netns exec`, which `exec`s the
 //!   program in place (no fork), so the child's pid is the program's and
-//!   signals reach it; [`Proc`] checks that, and kills the process when
-//!   dropped (and the kernel kills it if the test process dies first:
+//!   signals reach it; [`Proc`] checks that, watches its log with the tests'
+//!   shared [`LogChild`] (so it needs `mod util;` beside `mod netlab;`), and
+//!   kills the process when dropped (and the kernel kills it if the test process dies first:
 //!   `PR_SET_PDEATHSIG`). Code of the test itself runs in a namespace on a
 //!   thread of its own that calls `setns`, which moves only that thread:
 //!   [`Net::in_ns`], and [`load::Load`] for 1,000 sessions in one loop.
@@ -41,14 +42,17 @@
 
 pub mod load;
 
+use crate::util::LogChild;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -460,12 +464,23 @@ impl Drop for Net {
     }
 }
 
-/// A process running in a namespace, its stderr lines stamped with the
-/// test's clock as they arrive. Killed (SIGKILL, by its pid) when dropped.
-pub struct Proc {
-    child: Child,
-    name: String,
-    log: Arc<Mutex<Vec<(Instant, String)>>>,
+/// A `vigil` process running in a namespace: a [`LogChild`] (its log lines
+/// stamped with the test's clock as they arrive, waits bounded by this
+/// module's [`PATIENCE`], killed by its pid when dropped) whose pid is
+/// vigil's own.
+pub struct Proc(LogChild);
+
+impl Deref for Proc {
+    type Target = LogChild;
+    fn deref(&self) -> &LogChild {
+        &self.0
+    }
+}
+
+impl DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut LogChild {
+        &mut self.0
+    }
 }
 
 impl Proc {
@@ -477,8 +492,7 @@ impl Proc {
             .env("RUST_LOG", "debug")
             // A client's stdin stays open (and silent) for its whole life.
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
         // Should the test process be killed before its guards run, the
         // kernel kills this child too (the signal survives both execs).
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
@@ -490,20 +504,7 @@ impl Proc {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().expect("spawn ip netns exec vigil");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push((Instant::now(), line));
-            }
-        });
-        let proc = Proc {
-            child,
-            name: name.to_owned(),
-            log,
-        };
+        let proc = Proc(LogChild::spawn(name, &mut cmd).patience(PATIENCE));
         // `ip netns exec` execs in place: the pid we signal is vigil's.
         let start = Instant::now();
         loop {
@@ -527,7 +528,7 @@ impl Proc {
         let mut all = vec!["serve", "--listen", listen];
         all.extend_from_slice(args);
         let p = Proc::vigil(net, Ns::Server, name, &all);
-        p.wait_for("listening on", Instant::now() - Duration::from_secs(3600));
+        p.wait_for("listening on", p.started());
         p
     }
 
@@ -539,98 +540,10 @@ impl Proc {
         Proc::vigil(net, Ns::Client, id, &all)
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Sends a signal to the process.
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill has no memory preconditions; the pid is our child's
-        // (vigil itself, checked at spawn) and it has not been reaped.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
     /// SIGTERM, then waits (bounded) for the exit; true if it exited 0.
     #[track_caller]
     pub fn stop(&mut self) -> bool {
-        self.signal(libc::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the log reader take the last lines.
-                thread::sleep(Duration::from_millis(100));
-                return status.success();
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} did not exit after SIGTERM", self.name);
-    }
-
-    /// Every log line so far.
-    pub fn lines(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-
-    /// Log lines (with their arrival time) containing `needle`.
-    pub fn find(&self, needle: &str) -> Vec<(Instant, String)> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, l)| l.contains(needle))
-            .cloned()
-            .collect()
-    }
-
-    /// How many log lines contain `needle`.
-    pub fn count(&self, needle: &str) -> usize {
-        self.find(needle).len()
-    }
-
-    /// When the first line containing `needle` at or after `since` arrived.
-    #[track_caller]
-    pub fn wait_for(&self, needle: &str, since: Instant) -> Instant {
-        self.wait_for_any(&[needle], since, PATIENCE)
-    }
-
-    /// When the first line containing any of `needles` at or after `since`
-    /// arrived; waits at most `patience`.
-    #[track_caller]
-    pub fn wait_for_any(&self, needles: &[&str], since: Instant, patience: Duration) -> Instant {
-        let start = Instant::now();
-        loop {
-            let found = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(t, l)| *t >= since && needles.iter().any(|n| l.contains(n)))
-                .map(|(t, _)| *t);
-            if let Some(t) = found {
-                return t;
-            }
-            if start.elapsed() > patience {
-                panic!(
-                    "{} never logged {needles:?} within {patience:?}: {:#?}",
-                    self.name,
-                    self.lines()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SIGKILL also ends a stopped (SIGSTOP) process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.terminate().success()
     }
 }
 

@@ -1,22 +1,236 @@
-//! Shared helpers for the end-to-end tests: a `vigil serve` child process on
-//! 127.0.0.1 with an ephemeral port, and a line-oriented test peer.
+//! Shared helpers for the end-to-end tests: a child process whose log is
+//! watched ([`LogChild`]), a `vigil serve` child process on 127.0.0.1 with an
+//! ephemeral port, and a line-oriented test peer.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long any single wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// An instant before every line any [`LogChild`] logs: "any line so far".
+/// (`Instant::now() - an hour` would panic on a machine up for less.)
+pub fn ever() -> Instant {
+    static EVER: OnceLock<Instant> = OnceLock::new();
+    *EVER.get_or_init(Instant::now)
+}
+
+/// A child process whose output lines are collected, as they arrive, by a
+/// thread per stream (stderr always, stdout when the command pipes it),
+/// each line stamped with the test's clock. Killed (SIGKILL, which also ends
+/// a stopped process) and reaped when dropped.
+///
+/// Waits are bounded by the patience it was given ([`PATIENCE`] unless
+/// [`LogChild::patience`] says otherwise), and fail at once when the process
+/// has closed its output without logging what is waited for.
+pub struct LogChild {
+    child: Child,
+    name: String,
+    started: Instant,
+    patience: Duration,
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl LogChild {
+    /// Spawns `cmd` with its stderr piped and collected (and its stdout too,
+    /// if `cmd` pipes it); `name` names it in failure messages.
+    #[track_caller]
+    pub fn spawn(name: &str, cmd: &mut Command) -> LogChild {
+        ever();
+        let started = Instant::now();
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let collect = |stream: Box<dyn Read + Send>| {
+            let sink = Arc::clone(&log);
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push((Instant::now(), line));
+                }
+            })
+        };
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(collect(Box::new(out)));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(collect(Box::new(err)));
+        }
+        LogChild {
+            child,
+            name: name.to_owned(),
+            started,
+            patience: PATIENCE,
+            log,
+            readers,
+        }
+    }
+
+    /// Bounds every later wait by `patience` instead of [`PATIENCE`].
+    pub fn patience(mut self, patience: Duration) -> LogChild {
+        self.patience = patience;
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When it was spawned: before any of its lines.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The process itself, for its stdin or its exit status.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's,
+        // not reaped before `self` is dropped or has seen it exit.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Lines (with their arrival time) containing `needle`.
+    pub fn find(&self, needle: &str) -> Vec<(Instant, String)> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// How many lines contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.find(needle).len()
+    }
+
+    /// When the first line containing `needle` at or after `since` arrived.
+    #[track_caller]
+    pub fn wait_for(&self, needle: &str, since: Instant) -> Instant {
+        self.wait_for_any(&[needle], since, self.patience)
+    }
+
+    /// When the first line containing any of `needles` at or after `since`
+    /// arrived; waits at most `patience`.
+    #[track_caller]
+    pub fn wait_for_any(&self, needles: &[&str], since: Instant, patience: Duration) -> Instant {
+        self.wait_line(needles, since, patience).0
+    }
+
+    /// The first line containing any of `needles` at or after `since`, and
+    /// when it arrived; waits at most `patience`.
+    #[track_caller]
+    pub fn wait_line(
+        &self,
+        needles: &[&str],
+        since: Instant,
+        patience: Duration,
+    ) -> (Instant, String) {
+        let start = Instant::now();
+        loop {
+            // Whether the output was closed is read before the log, so
+            // that no line can slip in between the two.
+            let closed = self.readers.iter().all(|r| r.is_finished());
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, l)| *t >= since && needles.iter().any(|n| l.contains(n)))
+                .cloned();
+            if let Some(found) = found {
+                return found;
+            }
+            let why = if closed {
+                "before it closed its output"
+            } else if start.elapsed() > patience {
+                "in time"
+            } else {
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            panic!(
+                "{} never logged {needles:?} {why} (waited at most {patience:?}): {:#?}",
+                self.name,
+                self.lines()
+            );
+        }
+    }
+
+    /// Waits (bounded by the patience) for the process to exit, then for
+    /// its last lines to be collected.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < self.patience,
+                "{} did not exit within {:?}",
+                self.name,
+                self.patience
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        // Its output ends with it, unless a child of its own still holds
+        // the pipe: then what was collected so far is all there is.
+        let start = Instant::now();
+        while !self.readers.iter().all(|r| r.is_finished())
+            && start.elapsed() < Duration::from_secs(1)
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
+        status
+    }
+
+    /// SIGTERM, then [`LogChild::wait_exit`].
+    #[track_caller]
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+}
+
+impl Drop for LogChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `vigil serve` process, killed when dropped.
 pub struct Serve {
-    child: Child,
+    proc: LogChild,
     pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Serve {
@@ -37,35 +251,21 @@ impl Serve {
         cmd.args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
         adjust(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn vigil serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(PATIENCE) {
-            Ok(addr) => addr.parse().expect("listen address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("vigil serve did not start; log: {:?}", log.lock().unwrap());
-            }
-        };
-        Serve { child, addr, log }
+        let proc = LogChild::spawn("vigil serve", &mut cmd);
+        let (_, line) = proc.wait_line(&["listening on "], proc.started(), PATIENCE);
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no listen address in {line:?}"));
+        Serve { proc, addr }
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.proc.pid()
     }
 
     /// Connects a test peer.
@@ -76,48 +276,32 @@ impl Serve {
 
     /// The server's log so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.proc.lines()
     }
 
     /// Waits until a log line contains `needle`, and returns it.
     #[track_caller]
     pub fn wait_log(&self, needle: &str) -> String {
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no log line with {needle:?} in {:#?}", self.log());
+        self.proc
+            .wait_line(&[needle], self.proc.started(), PATIENCE)
+            .1
     }
 
     /// Sends a signal to the server.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill has no memory preconditions; the pid is our child's.
-        unsafe { libc::kill(self.pid(), sig) };
+        self.proc.signal(sig);
     }
 
     /// SIGTERM, then waits for the exit.
     #[track_caller]
     pub fn stop(mut self) -> (ExitStatus, Vec<String>) {
-        self.signal(libc::SIGTERM);
-        let status = self.wait_exit();
-        // Let the log reader take the last lines.
-        thread::sleep(Duration::from_millis(100));
+        let status = self.proc.terminate();
         (status, self.log())
     }
 
     #[track_caller]
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("vigil serve did not exit");
+        self.proc.wait_exit()
     }
 
     /// CPU time (user + system) the server has used so far.
@@ -130,13 +314,6 @@ impl Serve {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
         Duration::from_millis(ticks * 1000 / hz)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
