@@ -8,41 +8,92 @@
 //!
 //! # Architecture
 //!
-//! One thread, one event loop, no thread per client:
+//! One thread, one event loop, no thread per client. Logic first, I/O at the
+//! edge: every rule of the protocol lives in pure code that takes `now` and
+//! bytes and says what should happen; thin drivers own the sockets and the
+//! clock and carry it out; binaries are glue.
 //!
-//! - [`server`] owns the loop: one mio `Poll`, every connection in one
-//!   `Slab` (the key is the mio token), every deadline in one
-//!   [`wheel::Wheel`]. It is the only code that calls `poll` and reads the
-//!   clock; it feeds the pure pieces below and carries out what they say.
-//! - [`wheel`] is a hashed timing wheel: O(1) arm, cancel and re-arm, no
-//!   allocation in steady state. Pure: it never reads a clock.
-//! - [`protocol`] holds the codecs (bytes to [`Frame`]s, [`Reply`]s to
-//!   bytes). Pure: they never touch a socket. [`LineProtocol`] is the default.
-//! - [`client`] is the heartbeat client: a pure session state machine and
-//!   the thin driver behind `vigil client`. [`load`] runs many of those
-//!   sessions in one loop (`vigil load`) and measures every round trip.
-//! - [`events`] formats presence events (online, hello, offline with its
-//!   reason) for the log and for a JSON-lines file.
-//! - [`client`] is the other end: a pure heartbeat [`client::Session`]
-//!   (login, beats, dead-server verdicts, reconnects with jittered
-//!   backoff), the adaptive interval search it can consult
-//!   ([`client::adaptive`], finding the longest interval a NAT keeps
-//!   alive), and the thin mio driver behind `vigil client`.
-//! - [`time`] is the only place that turns `Instant`s into the milliseconds
-//!   everything else works with; `sys` (crate-private) wraps the few libc calls.
+//! ## Code map
 //!
-//! # Invariants
+//! Pure (no socket, no clock, no thread; tested with a fake clock):
+//! - `server::session`: the server's rules for every connection (HELLO and
+//!   takeover, heartbeats and `max_pings`, deadlines, close reasons and
+//!   `BYE`): `handle_*` inputs, `poll_*` outputs. Per-connection state is a
+//!   small `Session` the loop keeps in its slab; what is one per server (the
+//!   codec, the [`server::Handler`], presence, counters, output queues) is
+//!   `Sessions`. Presence is consulted only through `PresenceTable`.
+//! - [`client::session`]: the client's rules (login, beats, dead-server
+//!   verdicts, reconnects with jittered backoff), with
+//!   [`client::adaptive`] (the longest interval a NAT keeps alive) and
+//!   [`client::backoff`].
+//! - [`load::phase`]: the load generator's ramp, hold and drain.
+//! - [`wheel`]: a hashed timing wheel, O(1) arm, cancel and re-arm, no
+//!   allocation in steady state.
+//! - [`protocol`]: the codecs, bytes to [`Frame`]s and [`Reply`]s to bytes
+//!   ([`LineProtocol`] is the default; RESP, binary, raw).
+//! - [`events`]: presence events and their JSON lines; [`duration`]: the
+//!   duration syntax of the flags.
 //!
+//! Drivers (the only code that touches sockets and reads the clock):
+//! - `server::driver`: the mio loop behind [`Server`]: one `Poll`, every
+//!   connection in one `Slab` (the key is the token), every deadline in one
+//!   wheel; it feeds the server sessions and writes what they produce.
+//!   `server::listener` sets up the listening sockets (socket2).
+//! - [`client::driver`]: the loop behind `vigil client`; [`load`]'s driver
+//!   runs many client sessions in one loop (`vigil load`), [`load::procs`]
+//!   spreads them over processes.
+//! - [`time`]: the one [`time::Clock`] and the one [`time::Tick`]; the only
+//!   place that turns `Instant`s and `Duration`s into ticks, with the
+//!   rounding rule that keeps deadlines from firing early.
+//! - `sys` (crate-private): the few libc calls, through one `syscall!`;
+//!   [`addr`]: the one address resolver.
+//!
+//! Entry points: [`Server::builder`] (or [`Server::new`]) and
+//! [`server::Handler`] for a server with its own logic;
+//! [`client::run`] and [`client::session::Session`] for a client;
+//! [`load::run`] for a load test. `src/main.rs` and `src/cmd/` are the
+//! binary: flags, then one of those calls, then an exit code.
+//!
+//! ## Invariants
+//!
+//! - Pure code never reads a clock: time is a [`time::Tick`] handed in.
+//!   The server's loop reads the clock for the turn (rounded down) and
+//!   stamps each input when it is read (rounded up), so a deadline never
+//!   fires before the timeout has passed since the last frame, however
+//!   long a turn takes, and at most one tick after.
 //! - Time is monotonic: changing the system date never disconnects anyone.
 //! - Every turn of the loop handles all ready I/O before it expires
-//!   deadlines, so a heartbeat that has arrived is never lost to a timeout.
-//! - A heartbeat writes the connection's `last_seen` and leaves the wheel
-//!   alone; when the wheel fires, the loop compares and re-arms.
+//!   deadlines, so a heartbeat that has arrived is never lost to a timeout;
+//!   a connection past its deadline gets one last look at its socket.
+//! - A heartbeat moves the connection's `last_seen` and leaves the wheel
+//!   alone; when the wheel fires, the session compares and the loop re-arms.
+//! - A connection is read at most a fixed budget of times per turn, and a
+//!   FIN seen once is remembered until the read that reaches it.
 //! - An idle connection holds no buffer: input is kept only while a frame
 //!   is incomplete, output only while the socket will not take it.
+//! - Whatever is queued for a connection goes out in order, and its `BYE`
+//!   last: nothing is written after it.
 //! - Every connection produces exactly one online and one offline event.
 //! - Nothing a peer sends can make the server panic; bad input closes that
 //!   connection, with a `BYE <reason>` and a log line naming the peer.
+//!
+//! ## Tests
+//!
+//! - Beside the code (`#[cfg(test)]`, files named `tests.rs` under the
+//!   module): the server session (`server/session/tests.rs`: a simulated
+//!   loop with the real wheel), the client session (`client/session/tests.rs`:
+//!   traces, and a `Pair` of the client and the real server session over a
+//!   simulated link and NAT), the adaptive interval, the wheel (scenarios and
+//!   a property test against a `BTreeMap`), codecs, the load phases.
+//! - `tests/` (real processes and sockets on loopback): `serve.rs` (the
+//!   server binary: timeouts, limits, signals, IPv6, a jumping wall clock),
+//!   `client.rs` and `cmd_client.rs` (the client), `load.rs` (the load
+//!   generator), `library.rs` (the public API), `real_clients.rs`
+//!   (`redis-cli`, `redis-benchmark`, a select() C client), `codec_split.rs`
+//!   (every codec, every split), `many.rs` (5,000 connections), and
+//!   `netns.rs` (faults across network namespaces: partitions, loss, a
+//!   carrier NAT, frozen peers). `tests/util` and `tests/netlab` are their
+//!   shared helpers.
 //!
 //! # Example
 //!

@@ -103,14 +103,6 @@ use super::wire::{self, ServerLine};
 use crate::protocol::{valid_client_id, DecodeError};
 use crate::time::Tick;
 
-// session/tests.rs reaches these through `use super::*`: they were this
-// module's imports before the config and event types moved out.
-#[cfg(test)]
-use {
-    super::adaptive::{AdaptiveConfig, ChangeReason},
-    std::io,
-};
-
 // The config and the event types sit in their own files, re-exported here.
 mod config;
 mod event;

@@ -46,7 +46,7 @@ use crate::time::millis_ceil;
 use crate::wheel::Wheel;
 use driver::{Driver, Limits, WAKER};
 use listener::ListenOptions;
-use presence::LocalPresence;
+pub(crate) use presence::LocalPresence;
 use session::{Sessions, Settings};
 
 /// File descriptors kept free beyond `max_conns` by default (listener,

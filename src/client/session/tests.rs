@@ -1,8 +1,13 @@
 //! Session tests: a fake clock and a textual trace of everything the session
 //! asks for, plus a simulated server pair for longer runs.
 
+use std::io;
+
 use super::*;
-use crate::protocol::{Frame, LineProtocol, Protocol, Reply};
+use crate::client::adaptive::{AdaptiveConfig, ChangeReason};
+use crate::protocol::LineProtocol;
+use crate::server::session::{Session as ServerSession, Sessions, Settings};
+use crate::server::{LocalPresence, PresenceOnly};
 
 /// Drives a session by hand and records its outputs, one line each:
 /// `"<ms> connect 0"`, `"<ms> tx PING 1"`, `"<ms> pong 1 rtt=3"`, …
@@ -930,71 +935,121 @@ proptest::proptest! {
     }
 }
 
-// ---- a simulated server -------------------------------------------------
+// ---- the real server session, simulated --------------------------------
 
-/// A server that speaks the real line codec ([`LineProtocol`]), as the event
-/// loop would: answers HELLO and PING, can push a line every `push_every`
-/// ms, can hang (its kernel still takes our bytes, nothing is answered), and
-/// records the longest silence it saw from the client.
-struct FakeServer {
-    codec: LineProtocol,
-    interval_ms: u64,
+/// The server's real protocol logic ([`Sessions`], the same code `vigil
+/// serve` runs) on the simulated link, with a few faults: it can be down
+/// (connects are refused), hang (its kernel still takes our bytes, nothing
+/// is read or answered, no deadline is checked) or push a line every
+/// `push_every` ms. Its own deadlines run too: a connection it stops
+/// hearing from for its timeout (1.5 intervals) gets `BYE timeout`.
+struct SimServer {
+    sessions: Sessions<LineProtocol, PresenceOnly>,
+    /// The server's connections by slab key; `Pair` maps each client
+    /// connection (its generation) to a key.
+    conns: Vec<Option<ServerSession>>,
     up: bool,
     hung: bool,
     push_every: Option<u64>,
-    input: Vec<u8>,
-    last_heard: u64,
+    /// The longest time the server went without a frame on a connection
+    /// that stayed open.
     longest_silence: u64,
-    pings: u64,
 }
 
-impl FakeServer {
-    fn new(interval_ms: u64) -> FakeServer {
-        FakeServer {
-            codec: LineProtocol::default(),
+impl SimServer {
+    fn new(interval_ms: u64) -> SimServer {
+        let settings = Settings {
             interval_ms,
+            timeout_ms: interval_ms * 3 / 2,
+            max_pings: None,
+        };
+        SimServer {
+            sessions: Sessions::new(
+                LineProtocol::default(),
+                PresenceOnly,
+                LocalPresence::default(),
+                settings,
+            ),
+            conns: Vec::new(),
             up: true,
             hung: false,
             push_every: None,
-            input: Vec::new(),
-            last_heard: 0,
             longest_silence: 0,
-            pings: 0,
         }
     }
 
-    fn accept(&mut self, now: u64) {
-        self.input.clear();
-        self.last_heard = now;
+    /// Heartbeats the server has read.
+    fn pings(&self) -> u64 {
+        self.sessions.stats().heartbeats
     }
 
-    /// Takes bytes from the client; returns its answer.
-    fn receive(&mut self, now: u64, bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// A connection accepted at `now`: its key.
+    fn accept(&mut self, now: u64) -> u32 {
+        let key = self.conns.len() as u32;
+        let peer = std::net::SocketAddr::from(([198, 18, 0, 2], 40_000));
+        let session = self.sessions.handle_accept(now, key, peer);
+        self.conns.push(Some(session));
+        key
+    }
+
+    /// Bytes from the client on connection `key`; returns what the server
+    /// sends to each connection as a result (a takeover's BYE goes to the
+    /// connection it replaces).
+    fn receive(&mut self, now: u64, key: u32, bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
         if self.hung {
-            return out;
+            return Vec::new();
         }
-        self.input.extend_from_slice(bytes);
-        while let Ok(Some((frame, used))) = self.codec.decode(&self.input) {
-            self.longest_silence = self.longest_silence.max(now - self.last_heard);
-            self.last_heard = now;
-            match frame {
-                Frame::Ping { token } => {
-                    self.pings += 1;
-                    self.codec.encode(&Reply::Pong { token }, &mut out);
-                }
-                Frame::Hello { client_id } => self.codec.encode(
-                    &Reply::Welcome {
-                        client_id,
-                        interval_ms: self.interval_ms,
-                        timeout_ms: self.interval_ms * 3 / 2,
-                    },
-                    &mut out,
-                ),
-                Frame::Message(_) | Frame::Quit | Frame::Unknown { .. } => {}
+        if let Some(s) = self.conns[key as usize].as_mut() {
+            let before = s.last_seen();
+            self.sessions.handle_bytes(now, key, s, bytes);
+            if s.last_seen() > before {
+                self.longest_silence = self.longest_silence.max(s.last_seen() - before);
             }
-            self.input.drain(..used);
         }
+        self.outputs()
+    }
+
+    /// The earliest deadline of an open connection, unless hung.
+    fn poll_timeout(&self) -> Option<u64> {
+        if self.hung {
+            return None;
+        }
+        self.conns
+            .iter()
+            .flatten()
+            .filter(|s| s.is_open())
+            .map(|s| self.sessions.deadline(s))
+            .min()
+    }
+
+    fn handle_timeout(&mut self, now: u64) -> Vec<(u32, Vec<u8>)> {
+        for key in 0..self.conns.len() as u32 {
+            if let Some(s) = self.conns[key as usize].as_mut() {
+                self.sessions.handle_timeout(now, key, s);
+            }
+        }
+        self.outputs()
+    }
+
+    /// Applies the closes the sessions asked for and collects their bytes.
+    fn outputs(&mut self) -> Vec<(u32, Vec<u8>)> {
+        while let Some((c, reason)) = self.sessions.poll_close() {
+            if let Some(s) = self.conns[c.key as usize].as_mut() {
+                if s.generation() == c.generation {
+                    self.sessions.handle_close(c.key, s, reason);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(t) = self.sessions.poll_transmit() {
+            out.push((t.to.key, t.bytes.to_vec()));
+            if t.last {
+                if let Some(slot) = self.conns.get_mut(t.to.key as usize) {
+                    *slot = None;
+                }
+            }
+        }
+        while self.sessions.poll_event().is_some() {}
         out
     }
 }
@@ -1041,12 +1096,14 @@ impl Nat {
     }
 }
 
-/// A client session and a [`FakeServer`] joined by a link with a fixed
+/// A client session and a [`SimServer`] joined by a link with a fixed
 /// one-way latency, run on a fake clock (quinn's `Pair` idea), optionally
 /// through a [`Nat`].
 struct Pair {
     client: Session,
-    server: FakeServer,
+    server: SimServer,
+    /// The server's key for each client connection, by generation.
+    server_keys: std::collections::HashMap<u64, u32>,
     nat: Option<Nat>,
     now: u64,
     latency: u64,
@@ -1058,11 +1115,12 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(config: SessionConfig, server: FakeServer) -> Pair {
+    fn new(config: SessionConfig, server: SimServer) -> Pair {
         let client = Session::new(config, 0).expect("valid");
         let mut p = Pair {
             client,
             server,
+            server_keys: std::collections::HashMap::new(),
             nat: None,
             now: 0,
             latency: 20,
@@ -1124,7 +1182,8 @@ impl Pair {
     fn run(&mut self, until: u64) {
         loop {
             let flight = self.flights.iter().map(|f| f.0).min();
-            let next = [flight, self.client.poll_timeout(), self.next_push]
+            let server = self.server.poll_timeout();
+            let next = [flight, self.client.poll_timeout(), self.next_push, server]
                 .into_iter()
                 .flatten()
                 .min();
@@ -1146,7 +1205,8 @@ impl Pair {
                 }
                 match f {
                     Flight::Connected => {
-                        self.server.accept(next);
+                        let key = self.server.accept(next);
+                        self.server_keys.insert(generation, key);
                         self.client.handle_connected(next);
                         self.next_push = self.server.push_every.map(|p| next + p);
                     }
@@ -1154,17 +1214,30 @@ impl Pair {
                         .client
                         .handle_closed(next, TransportEnd::Error(io::ErrorKind::ConnectionRefused)),
                     Flight::ToServer(b) => {
-                        let answer = self.server.receive(next, &b);
-                        if !answer.is_empty() {
-                            self.send(Flight::ToClient(answer));
-                        }
+                        let key = self.server_keys[&generation];
+                        let answer = self.server.receive(next, key, &b);
+                        self.deliver(answer);
                     }
                     Flight::ToClient(b) => self.client.handle_received(next, &b),
                 }
+            } else if server == Some(next) {
+                let answer = self.server.handle_timeout(next);
+                self.deliver(answer);
             } else {
                 self.client.handle_timeout(next);
             }
             self.outputs();
+        }
+    }
+
+    /// Sends the server's bytes for the client's current connection; those
+    /// for connections the client has left go nowhere.
+    fn deliver(&mut self, answer: Vec<(u32, Vec<u8>)>) {
+        let current = self.server_keys.get(&self.generation).copied();
+        for (key, bytes) in answer {
+            if Some(key) == current && !bytes.is_empty() {
+                self.send(Flight::ToClient(bytes));
+            }
         }
     }
 
@@ -1183,11 +1256,15 @@ impl Pair {
 fn an_hour_with_a_healthy_server() {
     let mut c = SessionConfig::new("dev", 1);
     c.seed = 3;
-    let mut p = Pair::new(c, FakeServer::new(30_000));
+    let mut p = Pair::new(c, SimServer::new(30_000));
     p.run(3_600_000);
     assert_eq!(p.disconnects(), []);
     // One beat per interval, each answered within the link's round trip.
-    assert!((118..=120).contains(&p.server.pings), "{}", p.server.pings);
+    assert!(
+        (118..=120).contains(&p.server.pings()),
+        "{}",
+        p.server.pings()
+    );
     let rtts: Vec<u64> = p
         .events
         .iter()
@@ -1206,7 +1283,7 @@ fn an_hour_with_a_healthy_server() {
 
 #[test]
 fn a_pushy_server_still_hears_from_a_quiet_client() {
-    let mut server = FakeServer::new(30_000);
+    let mut server = SimServer::new(30_000);
     server.push_every = Some(1_000);
     let mut p = Pair::new(SessionConfig::new("dev", 1), server);
     p.run(600_000);
@@ -1217,12 +1294,12 @@ fn a_pushy_server_still_hears_from_a_quiet_client() {
         "{}",
         p.server.longest_silence
     );
-    assert!(p.server.pings >= 19, "{}", p.server.pings);
+    assert!(p.server.pings() >= 19, "{}", p.server.pings());
 }
 
 #[test]
 fn a_hung_server_is_declared_dead_and_a_restart_is_rejoined() {
-    let mut server = FakeServer::new(30_000);
+    let mut server = SimServer::new(30_000);
     server.push_every = None;
     let mut c = SessionConfig::new("dev", 1);
     c.seed = 5;
@@ -1286,7 +1363,7 @@ fn adaptive_pair(min_ms: u64, max_ms: u64, tune: impl FnOnce(&mut AdaptiveConfig
     c.interval = IntervalPolicy::Adaptive(a);
     c.reply_timeout_ms = 1_000;
     c.seed = 9;
-    Pair::new(c, FakeServer::new(30_000))
+    Pair::new(c, SimServer::new(30_000))
 }
 
 fn interval_changes(p: &Pair) -> Vec<(u64, u64, u64, ChangeReason)> {

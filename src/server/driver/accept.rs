@@ -1,0 +1,212 @@
+//! Accepting: the budget per turn, running out of descriptors or memory,
+//! refusing past `max_conns`, and taking a connection in.
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::super::conn::Conn;
+use super::super::session::Sessions;
+use super::{Driver, Handler};
+use crate::protocol::{CloseReason, Protocol};
+use crate::time::Tick;
+
+/// Accepts per listener per loop turn, so a flood of connects cannot
+/// starve the connections already open.
+const ACCEPT_BUDGET: usize = 256;
+/// How long to stop accepting when no file descriptor or no kernel memory
+/// can be had.
+const ACCEPT_PAUSE_MS: Tick = 100;
+
+/// The loop's side of accepting: what to do when the process runs out.
+#[derive(Debug)]
+pub(super) struct Accepting {
+    /// A descriptor held in reserve: freed to accept-and-refuse when the
+    /// process runs out of descriptors.
+    pub spare_fd: Option<File>,
+    /// When accepting is paused, when to retry.
+    pub retry_at: Option<Tick>,
+    /// The accept budget ran out with connections still waiting.
+    pub pending: bool,
+}
+
+impl Accepting {
+    pub fn new() -> Accepting {
+        Accepting {
+            spare_fd: File::open("/dev/null").ok(),
+            retry_at: None,
+            pending: false,
+        }
+    }
+}
+
+/// Why `accept` failed, as far as the loop cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcceptFailure {
+    /// No file descriptor left (EMFILE, ENFILE): refuse what waits, with the
+    /// spare descriptor, so the backlog does not fill.
+    OutOfDescriptors,
+    /// The kernel is short of memory (ENOMEM, ENOBUFS): freeing a descriptor
+    /// would not help; pause accepting briefly.
+    OutOfMemory,
+    /// Interrupted: try again at once.
+    Interrupted,
+    /// Nothing more waits.
+    WouldBlock,
+    /// This one connection failed (the peer gave up, ECONNABORTED, and the
+    /// like): go on with the others.
+    Connection,
+}
+
+impl AcceptFailure {
+    pub(crate) fn of(e: &io::Error) -> AcceptFailure {
+        match (e.kind(), e.raw_os_error()) {
+            (io::ErrorKind::WouldBlock, _) => AcceptFailure::WouldBlock,
+            (io::ErrorKind::Interrupted, _) => AcceptFailure::Interrupted,
+            (_, Some(libc::EMFILE | libc::ENFILE)) => AcceptFailure::OutOfDescriptors,
+            (_, Some(libc::ENOMEM | libc::ENOBUFS)) => AcceptFailure::OutOfMemory,
+            _ => AcceptFailure::Connection,
+        }
+    }
+}
+
+impl<P: Protocol, H: Handler> Driver<P, H> {
+    /// Accepts from every listener.
+    pub(super) fn accept_all(&mut self) {
+        self.accepting.pending = false;
+        for i in 0..self.listeners.len() {
+            self.accept_from(i);
+        }
+    }
+
+    /// Accepts from listener `i` until its backlog is empty or the budget
+    /// is spent.
+    pub(super) fn accept_from(&mut self, i: usize) {
+        if self.accepting.retry_at.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(listener) = self.listeners.get(i) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) => match AcceptFailure::of(&e) {
+                    AcceptFailure::WouldBlock => return,
+                    AcceptFailure::Interrupted => {}
+                    AcceptFailure::OutOfDescriptors => {
+                        self.on_out_of_descriptors(i, e);
+                        return;
+                    }
+                    AcceptFailure::OutOfMemory => {
+                        log::warn!(
+                            "accept failed: {e} ({} connections open); pausing accepts for {ACCEPT_PAUSE_MS}ms",
+                            self.conns.len()
+                        );
+                        self.accepting.retry_at = Some(self.now + ACCEPT_PAUSE_MS);
+                        return;
+                    }
+                    AcceptFailure::Connection => log::debug!("accept: {e}"),
+                },
+            }
+        }
+        self.accepting.pending = true;
+    }
+
+    /// Out of file descriptors: free the spare, accept and refuse what is
+    /// waiting, and take the spare back, so the backlog does not fill while
+    /// edge-triggered readiness stays silent. Without a spare, pause
+    /// accepting briefly instead of spinning.
+    fn on_out_of_descriptors(&mut self, i: usize, e: io::Error) {
+        log::warn!(
+            "accept failed: {e} ({} connections open); refusing waiting connections",
+            self.conns.len()
+        );
+        if self.accepting.spare_fd.take().is_some() {
+            if let Some(listener) = self.listeners.get(i) {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, peer)) => refuse(&mut self.sessions, stream, peer),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.accepting.spare_fd = File::open("/dev/null").ok();
+        }
+        if self.accepting.spare_fd.is_none() {
+            self.accepting.retry_at = Some(self.now + ACCEPT_PAUSE_MS);
+        }
+    }
+
+    /// Takes a new connection in: a session, a slab entry, epoll, a deadline.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.conns.len() >= self.limits.max_conns {
+            refuse(&mut self.sessions, stream, peer);
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let Ok(key32) = u32::try_from(key) else {
+            refuse(&mut self.sessions, stream, peer);
+            return;
+        };
+        let session = self.sessions.handle_accept(self.clock.stamp(), key32, peer);
+        let deadline = self.sessions.deadline(&session);
+        let c = session.conn_ref(key32);
+        let number = session.number();
+        let mut conn = Conn::new(stream, session);
+        // Readable and writable once, edge-triggered: no re-registration
+        // syscalls as output comes and goes.
+        let registered = self.poll.registry().register(
+            &mut conn.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        let timer = self.wheel.try_insert(deadline, c);
+        conn.timer = timer.ok();
+        entry.insert(conn);
+        if let Err(e) = registered {
+            log::warn!("conn {number} from {peer}: cannot register: {e}");
+            self.close(key, CloseReason::Reset);
+        } else if timer.is_err() {
+            // Only a wheel holding 2^32 timers is full: refuse rather than panic.
+            self.close(key, CloseReason::Overloaded);
+        }
+    }
+}
+
+/// Says `BYE overloaded` to a connection that will not be served.
+fn refuse<P: Protocol, H: Handler>(
+    sessions: &mut Sessions<P, H>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
+    use std::io::Write;
+    let bye = sessions.handle_refused(peer);
+    // Best effort: the connection is dropped either way.
+    let _ = stream.write(bye);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_are_told_apart() {
+        let of = |errno| AcceptFailure::of(&io::Error::from_raw_os_error(errno));
+        assert_eq!(of(libc::EMFILE), AcceptFailure::OutOfDescriptors);
+        assert_eq!(of(libc::ENFILE), AcceptFailure::OutOfDescriptors);
+        // Short of kernel memory is not short of descriptors: refusing with
+        // the spare descriptor would not help.
+        assert_eq!(of(libc::ENOMEM), AcceptFailure::OutOfMemory);
+        assert_eq!(of(libc::ENOBUFS), AcceptFailure::OutOfMemory);
+        assert_eq!(of(libc::EAGAIN), AcceptFailure::WouldBlock);
+        assert_eq!(of(libc::EINTR), AcceptFailure::Interrupted);
+        assert_eq!(of(libc::ECONNABORTED), AcceptFailure::Connection);
+        assert_eq!(of(libc::EPROTO), AcceptFailure::Connection);
+    }
+}
