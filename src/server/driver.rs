@@ -376,6 +376,19 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         if let Some(reason) = end {
             self.close(key, reason);
+        } else if sessions.deadlines_can_move_earlier() {
+            // The φ detector may have learned a faster rhythm: the lazy
+            // wheel entry must not fire later than the new deadline.
+            let deadline = sessions.deadline(key as u32, &conn.session);
+            if let Some(timer) = conn.timer {
+                if self
+                    .wheel
+                    .deadline(timer)
+                    .is_some_and(|armed| deadline < armed)
+                {
+                    self.wheel.reset(timer, deadline);
+                }
+            }
         }
         self.apply_closes();
     }
@@ -454,7 +467,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             let silent = match self.conns.get_mut(key) {
                 Some(conn) if conn.session.generation() == c.generation => {
                     conn.timer = None;
-                    conn.session.is_open() && self.sessions.deadline(&conn.session) <= self.now
+                    conn.session.is_open()
+                        && self.sessions.deadline(key as u32, &conn.session) <= self.now
                 }
                 _ => continue,
             };

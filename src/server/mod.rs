@@ -136,6 +136,10 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             interval_ms: millis_ceil(config.interval),
             timeout_ms: millis_ceil(config.timeout),
             max_pings: config.max_pings,
+            phi: match config.detector {
+                crate::detector::Detector::Phi(c) => Some(c),
+                crate::detector::Detector::Fixed => None,
+            },
         };
         let sessions = Sessions::new(protocol, handler, LocalPresence::default(), settings);
         let wheel = Wheel::new(millis_ceil(config.tick).max(1), config.wheel_slots);
