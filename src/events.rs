@@ -93,6 +93,13 @@ pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// A UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let mut s = String::with_capacity(24);
+    write_rfc3339(time, &mut s);
+    s
+}
+
 /// Writes a UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 fn write_rfc3339(time: SystemTime, out: &mut String) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();

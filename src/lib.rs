@@ -33,12 +33,19 @@
 //!   ([`LineProtocol`] is the default; RESP, binary, raw).
 //! - [`events`]: presence events and their JSON lines; [`duration`]: the
 //!   duration syntax of the flags.
+//! - [`detector`]: the φ accrual failure detector (`--detector phi:N`):
+//!   running moments of a peer's arrival intervals, a deadline from them.
+//! - [`cluster`]: presence across nodes through Redis: the state machine
+//!   (claims, releases, events, leases, reaping dead nodes, reconciling
+//!   after an outage), the Lua scripts Redis runs atomically, and a small
+//!   RESP client codec.
 //!
 //! Drivers (the only code that touches sockets and reads the clock):
 //! - `server::driver`: the mio loop behind [`Server`]: one `Poll`, every
 //!   connection in one `Slab` (the key is the token), every deadline in one
 //!   wheel; it feeds the server sessions and writes what they produce.
-//!   `server::listener` sets up the listening sockets (socket2).
+//!   `server::listener` sets up the listening sockets (socket2);
+//!   `cluster::link` holds the two Redis sockets in the same `Poll`.
 //! - [`client::driver`]: the loop behind `vigil client`; [`load`]'s driver
 //!   runs many client sessions in one loop (`vigil load`), [`load::procs`]
 //!   spreads them over processes.
@@ -92,7 +99,8 @@
 //!   (`redis-cli`, `redis-benchmark`, a select() C client), `codec_split.rs`
 //!   (every codec, every split), `many.rs` (5,000 connections), and
 //!   `netns.rs` (faults across network namespaces: partitions, loss, a
-//!   carrier NAT, frozen peers). `tests/util` and `tests/netlab` are their
+//!   carrier NAT, frozen peers), `cluster.rs` (nodes sharing presence
+//!   through a real `redis-server`). `tests/util` and `tests/netlab` are their
 //!   shared helpers.
 //!
 //! # Example
@@ -138,6 +146,7 @@
 
 pub mod addr;
 pub mod client;
+pub mod cluster;
 pub mod detector;
 pub mod duration;
 pub mod error;

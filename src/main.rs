@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the heartbeat server.
@@ -28,6 +30,8 @@ enum Command {
     Client(cmd::client::ClientArgs),
     /// Open many heartbeat sessions against a server and measure every round trip.
     Load(cmd::load::LoadArgs),
+    /// Ask a cluster's Redis which node and connection hold a client id.
+    Who(cmd::who::WhoArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +43,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Client(args) => cmd::client::run(args),
         Command::Load(args) => cmd::load::run(args),
+        Command::Who(args) => cmd::who::run(args),
     }
 }

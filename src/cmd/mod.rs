@@ -6,6 +6,7 @@
 pub mod client;
 pub mod load;
 pub mod serve;
+pub mod who;
 
 use std::fmt;
 use std::time::Duration;
@@ -45,6 +46,8 @@ mod tests {
         command: Command,
     }
 
+    // Parsed once per run: the size of the largest variant costs nothing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(clap::Subcommand)]
     enum Command {
         Serve(serve::ServeArgs),

@@ -6,6 +6,7 @@ use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use vigil::cluster::ClusterOptions;
 use vigil::detector::Detector;
 use vigil::duration::parse_duration;
 use vigil::events::EventSink;
@@ -97,6 +98,20 @@ pub struct ServeArgs {
     /// (min-std defaults to a twentieth of --interval, pause to 0).
     #[arg(long, value_name = "fixed|phi:N", default_value = "fixed", value_parser = check_detector)]
     detector: String,
+    /// Share presence with other vigil nodes through this Redis: redis://HOST:PORT [default: off].
+    #[arg(long, value_name = "URL", value_parser = ClusterOptions::parse)]
+    cluster: Option<ClusterOptions>,
+    /// This node's id in the cluster [default: the first listening HOST:PORT].
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    node_id: Option<String>,
+    /// Prefix of the cluster's Redis keys and channels.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "vigil:",
+        requires = "cluster"
+    )]
+    cluster_prefix: String,
 }
 
 /// Checks the detector's syntax when flags are parsed (a usage error);
@@ -151,6 +166,11 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let interval_ms = vigil::time::millis_ceil(args.interval.0);
     builder = builder.detector(Detector::parse(&args.detector, interval_ms)?);
+    if let Some(mut cluster) = args.cluster {
+        cluster.node_id = args.node_id;
+        cluster.prefix = args.cluster_prefix;
+        builder = builder.cluster(cluster);
+    }
     if let Some(sink) = events(args.events.as_deref())? {
         builder = builder.events(sink);
     }

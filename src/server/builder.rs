@@ -147,6 +147,12 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
+    /// Shares presence with other nodes through Redis. See [`Config::cluster`].
+    pub fn cluster(mut self, cluster: crate::cluster::ClusterOptions) -> Self {
+        self.config.cluster = Some(cluster);
+        self
+    }
+
     /// Which detector declares a silent connection dead. See [`Config::detector`].
     pub fn detector(mut self, detector: crate::detector::Detector) -> Self {
         self.config.detector = detector;

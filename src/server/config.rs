@@ -103,6 +103,9 @@ pub struct Config {
     /// connection's heartbeat rhythm and gives up sooner on a regular one,
     /// with `timeout` as its upper bound. See [`crate::detector`].
     pub detector: crate::detector::Detector,
+    /// Share presence with other nodes through Redis. Default off: see
+    /// [`crate::cluster`].
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl Default for Config {
             tcp_keepalive: None,
             tcp_user_timeout: None,
             detector: crate::detector::Detector::Fixed,
+            cluster: None,
         }
     }
 }

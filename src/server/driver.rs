@@ -41,7 +41,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -50,6 +50,8 @@ use slab::Slab;
 use super::conn::{read_some, Conn};
 use super::session::{ConnRef, Deadline, Sessions};
 use super::{Handler, Stats};
+use crate::cluster::link::ClusterLink;
+use crate::cluster::{Change, Output};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Event, EventSink};
 use crate::protocol::{CloseReason, Protocol};
@@ -116,6 +118,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     sink: EventSink,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     stop: Arc<AtomicBool>,
+    /// Presence shared with other nodes through Redis, when configured.
+    cluster: Option<ClusterLink>,
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -164,7 +168,13 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             sink: EventSink::log_only(),
             signals,
             stop,
+            cluster: None,
         })
+    }
+
+    /// Shares presence with other nodes through Redis (see [`crate::cluster`]).
+    pub fn set_cluster(&mut self, cluster: ClusterLink) {
+        self.cluster = Some(cluster);
     }
 
     pub fn set_events(&mut self, sink: EventSink) {
@@ -209,6 +219,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 self.accepting.retry_at = None;
                 self.accept_all();
             }
+            self.run_cluster();
             self.expire();
             self.transmit();
             self.end_turn();
@@ -251,7 +262,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             return Some(Duration::ZERO);
         }
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
-        let at = [tick, next_stats, self.accepting.retry_at]
+        let cluster = self.cluster.as_ref().and_then(ClusterLink::poll_timeout);
+        let at = [tick, next_stats, self.accepting.retry_at, cluster]
             .into_iter()
             .flatten()
             .min()?;
@@ -269,6 +281,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             match event.token() {
                 WAKER => {}
                 SIGNALS => self.on_signals(),
+                token if ClusterLink::owns(token) => {
+                    if let Some(c) = &mut self.cluster {
+                        c.handle_ready(self.poll.registry(), event, self.now);
+                    }
+                }
                 Token(t) if t <= FIRST_LISTENER && FIRST_LISTENER - t < self.listeners.len() => {
                     self.accept_from(FIRST_LISTENER - t)
                 }
@@ -520,6 +537,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         if self.sessions.poll_stop() {
             self.stop.store(true, Ordering::Release);
         }
+        let mut wall = None;
         while let Some(e) = self.sessions.poll_event() {
             self.sink.emit(&Event {
                 conn: e.number,
@@ -527,9 +545,43 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 client: e.client.as_deref(),
                 kind: e.kind,
             });
+            if let Some(c) = &mut self.cluster {
+                let time = wall.get_or_insert_with(|| crate::events::rfc3339(SystemTime::now()));
+                c.publish(&Change {
+                    conn: e.number,
+                    peer: &e.peer.to_string(),
+                    client: e.client.as_deref(),
+                    kind: e.kind,
+                    time,
+                });
+            }
+        }
+        if let Some(c) = &mut self.cluster {
+            c.flush_all(self.poll.registry(), self.now);
         }
         if let Err(e) = self.sink.flush() {
             log::error!("cannot write events: {e}");
+        }
+    }
+
+    /// Lets the cluster reconnect, refresh its lease and look for dead
+    /// nodes, and carries out the takeovers other nodes asked for: the
+    /// connection that still holds the id is closed with `BYE replaced`.
+    fn run_cluster(&mut self) {
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        c.handle_timeout(self.poll.registry(), self.now);
+        let mut takeovers = Vec::new();
+        while let Some(Output::Takeover { client, conn }) = c.poll_output() {
+            takeovers.push((client, conn));
+        }
+        for (client, conn) in takeovers {
+            if let Some(holder) = self.sessions.holder(&client) {
+                if holder.generation == conn as u32 && self.is_current(holder) {
+                    self.close(holder.key as usize, CloseReason::Replaced);
+                }
+            }
         }
     }
 
@@ -569,6 +621,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         self.transmit();
         self.end_turn();
+        if let Some(c) = &mut self.cluster {
+            c.drain(self.poll.registry(), self.now, Duration::from_secs(1));
+        }
         self.now = self.clock.now();
         self.report(last);
         self.stats()

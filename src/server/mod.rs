@@ -158,6 +158,22 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             signals,
             Arc::clone(&stop),
         )?;
+        let mut driver = driver;
+        if let Some(options) = &config.cluster {
+            let redis = crate::addr::resolve(options.redis.as_str())?[0];
+            let node_id = options
+                .node_id
+                .clone()
+                .unwrap_or_else(|| driver.local_addrs()[0].to_string());
+            let mut c = crate::cluster::ClusterConfig::new(node_id);
+            c.prefix = options.prefix.clone();
+            log::info!(
+                "cluster: node {} sharing presence through Redis at {redis}",
+                c.node_id
+            );
+            let cluster = crate::cluster::Cluster::new(c, crate::cluster::random_run_id());
+            driver.set_cluster(crate::cluster::link::ClusterLink::new(redis, cluster));
+        }
         Ok(Server {
             driver,
             stop,

@@ -288,6 +288,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         &self.stats
     }
 
+    /// The connection that holds client id `id`, if it is online here.
+    pub fn holder(&self, id: &str) -> Option<ConnRef> {
+        self.presence.get(id)
+    }
+
     /// How many client ids are online.
     pub fn online_count(&self) -> usize {
         self.presence.len()
