@@ -1,13 +1,11 @@
 //! `vigil serve`: flags -> [`vigil::server::Builder`] -> [`Server::run`] -> exit code.
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use vigil::duration::parse_duration;
-use vigil::events::EventSink;
+use vigil::events::{EventSink, DEFAULT_EVENTS_QUEUE};
 use vigil::protocol::line::DEFAULT_MAX_LINE;
 use vigil::protocol::raw::DEFAULT_ACK;
 use vigil::protocol::resp::DEFAULT_MAX_FRAME;
@@ -90,6 +88,9 @@ pub struct ServeArgs {
     /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     tcp_user_timeout: Option<std::time::Duration>,
+    /// Most bytes of events waiting to be written; beyond it events are dropped, counted, and a gap record says how many.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_EVENTS_QUEUE, value_parser = parse_queue)]
+    events_queue: usize,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -136,7 +137,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = args.tcp_user_timeout {
         builder = builder.tcp_user_timeout(t);
     }
-    if let Some(sink) = events(args.events.as_deref())? {
+    if let Some(sink) = events(args.events.as_deref(), args.events_queue)? {
         builder = builder.events(sink);
     }
     match args.protocol {
@@ -148,18 +149,16 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The sink of `--events`: none, stdout for `-`, or a file appended to.
-fn events(path: Option<&str>) -> Result<Option<EventSink>, String> {
+fn events(path: Option<&str>, queue: usize) -> Result<Option<EventSink>, String> {
     Ok(match path {
         None => None,
-        Some("-") => Some(EventSink::json(Box::new(BufWriter::new(io::stdout())))),
-        Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the events file {path}: {e}"))?;
-            Some(EventSink::json(Box::new(BufWriter::new(file))))
-        }
+        Some("-") => Some(
+            EventSink::stdout(queue).map_err(|e| format!("cannot start the events writer: {e}"))?,
+        ),
+        Some(path) => Some(
+            EventSink::file(path, queue)
+                .map_err(|e| format!("cannot open the events file {path}: {e}"))?,
+        ),
     })
 }
 
@@ -172,6 +171,17 @@ fn run_with<P: Protocol>(
     let stats = server.run()?;
     log::info!("stopped after {} connections", stats.accepted);
     Ok(())
+}
+
+/// `--events-queue`: at least 1024 bytes, so a record always fits.
+fn parse_queue(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number of bytes"))?;
+    if n < 1024 {
+        return Err(format!("{n} is too small: at least 1024 bytes"));
+    }
+    Ok(n)
 }
 
 /// The raw protocol's acknowledgement bytes.
