@@ -23,7 +23,7 @@
 //! Lines are written by a thread of their own through a bounded queue
 //! ([`queue`]): the event loop never waits on the file.
 
-mod queue;
+pub(crate) mod queue;
 
 pub use queue::{CloseReport, QueueCounters};
 

@@ -142,6 +142,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod load;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub(crate) mod sys;
