@@ -21,7 +21,7 @@
 //! a consumer follows to rebuild presence after a crash.
 //!
 //! Lines are written by a thread of their own through a bounded queue
-//! ([`queue`]): the event loop never waits on the file.
+//! (`events/queue.rs`): the event loop never waits on the file.
 
 pub(crate) mod queue;
 
@@ -265,10 +265,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 const OFFLINE_LOG_PER_SECOND: u32 = 10;
 
 /// Where events go: the log, and optionally JSON lines written by a thread
-/// of their own through a bounded queue (see [`queue`]).
+/// of their own through a bounded queue (see the module docs).
 ///
 /// The log gets `online` and `hello` at debug, and `offline` at info, at
-/// most [`OFFLINE_LOG_PER_SECOND`] a second (a count of the rest follows),
+/// most 10 a second (a count of the rest follows),
 /// so a flood of disconnections does not flood the log.
 pub struct EventSink {
     run: RunId,

@@ -173,7 +173,7 @@ pub(crate) struct Queue {
     shared: Arc<Shared>,
 }
 
-/// What [`Queue::close`] left behind.
+/// What closing the queue left behind ([`EventSink::stop`](super::EventSink::stop)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReport {
     /// Lines written whole, in all.

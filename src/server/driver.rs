@@ -68,6 +68,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// others; a connection with more to read is taken up again next turn.
 pub(crate) const READ_BUDGET: u8 = 4;
 
+/// A duration in ticks as the flags take it (`30s`, `1500ms`, `90m`).
+fn readable(ms: Tick) -> String {
+    crate::duration::format_duration(Duration::from_millis(ms))
+}
+
 /// What the loop carries from one step of a turn to the next.
 #[derive(Debug, Default)]
 struct Turn {
@@ -194,11 +199,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     pub fn run(mut self) -> Result<Stats, Error> {
         let settings = *self.sessions.settings();
         log::info!(
-            "listening on {} (interval {}ms, timeout {}ms, tick {}ms, max {} connections)",
+            "listening on {} (interval {}, timeout {}, tick {}, max {} connections)",
             self.addrs_text(),
-            settings.interval_ms,
-            settings.timeout_ms,
-            self.wheel.resolution_ms(),
+            readable(settings.interval_ms),
+            readable(settings.timeout_ms),
+            readable(self.wheel.resolution_ms()),
             self.limits.max_conns,
         );
         self.start_record(&settings);
