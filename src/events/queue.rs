@@ -342,19 +342,21 @@ fn write_loop(shared: &Shared, mut out: Output) {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if e.kind() == io::ErrorKind::BrokenPipe {
+                pause_after(shared, &e, &mut backoff, &mut failing);
+                if e.kind() == io::ErrorKind::BrokenPipe && matches!(out, Output::Path { .. }) {
                     // The reader went away: a FIFO gets a new one by
                     // opening it again (which waits here, not in the loop).
                     shared.lock().reopen = true;
                 }
-                pause_after(shared, &e, &mut backoff, &mut failing);
             }
         }
     }
 }
 
 /// Counts a failed write, logs the first of a series, and sleeps the
-/// backoff (woken early by a reopen).
+/// backoff (woken early by a reopen or a close; never skipped, so an output
+/// that fails at once, such as a stderr whose reader is gone, costs at most
+/// one attempt per backoff, not a spinning thread).
 fn pause_after(shared: &Shared, e: &io::Error, backoff: &mut Duration, failing: &mut bool) {
     shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
     if !*failing {
@@ -365,9 +367,7 @@ fn pause_after(shared: &Shared, e: &io::Error, backoff: &mut Duration, failing: 
         );
     }
     let st = shared.lock();
-    if !st.reopen {
-        let _ = shared.wake.wait_timeout(st, *backoff);
-    }
+    let _ = shared.wake.wait_timeout(st, *backoff);
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
 

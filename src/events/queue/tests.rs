@@ -138,6 +138,28 @@ fn a_write_error_mid_line_is_retried_from_where_it_stopped() {
 }
 
 #[test]
+fn a_writer_that_always_fails_is_retried_with_backoff_not_in_a_spin() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let q = Queue::spawn("test", Output::Other(Box::new(Broken)), 1 << 10, gap()).unwrap();
+    q.push(b"never\n");
+    q.notify();
+    std::thread::sleep(Duration::from_millis(400));
+    // 10 + 20 + 40 + 80 + 160 ms: about 5 attempts in 400 ms, not thousands.
+    let errors = q.counters().write_errors();
+    assert!((2..=8).contains(&errors), "{errors} attempts in 400 ms");
+    let report = q.close(Duration::from_millis(50));
+    assert_eq!(report.unwritten, 1);
+}
+
+#[test]
 fn close_waits_for_the_writer_to_finish() {
     let out = FakeOut::new(true, &[Step::Take(1), Step::Take(1)]);
     let q = queue(&out, 1 << 10);
