@@ -279,6 +279,8 @@ pub struct EventSink {
     log_second: Tick,
     logged: u32,
     unlogged: u64,
+    /// The queue refused the last event: say so once, not per event.
+    dropping: bool,
 }
 
 impl std::fmt::Debug for EventSink {
@@ -300,6 +302,7 @@ impl EventSink {
             log_second: 0,
             logged: 0,
             unlogged: 0,
+            dropping: false,
         }
     }
 
@@ -376,7 +379,18 @@ impl EventSink {
         if let Some(queue) = &self.queue {
             self.line.clear();
             event.write_json(self.run, SystemTime::now(), &mut self.line);
-            queue.push(self.line.as_bytes());
+            let accepted = queue.push(self.line.as_bytes());
+            if accepted == self.dropping {
+                self.dropping = !accepted;
+                let dropped = queue.counters().dropped();
+                if self.dropping {
+                    log::warn!(
+                        "events queue full: dropping and counting events until the writer catches up ({dropped} dropped so far)"
+                    );
+                } else {
+                    log::info!("events queue has room again: a gap record counts what was dropped ({dropped} so far)");
+                }
+            }
         }
     }
 

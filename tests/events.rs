@@ -170,6 +170,14 @@ fn a_stuck_events_reader_never_stops_the_loop_and_a_gap_counts_every_drop() {
     let present = rs.iter().filter(|r| kind(r) != "gap").count() as u64;
     assert_eq!(present + dropped(&rs), made, "{rs:#?}");
     assert_eq!(accepted(&rs), 151 + lates);
+    // The log said so when it began, and when it ended.
+    assert!(
+        log.iter().any(|l| l.contains("events queue full")),
+        "{log:#?}"
+    );
+    assert!(log
+        .iter()
+        .any(|l| l.contains("events queue has room again")));
     // The final log line says the same.
     let last = log
         .iter()
