@@ -1,4 +1,10 @@
-//! Durations as people type them: `250ms`, `30s`, `5m`.
+//! Durations as people type them: `250ms`, `30s`, `5m`, `1h30m`, `1.5s`.
+//!
+//! A whole number and one unit (`ms`, `s`, `m`) is read here; anything else
+//! goes to jiff's "friendly" format (`1h30m`, `1.5s`, `2 hours`; units up to hours),
+//! with three extra rules: no sign, no space between a number and its
+//! unit's start (so `5 s` stays a typo), and whole milliseconds only
+//! (time is counted in milliseconds).
 //!
 //! Every duration read here is at most [`MAX_DURATION`] (a year), so the
 //! deadline arithmetic done on configured durations (adding them to a
@@ -24,6 +30,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 pub struct ParseDurationError {
     input: String,
     too_long: bool,
+    /// Finer than a millisecond.
+    too_fine: bool,
 }
 
 impl fmt::Display for ParseDurationError {
@@ -36,9 +44,16 @@ impl fmt::Display for ParseDurationError {
                 format_duration(MAX_DURATION)
             );
         }
+        if self.too_fine {
+            return write!(
+                f,
+                "invalid duration {:?}: at most millisecond precision",
+                self.input
+            );
+        }
         write!(
             f,
-            "invalid duration {:?}: expected a whole number followed by ms, s or m (e.g. 250ms, 30s, 5m)",
+            "invalid duration {:?}: expected a number and a unit (e.g. 250ms, 30s, 5m, 1h30m, 1.5s)",
             self.input
         )
     }
@@ -46,12 +61,12 @@ impl fmt::Display for ParseDurationError {
 
 impl std::error::Error for ParseDurationError {}
 
-/// Parses a whole number followed by a unit: `ms`, `s` or `m`, at most
-/// [`MAX_DURATION`].
+/// Parses a duration (see the module docs), at most [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration, ParseDurationError> {
     let err = |too_long| ParseDurationError {
         input: input.to_owned(),
         too_long,
+        too_fine: false,
     };
     let s = input.trim();
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
@@ -63,7 +78,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, ParseDurationError> {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
-        _ => return Err(err(false)),
+        _ => return parse_friendly(input, s),
     };
     // Any number of digits is well-formed; too many of them is too long.
     let ms = number
@@ -74,6 +89,33 @@ pub fn parse_duration(input: &str) -> Result<Duration, ParseDurationError> {
     let d = Duration::from_millis(ms);
     if d > MAX_DURATION {
         return Err(err(true));
+    }
+    Ok(d)
+}
+
+/// `1h30m`, `1.5s` and the rest of jiff's friendly format, `s` being the
+/// trimmed `input` (which starts with a digit).
+fn parse_friendly(input: &str, s: &str) -> Result<Duration, ParseDurationError> {
+    let err = |too_long, too_fine| ParseDurationError {
+        input: input.to_owned(),
+        too_long,
+        too_fine,
+    };
+    // A digit followed by a space is `5 s`: refused, as it always was.
+    let spaced = s
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_whitespace());
+    if spaced {
+        return Err(err(false, false));
+    }
+    let d: jiff::SignedDuration = s.parse().map_err(|_| err(false, false))?;
+    let d = Duration::try_from(d).map_err(|_| err(false, false))?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return Err(err(false, true));
+    }
+    if d > MAX_DURATION {
+        return Err(err(true, false));
     }
     Ok(d)
 }
@@ -104,18 +146,57 @@ mod tests {
     }
 
     #[test]
+    fn parses_compound_and_fractional_durations() {
+        for (typed, ms) in [
+            ("1h30m", 90 * 60_000),
+            ("1.5s", 1500),
+            ("10h", 36_000_000),
+            ("2m30s", 150_000),
+            ("0.25s", 250),
+            ("1h 30m", 90 * 60_000),
+            ("8760h", 365 * 86_400_000),
+        ] {
+            assert_eq!(
+                parse_duration(typed),
+                Ok(Duration::from_millis(ms)),
+                "{typed}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_sub_millisecond_and_over_a_year_in_any_form() {
+        let e = parse_duration("1.5ms").unwrap_err();
+        assert!(e.to_string().contains("millisecond precision"), "{e}");
+        for bad in ["8761h", "366d", "1y", "2y"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("too long") || e.to_string().contains("invalid"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse_duration("8761h")
+            .unwrap_err()
+            .to_string()
+            .contains("too long"));
+    }
+
+    #[test]
     fn rejects_the_rest() {
         for bad in [
             "",
             "30",
             "s",
-            "1.5s",
+            "1.5",
             "-1s",
-            "10h",
+            "-1h",
             "5 s",
             "+5s",
             "ms",
+            "1hx",
+            "1h-30m",
             "99999999999999999999",
+            "1e3s",
         ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.to_string().contains("invalid duration"), "{bad}: {e}");

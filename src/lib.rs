@@ -31,8 +31,10 @@
 //!   allocation in steady state.
 //! - [`protocol`]: the codecs, bytes to [`Frame`]s and [`Reply`]s to bytes
 //!   ([`LineProtocol`] is the default; RESP, binary, raw).
-//! - [`events`]: presence events and their JSON lines; [`duration`]: the
-//!   duration syntax of the flags.
+//! - [`events`]: presence events, the run's records and their JSON lines,
+//!   written through a bounded queue by a thread of its own (the loop never
+//!   waits on the events file); [`logging`]: the log, through the same kind
+//!   of queue to stderr; [`duration`]: the duration syntax of the flags.
 //! - [`detector`]: the φ accrual failure detector (`--detector phi:N`):
 //!   running moments of a peer's arrival intervals, a deadline from them.
 //! - [`cluster`]: presence across nodes through Redis: the state machine
@@ -80,7 +82,12 @@
 //!   is incomplete, output only while the socket will not take it.
 //! - Whatever is queued for a connection goes out in order, and its `BYE`
 //!   last: nothing is written after it.
-//! - Every connection produces exactly one online and one offline event.
+//! - Every connection produces exactly one online and one offline event
+//!   (plus an offline `renamed` for each id it gives up by a second HELLO);
+//!   a client id is never held twice in the event stream.
+//! - The loop never writes the events file or stderr itself: it appends to
+//!   bounded queues that writer threads drain; when one is full, lines are
+//!   dropped and counted, never waited for.
 //! - Nothing a peer sends can make the server panic; bad input closes that
 //!   connection, with a `BYE <reason>` and a log line naming the peer.
 //!
@@ -152,6 +159,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod load;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub(crate) mod sys;

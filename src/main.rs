@@ -9,16 +9,37 @@
 mod cmd;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use vigil::logging::{self, LogFormat};
 
 /// vigil: heartbeats and presence for very many long-lived TCP connections.
+///
+/// Exit codes: 0 success, 1 runtime error, 2 usage error. Every flag can also
+/// be set from the environment (see each flag's `[env: ...]`).
 #[derive(Parser)]
 #[command(name = "vigil", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format (the level is set by RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, env = "VIGIL_LOG_FORMAT")]
+    log_format: Format,
 }
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: time, level, target, msg.
+    Json,
+}
+
+/// How long the log may take to drain at exit (stderr may be a pipe nobody
+/// reads: the process exits anyway).
+const LOG_GRACE: Duration = Duration::from_secs(1);
 
 // Parsed once per run: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -35,14 +56,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    // clap prints usage errors and exits 2 (0 for --help and --version).
     let cli = Cli::parse();
-    match cli.command {
+    let log = logging::init(match cli.log_format {
+        Format::Text => LogFormat::Text,
+        Format::Json => LogFormat::Json,
+    });
+    let code = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Client(args) => cmd::client::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Who(args) => cmd::who::run(args),
-    }
+    };
+    log.finish(LOG_GRACE);
+    code
 }

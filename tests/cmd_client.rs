@@ -114,8 +114,20 @@ fn bad_flags_say_why() {
     assert!(e.contains("--id"), "{e}");
     let e = parse(&["--server", "a:1", "--id", "x", "--interval", "5"]).expect_err("no unit");
     assert!(e.contains("invalid duration"), "{e}");
-    let e = parse(&["--server", "a:1", "--id", "x", "--timeout", "1h"]).expect_err("bad unit");
+    let e = parse(&["--server", "a:1", "--id", "x", "--timeout", "1hx"]).expect_err("bad unit");
     assert!(e.contains("invalid duration"), "{e}");
+    // Hours and fractions are units now (issue 9).
+    let ok = parse(&[
+        "--server",
+        "a:1",
+        "--id",
+        "x",
+        "--timeout",
+        "1h",
+        "--interval",
+        "1.5s",
+    ]);
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[test]

@@ -569,10 +569,66 @@ fn bad_flags_are_refused_with_a_clear_message() {
             .args(args)
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} is a usage error: {err}"
+        );
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn runtime_errors_exit_1_usage_errors_2_from_flags_or_the_environment() {
+    let vigil = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.stdin(std::process::Stdio::null());
+        cmd
+    };
+    // An address already in use is not the user's typing: 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = vigil().args(["serve", "--listen", &addr]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&addr), "{err}");
+    // The same checks apply to values from the environment.
+    for (var, value, needle) in [
+        ("VIGIL_LISTEN", "nonsense", "nonsense"),
+        ("VIGIL_TIMEOUT", "10", "invalid duration"),
+        ("VIGIL_MAX_LINE", "0", "at least 1"),
+        ("VIGIL_EVENTS_QUEUE", "10", "at least 1024"),
+        ("VIGIL_LOG_FORMAT", "xml", "xml"),
+    ] {
+        let out = vigil().arg("serve").env(var, value).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+        assert!(err.contains(needle), "{var}={value}: {err}");
+    }
+    for args in [&["client", "--id", "x"][..], &["load", "--conns", "1"][..]] {
+        let out = vigil().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn flags_come_from_the_environment_and_durations_read_like_people_write_them() {
+    let server = Serve::start_with(&[], |cmd| {
+        cmd.env("VIGIL_TIMEOUT", "1h30m")
+            .env("VIGIL_INTERVAL", "1.5s");
+    });
+    let mut peer = server.connect();
+    assert_eq!(
+        peer.ask("HELLO env\n"),
+        "WELCOME env interval=1500 timeout=5400000"
+    );
+    // A flag given on the command line wins over the environment.
+    let server = Serve::start_with(&["--timeout", "2s"], |cmd| {
+        cmd.env("VIGIL_TIMEOUT", "1h30m");
+    });
+    let mut peer = server.connect();
+    assert!(peer.ask("HELLO flag\n").ends_with("timeout=2000"));
 }
 
 #[test]

@@ -228,6 +228,11 @@ impl ClusterLink {
             .min()
     }
 
+    /// This run's id (before the links are up).
+    pub fn set_run(&mut self, run: String) {
+        self.cluster.set_run(run);
+    }
+
     /// A presence event of this node.
     pub fn publish(&mut self, change: &Change<'_>) {
         self.cluster.handle_event(change);

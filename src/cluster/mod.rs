@@ -92,24 +92,6 @@ impl ClusterOptions {
     }
 }
 
-/// A random run id: 16 hex digits from the kernel's random source (or, if
-/// that cannot be read, from the time and the process id).
-pub fn random_run_id() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 8];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    let n = match read {
-        Ok(()) => u64::from_le_bytes(bytes),
-        Err(_) => {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            t ^ (u64::from(std::process::id()) << 32)
-        }
-    };
-    format!("{n:016x}")
-}
-
 /// Asks Redis who holds client id `id`: its owner record (JSON), or `None`
 /// when it is offline in the whole cluster. Blocking, with `timeout` for
 /// the connect and each read and write: for command-line tools, not for the
@@ -323,6 +305,11 @@ impl Cluster {
         }
     }
 
+    /// Changes the run id; only before the first presence event.
+    pub fn set_run(&mut self, run: impl Into<String>) {
+        self.run = run.into();
+    }
+
     /// The settings.
     pub fn config(&self) -> &ClusterConfig {
         &self.config
@@ -438,7 +425,7 @@ impl Cluster {
                     );
                 }
             }
-            (EventKind::Offline(_), Some(id)) => {
+            (EventKind::Offline(_) | EventKind::Renamed, Some(id)) => {
                 if self.local.get(id).is_some_and(|(c, _)| *c == change.conn) {
                     self.local.remove(id);
                 }
@@ -471,10 +458,7 @@ impl Cluster {
     }
 
     fn publish_event(&mut self, change: &Change<'_>, conn: &str) {
-        let reason = match change.kind {
-            EventKind::Offline(r) => r.as_str(),
-            _ => "",
-        };
+        let reason = change.kind.reason().unwrap_or("");
         let maxlen = self.config.stream_maxlen.to_string();
         let mut bytes = Vec::new();
         resp::encode(

@@ -247,6 +247,4 @@ fn cluster_urls() {
     for bad in ["http://h:1", "redis://", "", "nohost"] {
         assert!(ClusterOptions::parse(bad).is_err(), "{bad}");
     }
-    assert_eq!(random_run_id().len(), 16);
-    assert_ne!(random_run_id(), random_run_id());
 }

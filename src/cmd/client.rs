@@ -16,6 +16,7 @@ use vigil::Keepalive;
 pub struct ClientArgs {
     /// Servers to use, tried in turn when one fails.
     #[arg(
+        env = "VIGIL_CLIENT_SERVER",
         long,
         value_name = "HOST:PORT[,HOST:PORT...]",
         required = true,
@@ -24,17 +25,18 @@ pub struct ClientArgs {
     pub server: Vec<String>,
 
     /// The client id to log in with (1 to 128 printable ASCII characters, no spaces).
-    #[arg(long, value_name = "ID")]
+    #[arg(env = "VIGIL_CLIENT_ID", long, value_name = "ID")]
     pub id: String,
 
     /// Heartbeat interval, overriding the one the server sends (e.g. 250ms, 30s, 5m).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(env = "VIGIL_CLIENT_INTERVAL", long, value_name = "D", value_parser = parse_duration)]
     pub interval: Option<Duration>,
 
     /// Adaptive heartbeat: start at MIN and lengthen the interval while
     /// beats are answered, back off below one that is lost (a NAT's idle
     /// timeout), never past MAX or 90% of the server's timeout (e.g. 5s..5m).
     #[arg(
+        env = "VIGIL_CLIENT_ADAPTIVE",
         long,
         value_name = "MIN..MAX",
         value_parser = AdaptiveConfig::parse,
@@ -43,20 +45,20 @@ pub struct ClientArgs {
     pub adaptive: Option<AdaptiveConfig>,
 
     /// Kernel TCP keepalive on the connection: IDLE,INTVL,CNT such as 60s,10s,5 [default: off].
-    #[arg(long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
+    #[arg(env = "VIGIL_CLIENT_TCP_KEEPALIVE", long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
     pub tcp_keepalive: Option<Keepalive>,
 
     /// TCP_USER_TIMEOUT on the connection: unacknowledged data older than this resets it [default: off].
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(env = "VIGIL_CLIENT_TCP_USER_TIMEOUT", long, value_name = "D", value_parser = parse_duration)]
     pub tcp_user_timeout: Option<Duration>,
 
     /// How long the server may take to answer a PING or HELLO before it is
     /// declared dead.
-    #[arg(long, value_name = "D", default_value = default_reply_timeout(), value_parser = parse_duration)]
+    #[arg(env = "VIGIL_CLIENT_TIMEOUT", long, value_name = "D", default_value = default_reply_timeout(), value_parser = parse_duration)]
     pub timeout: Duration,
 
     /// Do not print the server's lines to stdout.
-    #[arg(long)]
+    #[arg(env = "VIGIL_CLIENT_QUIET", long)]
     pub quiet: bool,
 }
 
@@ -82,13 +84,18 @@ fn default_reply_timeout() -> &'static str {
     TEXT.get_or_init(|| format_duration(Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS)))
 }
 
-/// Runs the client; 0 when it ends on end of input or a signal, 1 on error.
+/// Runs the client; 0 when it ends on end of input or a signal, 2 for
+/// unusable flags, 1 on other errors.
 pub fn run(args: ClientArgs) -> ExitCode {
     match client::run(args.config()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil client: {e}");
-            ExitCode::FAILURE
+            vigil::logging::fatal(&format!("vigil client: {e}"));
+            if e.kind() == vigil::ErrorKind::Config {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

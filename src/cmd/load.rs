@@ -18,53 +18,66 @@ use super::Dur;
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
     /// The server to load.
-    #[arg(long, value_name = "HOST:PORT", required_unless_present = "worker")]
+    #[arg(
+        env = "VIGIL_LOAD_SERVER",
+        long,
+        value_name = "HOST:PORT",
+        required_unless_present = "worker"
+    )]
     pub server: Option<String>,
 
     /// How many connections to open.
-    #[arg(long, value_name = "N", required_unless_present = "worker")]
+    #[arg(
+        env = "VIGIL_LOAD_CONNS",
+        long,
+        value_name = "N",
+        required_unless_present = "worker"
+    )]
     pub conns: Option<usize>,
 
     /// New connections per second, at most (shared by all processes).
-    #[arg(long, value_name = "R", default_value_t = DEFAULT_CONNECT_RATE)]
+    #[arg(env = "VIGIL_LOAD_CONNECT_RATE", long, value_name = "R", default_value_t = DEFAULT_CONNECT_RATE)]
     pub connect_rate: f64,
 
     /// Heartbeat interval of every session (e.g. 250ms, 1s).
     #[arg(long, value_name = "D", value_parser = Dur::parse,
+          env = "VIGIL_LOAD_INTERVAL",
           default_value_t = Dur(DEFAULT_INTERVAL))]
     pub interval: Dur,
 
     /// How long to hold once every connection has started (the run then
     /// waits at most --timeout for the last replies, and stops).
     #[arg(long, value_name = "D", value_parser = Dur::parse,
+          env = "VIGIL_LOAD_DURATION",
           default_value_t = Dur(DEFAULT_DURATION))]
     pub duration: Dur,
 
     /// How long the server may take to answer a PING, a HELLO or a connect
     /// before the session declares it dead and reconnects.
     #[arg(long, value_name = "D", value_parser = Dur::parse,
+          env = "VIGIL_LOAD_TIMEOUT",
           default_value_t = Dur(DEFAULT_REPLY_TIMEOUT))]
     pub timeout: Dur,
 
     /// Spread connections over these IPv4 source addresses (bound before
     /// connecting), e.g. 127.0.0.2-127.0.0.40.
-    #[arg(long, value_name = "A-B", value_parser = parse_source_ips)]
+    #[arg(env = "VIGIL_LOAD_SOURCE_IPS", long, value_name = "A-B", value_parser = parse_source_ips)]
     pub source_ips: Option<SourceRange>,
 
     /// Worker processes to split the connections and the connect rate over.
-    #[arg(long, value_name = "P", default_value_t = 1)]
+    #[arg(env = "VIGIL_LOAD_PROCS", long, value_name = "P", default_value_t = 1)]
     pub procs: usize,
 
     /// Client ids are this prefix and the connection's number [default: load-<pid>-].
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(env = "VIGIL_LOAD_ID_PREFIX", long, value_name = "PREFIX")]
     pub id_prefix: Option<String>,
 
     /// Seed of the start phases and reconnect jitter [default: from the clock].
-    #[arg(long, value_name = "N")]
+    #[arg(env = "VIGIL_LOAD_SEED", long, value_name = "N")]
     pub seed: Option<u64>,
 
     /// Print one JSON object instead of the table.
-    #[arg(long)]
+    #[arg(env = "VIGIL_LOAD_JSON", long)]
     pub json: bool,
 
     /// Run as a worker of `--procs`: the share comes on stdin.
@@ -119,7 +132,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
         return match load::run_worker() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("vigil load worker: {e}");
+                vigil::logging::fatal(&format!("vigil load worker: {e}"));
                 ExitCode::FAILURE
             }
         };
@@ -127,7 +140,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
     let config = match args.config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("vigil load: {e}");
+            vigil::logging::fatal(&format!("vigil load: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -138,7 +151,9 @@ pub fn run(args: LoadArgs) -> ExitCode {
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
             Err(e) => {
-                eprintln!("vigil load: cannot find this program to start workers: {e}");
+                vigil::logging::fatal(&format!(
+                    "vigil load: cannot find this program to start workers: {e}"
+                ));
                 return ExitCode::FAILURE;
             }
         };
@@ -161,13 +176,13 @@ pub fn run(args: LoadArgs) -> ExitCode {
             match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("vigil load: cannot write the report: {e}");
+                    vigil::logging::fatal(&format!("vigil load: cannot write the report: {e}"));
                     ExitCode::FAILURE
                 }
             }
         }
         Err(e) => {
-            eprintln!("vigil load: {e}");
+            vigil::logging::fatal(&format!("vigil load: {e}"));
             if e.kind() == ErrorKind::Config {
                 ExitCode::from(2)
             } else {

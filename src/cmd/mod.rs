@@ -118,6 +118,7 @@ mod tests {
         check_default(&help, "max-output", "65536");
         check_default(&help, "stats-interval", "10s");
         check_default(&help, "backlog", "4096");
+        check_default(&help, "events-queue", "67108864");
     }
 
     #[test]

@@ -1,15 +1,13 @@
 //! `vigil serve`: flags -> [`vigil::server::Builder`] -> [`Server::run`] -> exit code.
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use vigil::cluster::ClusterOptions;
 use vigil::detector::Detector;
 use vigil::duration::parse_duration;
-use vigil::events::EventSink;
+use vigil::events::{EventSink, DEFAULT_EVENTS_QUEUE};
 use vigil::protocol::line::DEFAULT_MAX_LINE;
 use vigil::protocol::raw::DEFAULT_ACK;
 use vigil::protocol::resp::DEFAULT_MAX_FRAME;
@@ -38,74 +36,78 @@ enum ProtocolName {
     Raw,
 }
 
-/// Flags of `vigil serve`. Durations take ms, s or m (250ms, 30s, 5m), up to 525600m (a year).
+/// Flags of `vigil serve`. Durations such as 250ms, 30s, 5m, 1h30m or 1.5s, up to 525600m (a year).
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Wire protocol.
-    #[arg(long, value_enum, default_value_t = ProtocolName::Line)]
+    #[arg(env = "VIGIL_PROTOCOL", long, value_enum, default_value_t = ProtocolName::Line)]
     protocol: ProtocolName,
     /// Address to listen on: IPv4 `HOST:PORT`, IPv6 `[ADDR]:PORT` or `NAME:PORT` (port 0 picks one).
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    #[arg(env = "VIGIL_LISTEN", long, default_value = DEFAULT_LISTEN, value_parser = check_listen)]
     listen: String,
     /// How often clients should beat (sent in WELCOME; the --max-pings window).
-    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_INTERVAL))]
+    #[arg(env = "VIGIL_INTERVAL", long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_INTERVAL))]
     interval: Dur,
     /// Close a connection silent for this long, with BYE timeout.
-    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_TIMEOUT))]
+    #[arg(env = "VIGIL_TIMEOUT", long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_TIMEOUT))]
     timeout: Dur,
     /// Timing-wheel resolution: deadlines fire at most one tick late.
-    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_TICK))]
+    #[arg(env = "VIGIL_TICK", long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_TICK))]
     tick: Dur,
     /// Timing-wheel slots (rounded up to a power of two).
-    #[arg(long, default_value_t = DEFAULT_WHEEL_SLOTS)]
+    #[arg(env = "VIGIL_WHEEL_SLOTS", long, default_value_t = DEFAULT_WHEEL_SLOTS)]
     wheel_slots: usize,
     /// Most connections at once; more get BYE overloaded [default: open-files limit less 64].
-    #[arg(long)]
+    #[arg(env = "VIGIL_MAX_CONNS", long)]
     max_conns: Option<usize>,
     /// Longest line in bytes (line protocol); a longer one gets BYE line-too-long.
-    #[arg(long, default_value_t = DEFAULT_MAX_LINE)]
+    #[arg(env = "VIGIL_MAX_LINE", long, default_value_t = DEFAULT_MAX_LINE, value_parser = at_least_one)]
     max_line: usize,
     /// Largest frame in bytes (resp and binary protocols).
-    #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
+    #[arg(env = "VIGIL_MAX_FRAME", long, default_value_t = DEFAULT_MAX_FRAME, value_parser = at_least_one)]
     max_frame: usize,
     /// Acknowledgement of the raw protocol, sent at most once per interval (\n, \r, \t, \\ escapes).
-    #[arg(long, value_name = "TEXT", default_value_t = Ack(DEFAULT_ACK.to_vec()), value_parser = parse_escapes)]
+    #[arg(env = "VIGIL_RAW_ACK", long, value_name = "TEXT", default_value_t = Ack(DEFAULT_ACK.to_vec()), value_parser = parse_escapes)]
     raw_ack: Ack,
     /// Most unsent output per connection in bytes before it is closed.
-    #[arg(long, default_value_t = DEFAULT_MAX_OUTPUT)]
+    #[arg(env = "VIGIL_MAX_OUTPUT", long, default_value_t = DEFAULT_MAX_OUTPUT)]
     max_output: usize,
     /// Close a client sending more than N heartbeats per interval (BYE too-many-pings).
-    #[arg(long, value_name = "N")]
+    #[arg(env = "VIGIL_MAX_PINGS", long, value_name = "N")]
     max_pings: Option<u32>,
     /// Write presence events as JSON lines to FILE (appending; `-` for stdout).
-    #[arg(long, value_name = "FILE")]
+    #[arg(env = "VIGIL_EVENTS", long, value_name = "FILE")]
     events: Option<String>,
     /// How often to log a stats line (0ms: never).
-    #[arg(long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_STATS_INTERVAL))]
+    #[arg(env = "VIGIL_STATS_INTERVAL", long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_STATS_INTERVAL))]
     stats_interval: Dur,
     /// Listen backlog (capped by net.core.somaxconn).
-    #[arg(long, default_value_t = DEFAULT_BACKLOG)]
+    #[arg(env = "VIGIL_BACKLOG", long, default_value_t = DEFAULT_BACKLOG)]
     backlog: u32,
     /// Kernel TCP keepalive on every connection: IDLE,INTVL,CNT such as 60s,10s,5 [default: off].
-    #[arg(long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
+    #[arg(env = "VIGIL_TCP_KEEPALIVE", long, value_name = "IDLE,INTVL,CNT", value_parser = Keepalive::parse)]
     tcp_keepalive: Option<Keepalive>,
     /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(env = "VIGIL_TCP_USER_TIMEOUT", long, value_name = "D", value_parser = parse_duration)]
     tcp_user_timeout: Option<std::time::Duration>,
+    /// Most bytes of events waiting to be written; beyond it events are dropped, counted, and a gap record says how many.
+    #[arg(env = "VIGIL_EVENTS_QUEUE", long, value_name = "BYTES", default_value_t = DEFAULT_EVENTS_QUEUE, value_parser = parse_queue)]
+    events_queue: usize,
     /// Who declares a silent connection dead: `fixed` (after --timeout) or
     /// `phi:THRESHOLD[,min-std=D][,pause=D]`, a φ accrual detector that learns each
     /// connection's rhythm and gives up sooner on a regular one, never later than --timeout
     /// (min-std defaults to a twentieth of --interval, pause to 0).
-    #[arg(long, value_name = "fixed|phi:N", default_value = "fixed", value_parser = check_detector)]
+    #[arg(env = "VIGIL_DETECTOR", long, value_name = "fixed|phi:N", default_value = "fixed", value_parser = check_detector)]
     detector: String,
     /// Share presence with other vigil nodes through this Redis: redis://HOST:PORT [default: off].
-    #[arg(long, value_name = "URL", value_parser = ClusterOptions::parse)]
+    #[arg(env = "VIGIL_CLUSTER", long, value_name = "URL", value_parser = ClusterOptions::parse)]
     cluster: Option<ClusterOptions>,
     /// This node's id in the cluster [default: the first listening HOST:PORT].
-    #[arg(long, value_name = "NAME", requires = "cluster")]
+    #[arg(env = "VIGIL_NODE_ID", long, value_name = "NAME", requires = "cluster")]
     node_id: Option<String>,
     /// Prefix of the cluster's Redis keys and channels.
     #[arg(
+        env = "VIGIL_CLUSTER_PREFIX",
         long,
         value_name = "PREFIX",
         default_value = "vigil:",
@@ -120,13 +122,17 @@ fn check_detector(s: &str) -> Result<String, String> {
     Detector::parse(s, 1000).map(|_| s.to_owned())
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM: 0 then, 2 for a configuration
+/// the library refuses, 1 for any other error.
 pub fn run(args: ServeArgs) -> ExitCode {
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
-            ExitCode::FAILURE
+            vigil::logging::fatal(&format!("vigil serve: {e}"));
+            let usage = e
+                .downcast_ref::<vigil::Error>()
+                .is_some_and(|e| e.kind() == vigil::ErrorKind::Config);
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -138,9 +144,6 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             n.saturating_sub(64)
         ),
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
-    }
-    if args.max_line == 0 || args.max_frame == 0 {
-        return Err("--max-line and --max-frame must be at least 1".into());
     }
     let mut builder = Server::builder()
         .listen(args.listen.as_str())
@@ -171,7 +174,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         cluster.prefix = args.cluster_prefix;
         builder = builder.cluster(cluster);
     }
-    if let Some(sink) = events(args.events.as_deref())? {
+    if let Some(sink) = events(args.events.as_deref(), args.events_queue)? {
         builder = builder.events(sink);
     }
     match args.protocol {
@@ -183,18 +186,16 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The sink of `--events`: none, stdout for `-`, or a file appended to.
-fn events(path: Option<&str>) -> Result<Option<EventSink>, String> {
+fn events(path: Option<&str>, queue: usize) -> Result<Option<EventSink>, String> {
     Ok(match path {
         None => None,
-        Some("-") => Some(EventSink::json(Box::new(BufWriter::new(io::stdout())))),
-        Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the events file {path}: {e}"))?;
-            Some(EventSink::json(Box::new(BufWriter::new(file))))
-        }
+        Some("-") => Some(
+            EventSink::stdout(queue).map_err(|e| format!("cannot start the events writer: {e}"))?,
+        ),
+        Some(path) => Some(
+            EventSink::file(path, queue)
+                .map_err(|e| format!("cannot open the events file {path}: {e}"))?,
+        ),
     })
 }
 
@@ -207,6 +208,40 @@ fn run_with<P: Protocol>(
     let stats = server.run()?;
     log::info!("stopped after {} connections", stats.accepted);
     Ok(())
+}
+
+/// `--listen`: `HOST:PORT` or `[IPv6]:PORT` with a port number, checked
+/// when the flags are read (names are resolved when the server binds).
+fn check_listen(s: &str) -> Result<String, String> {
+    let bad = || format!("{s:?} is not HOST:PORT or [IPv6]:PORT");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let host = host.trim();
+    let v6 = host.starts_with('[');
+    if host.is_empty() || v6 != host.ends_with(']') || (!v6 && host.contains(':')) {
+        return Err(bad());
+    }
+    Ok(s.to_owned())
+}
+
+/// `--max-line`, `--max-frame`: a size of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `--events-queue`: at least 1024 bytes, so a record always fits.
+fn parse_queue(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number of bytes"))?;
+    if n < 1024 {
+        return Err(format!("{n} is too small: at least 1024 bytes"));
+    }
+    Ok(n)
 }
 
 /// The raw protocol's acknowledgement bytes.
@@ -263,6 +298,37 @@ fn parse_escapes(s: &str) -> Result<Ack, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses_are_checked_when_parsed() {
+        for ok in ["127.0.0.1:7700", "[::1]:0", "localhost:80", "0.0.0.0:65535"] {
+            assert_eq!(check_listen(ok), Ok(ok.to_owned()));
+        }
+        for bad in [
+            "",
+            "7700",
+            ":7700",
+            "127.0.0.1",
+            "127.0.0.1:",
+            "127.0.0.1:70000",
+            "::1:80",
+            "[::1:80",
+            "host:port",
+            "127.0.0.1:-1",
+        ] {
+            assert!(check_listen(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked_when_parsed() {
+        assert!(at_least_one("0").is_err());
+        assert!(at_least_one("-1").is_err());
+        assert_eq!(at_least_one("1"), Ok(1));
+        assert!(parse_queue("1023").is_err());
+        assert!(parse_queue("lots").is_err());
+        assert_eq!(parse_queue("1024"), Ok(1024));
+    }
 
     #[test]
     fn acknowledgements_show_as_they_are_typed() {

@@ -87,8 +87,10 @@ pub struct Config {
     /// The listen backlog (capped by the kernel's `net.core.somaxconn`).
     /// Default 4096.
     pub backlog: u32,
-    /// Whether the server itself handles SIGINT and SIGTERM by shutting down
-    /// gracefully. Default `false` for the library; `vigil serve` sets it.
+    /// Whether the server itself handles signals: SIGINT and SIGTERM shut
+    /// it down gracefully, SIGHUP reopens the events file, SIGUSR1 logs a
+    /// stats line, SIGUSR2 is ignored. Default `false` for the library;
+    /// `vigil serve` sets it.
     pub handle_signals: bool,
     /// Kernel TCP keepalive on every connection. Default off: heartbeats
     /// are how vigil finds dead peers; keepalive is a second net for

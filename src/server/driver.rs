@@ -53,7 +53,7 @@ use super::{Handler, Stats};
 use crate::cluster::link::ClusterLink;
 use crate::cluster::{Change, Output};
 use crate::error::{Error, ErrorKind};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Start, STOP_GRACE};
 use crate::protocol::{CloseReason, Protocol};
 use crate::time::{Clock, Tick};
 use crate::wheel::Wheel;
@@ -69,6 +69,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads per connection per loop turn, so one busy peer cannot starve the
 /// others; a connection with more to read is taken up again next turn.
 pub(crate) const READ_BUDGET: u8 = 4;
+
+/// A duration in ticks as the flags take it (`30s`, `1500ms`, `90m`).
+fn readable(ms: Tick) -> String {
+    crate::duration::format_duration(Duration::from_millis(ms))
+}
 
 /// What the loop carries from one step of a turn to the next.
 #[derive(Debug, Default)]
@@ -117,6 +122,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     scratch: Vec<u8>,
     sink: EventSink,
     signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// SIGUSR1 asked for a stats line.
+    stats_asked: bool,
     stop: Arc<AtomicBool>,
     /// Presence shared with other nodes through Redis, when configured.
     cluster: Option<ClusterLink>,
@@ -167,6 +174,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             scratch: vec![0; READ_CHUNK],
             sink: EventSink::log_only(),
             signals,
+            stats_asked: false,
             stop,
             cluster: None,
         })
@@ -178,7 +186,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     }
 
     pub fn set_events(&mut self, sink: EventSink) {
+        if let Some(c) = &mut self.cluster {
+            c.set_run(sink.run_id().to_string());
+        }
         self.sink = sink;
+    }
+
+    /// The run id of the events (and of the cluster's records).
+    pub fn run_id(&self) -> crate::events::RunId {
+        self.sink.run_id()
     }
 
     pub fn local_addrs(&self) -> &[SocketAddr] {
@@ -201,13 +217,14 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     pub fn run(mut self) -> Result<Stats, Error> {
         let settings = *self.sessions.settings();
         log::info!(
-            "listening on {} (interval {}ms, timeout {}ms, tick {}ms, max {} connections)",
+            "listening on {} (interval {}, timeout {}, tick {}, max {} connections)",
             self.addrs_text(),
-            settings.interval_ms,
-            settings.timeout_ms,
-            self.wheel.resolution_ms(),
+            readable(settings.interval_ms),
+            readable(settings.timeout_ms),
+            readable(self.wheel.resolution_ms()),
             self.limits.max_conns,
         );
+        self.start_record(&settings);
         let mut last_report = (self.stats(), self.clock.now());
         let mut next_stats = self.limits.stats_every.map(|every| last_report.1 + every);
         loop {
@@ -223,6 +240,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             self.expire();
             self.transmit();
             self.end_turn();
+            if std::mem::take(&mut self.stats_asked) {
+                self.report(&mut last_report);
+            }
             if let Some(at) = next_stats.filter(|&at| at <= self.now) {
                 self.report(&mut last_report);
                 next_stats = self
@@ -585,13 +605,46 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
     }
 
+    /// SIGHUP reopens the events file; SIGUSR1 asks for a stats line;
+    /// SIGUSR2 is ignored; SIGINT and SIGTERM stop the server.
     fn on_signals(&mut self) {
-        if let Some(signals) = &mut self.signals {
-            for signal in signals.pending() {
-                log::info!("received signal {signal}: shutting down");
-                self.stop.store(true, Ordering::Release);
+        use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
+        let Some(signals) = &mut self.signals else {
+            return;
+        };
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => {
+                    log::info!("received SIGHUP: reopening the events file");
+                    self.sink.reopen();
+                }
+                SIGUSR1 => self.stats_asked = true,
+                SIGUSR2 => log::info!("received SIGUSR2: ignored"),
+                _ => {
+                    log::info!("received signal {signal}: shutting down");
+                    self.stop.store(true, Ordering::Release);
+                }
             }
         }
+    }
+
+    /// Queues the events' `start` record: the run, the addresses, settings.
+    fn start_record(&mut self, settings: &super::session::Settings) {
+        let max_conns = u64::try_from(self.limits.max_conns).unwrap_or(u64::MAX);
+        let values = [
+            ("interval_ms", settings.interval_ms),
+            ("timeout_ms", settings.timeout_ms),
+            ("tick_ms", self.wheel.resolution_ms()),
+            ("max_conns", max_conns),
+            ("max_pings", settings.max_pings.map_or(0, u64::from)),
+        ];
+        let addrs = self.local_addrs.clone();
+        self.sink.start(&Start {
+            version: env!("CARGO_PKG_VERSION"),
+            listen: &addrs,
+            protocol: self.sessions.protocol_name(),
+            settings: &values,
+        });
     }
 
     fn addrs_text(&self) -> String {
@@ -626,7 +679,16 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         self.now = self.clock.now();
         self.report(last);
-        self.stats()
+        let stats = self.stats();
+        if let Some(r) = self.sink.stop(stats.accepted, STOP_GRACE) {
+            log::info!(
+                "events: {} lines written, {} dropped, {} not written at exit",
+                r.written,
+                r.dropped,
+                r.unwritten
+            );
+        }
+        stats
     }
 }
 

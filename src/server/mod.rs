@@ -121,6 +121,9 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 signal_hook_mio::v1_0::Signals::new([
                     signal_hook::consts::SIGINT,
                     signal_hook::consts::SIGTERM,
+                    signal_hook::consts::SIGHUP,
+                    signal_hook::consts::SIGUSR1,
+                    signal_hook::consts::SIGUSR2,
                 ])
                 .map_err(|e| Error::with_source(ErrorKind::Io, "cannot handle signals", e))?,
             )
@@ -171,7 +174,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 "cluster: node {} sharing presence through Redis at {redis}",
                 c.node_id
             );
-            let cluster = crate::cluster::Cluster::new(c, crate::cluster::random_run_id());
+            let cluster = crate::cluster::Cluster::new(c, driver.run_id().to_string());
             driver.set_cluster(crate::cluster::link::ClusterLink::new(redis, cluster));
         }
         Ok(Server {

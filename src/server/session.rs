@@ -58,6 +58,12 @@
 //!   presence table (MQTT's takeover: the previous holder is closed with
 //!   `replaced`), emits a `hello` event and calls `on_hello`. The same id
 //!   again changes nothing.
+//! - **Event order.** A consumer rebuilding presence from the events never
+//!   sees an id held twice: a HELLO that changes a connection's id emits the
+//!   old id's `offline` (reason `renamed`, the connection stays open) before
+//!   the new `hello`; on a takeover, the previous holder's `offline`
+//!   (`replaced`) comes before the new holder's `hello`, even though the
+//!   close is applied after the HELLO was read.
 //! - **Close.** Idempotent. The `BYE <reason>` (for reasons that say one)
 //!   is queued after every byte queued before it for that connection, so a
 //!   `PONG` already produced is never lost behind a `BYE`. Then the id is
@@ -220,6 +226,9 @@ pub(crate) struct PresenceEvent {
     pub peer: SocketAddr,
     pub client: Option<Arc<str>>,
     pub kind: EventKind,
+    /// For a `hello` that took its id over: the connection it replaced,
+    /// whose `offline` goes before this event.
+    pub replaces: Option<ConnRef>,
 }
 
 /// What [`Sessions::handle_timeout`] found.
@@ -281,6 +290,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The wire protocol's name.
+    pub fn protocol_name(&self) -> &'static str {
+        self.protocol.name()
     }
 
     /// The counters (connections and clients are the loop's to fill in).
@@ -359,6 +373,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 peer,
                 client: None,
                 kind,
+                replaces: None,
             });
         }
         self.refusal.clear();
@@ -463,7 +478,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             self.presence.release(id, cref);
         }
         self.stats.count_close(reason);
-        self.event(s, EventKind::Offline(reason));
+        if reason == CloseReason::Replaced {
+            self.replaced_event(key, s);
+        } else {
+            self.event(s, EventKind::Offline(reason));
+        }
         self.call_handler(s, key, false, |h, ctx, info| {
             h.on_offline(ctx, info, reason)
         });
@@ -501,7 +520,30 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             peer: s.peer,
             client: s.client.clone(),
             kind,
+            replaces: None,
         });
+    }
+
+    /// The offline of connection `key`, replaced by a takeover: placed
+    /// before the `hello` of the connection that took its id over, so a
+    /// consumer never sees two holders of one id.
+    fn replaced_event(&mut self, key: u32, s: &Session) {
+        let me = Some(s.conn_ref(key));
+        let at = self
+            .events
+            .iter()
+            .rposition(|e| e.kind == EventKind::Hello && e.replaces == me);
+        let offline = PresenceEvent {
+            number: s.number,
+            peer: s.peer,
+            client: s.client.clone(),
+            kind: EventKind::Offline(CloseReason::Replaced),
+            replaces: None,
+        };
+        match at {
+            Some(i) => self.events.insert(i, offline),
+            None => self.events.push_back(offline),
+        }
     }
 
     /// Encodes `reply` for connection `to`.
@@ -548,8 +590,12 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 };
                 self.reply(cref, &welcome);
                 if s.client.as_deref() != Some(client_id) {
-                    if let Some(old) = s.client.take() {
-                        self.presence.release(&old, cref);
+                    if let Some(old) = &s.client {
+                        // The old id goes offline before anything is said
+                        // about the new one.
+                        self.presence.release(old, cref);
+                        self.event(s, EventKind::Renamed);
+                        s.client = None;
                     }
                     let (id, previous) = self.presence.claim(client_id, cref);
                     if let Some(previous) = previous {
@@ -557,6 +603,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     }
                     s.client = Some(id);
                     self.event(s, EventKind::Hello);
+                    if let Some(hello) = self.events.back_mut() {
+                        hello.replaces = previous;
+                    }
                     self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info));
                 }
             }

@@ -410,7 +410,9 @@ pub fn parse_events(text: &str) -> Vec<EventLine> {
             v => Some(v),
         }
     }
+    // Run records (start, stop, gap) name no connection.
     text.lines()
+        .filter(|l| l.contains("\"conn\":"))
         .map(|l| EventLine {
             conn: field(l, "conn").and_then(|c| c.parse().ok()).expect("conn"),
             client: field(l, "client").map(str::to_owned),

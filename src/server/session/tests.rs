@@ -274,6 +274,7 @@ impl<P: Protocol> Sim<P> {
             self.trace.push(match e.kind {
                 EventKind::Online => format!("{t} online #{}", e.number),
                 EventKind::Hello => format!("{t} hello #{} {client}", e.number),
+                EventKind::Renamed => format!("{t} offline #{} {client} renamed", e.number),
                 EventKind::Offline(r) => format!("{t} offline #{} {client} {r}", e.number),
             });
         }
@@ -451,8 +452,9 @@ fn a_hello_with_a_taken_id_takes_it_over() {
             "10 online #2",
             "15 c1 < WELCOME dev interval=1000 timeout=3000",
             "15 c0 < BYE replaced [end]",
-            "15 hello #2 dev",
+            // The old holder's offline first: the id is never held twice.
             "15 offline #1 dev replaced",
+            "15 hello #2 dev",
         ],
     );
     // The replaced connection's id went to its successor, who keeps it.
@@ -478,8 +480,8 @@ fn a_reply_already_produced_goes_out_before_the_bye_of_a_takeover() {
             "10 c0 < PONG 1",
             "10 c1 < WELCOME dev interval=1000 timeout=3000",
             "10 c0 < BYE replaced [end]",
-            "10 hello #2 dev",
             "10 offline #1 dev replaced",
+            "10 hello #2 dev",
         ],
     );
 }
@@ -505,6 +507,7 @@ fn the_same_id_again_changes_nothing_a_new_one_releases_the_old() {
         &mut sim,
         &[
             "2 c0 < WELCOME b interval=1000 timeout=3000",
+            "2 offline #1 a renamed",
             "2 hello #1 b",
             "3 online #2",
             "4 c1 < WELCOME a interval=1000 timeout=3000",
@@ -512,6 +515,63 @@ fn the_same_id_again_changes_nothing_a_new_one_releases_the_old() {
         ],
     );
     assert_eq!(sim.s.online_count(), 2);
+}
+
+#[test]
+fn a_rename_onto_a_taken_id_says_both_offlines_before_the_hello() {
+    let mut sim = Sim::new(settings());
+    let holder = sim.connect(0);
+    let mover = sim.connect(0);
+    sim.batch(1, &[(holder, b"HELLO b\n"), (mover, b"HELLO a\n")]);
+    sim.take();
+    sim.send(2, mover, b"HELLO b\n");
+    check(
+        &mut sim,
+        &[
+            "2 c1 < WELCOME b interval=1000 timeout=3000",
+            "2 c0 < BYE replaced [end]",
+            "2 offline #2 a renamed",
+            "2 offline #1 b replaced",
+            "2 hello #2 b",
+        ],
+    );
+    assert_eq!(sim.s.online_count(), 1);
+    // The renamed connection is still served, and ends once.
+    sim.end(3, mover, CloseReason::Closed);
+    check(&mut sim, &["3 c1 < [end]", "3 offline #2 b closed"]);
+}
+
+#[test]
+fn a_takeover_in_one_read_with_other_events_keeps_each_in_place() {
+    // Two takeovers and a newcomer in one turn: each replaced holder's
+    // offline sits right before its own successor's hello.
+    let mut sim = Sim::new(settings());
+    let a1 = sim.connect(0);
+    let b1 = sim.connect(0);
+    sim.batch(1, &[(a1, b"HELLO a\n"), (b1, b"HELLO b\n")]);
+    let a2 = sim.connect(2);
+    let b2 = sim.connect(2);
+    let c = sim.connect(2);
+    sim.take();
+    sim.batch(
+        3,
+        &[(a2, b"HELLO a\n"), (c, b"HELLO c\n"), (b2, b"HELLO b\n")],
+    );
+    let events: Vec<String> = sim
+        .take()
+        .into_iter()
+        .filter(|l| !l.contains(" < "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "3 offline #1 a replaced",
+            "3 hello #3 a",
+            "3 hello #5 c",
+            "3 offline #2 b replaced",
+            "3 hello #4 b",
+        ]
+    );
 }
 
 #[test]
