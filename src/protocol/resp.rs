@@ -52,7 +52,11 @@
 //!   (for instance `-ERR closing: timeout\r\n`); the reasons are spelled as
 //!   in [`CloseReason::as_str`](super::CloseReason::as_str).
 
-use super::{valid_client_id, DecodeError, Frame, Protocol, Reply};
+mod command;
+mod scan;
+
+use super::{valid_client_id, DecodeError, Frame, Protocol, Reply, Resume};
+use scan::Scan;
 
 /// The default largest request, in bytes (Redis's inline limit).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
@@ -105,15 +109,35 @@ impl RespProtocol {
 
 impl Protocol for RespProtocol {
     fn decode<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
-        let parsed = match input.first() {
-            None => return Ok(None),
-            Some(b'*') => self.multibulk(input),
-            Some(_) => self.inline(input),
+        self.decode_whole(input)
+    }
+
+    /// Reads a request once it is complete; while it is not, walks only the
+    /// bytes that arrived since the last call (see `scan`).
+    fn decode_resume<'a>(
+        &self,
+        input: &'a [u8],
+        resume: &mut Resume,
+    ) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        // The scanner counts in u32; a larger limit simply does not resume.
+        let Ok(max) = u32::try_from(self.max_frame) else {
+            return self.decode_whole(input);
         };
-        match parsed {
-            Ok((request, used)) => Ok(Some((request.frame()?, used))),
-            Err(Stop::More) => Ok(None),
-            Err(Stop::Error(e)) => Err(e),
+        if *resume == Resume::default() {
+            // Most requests arrive whole: read them as `decode` does, and
+            // only when one is incomplete, note where it stopped.
+            let decoded = self.decode_whole(input)?;
+            if decoded.is_none() && scan::scan(input, max, resume) != Scan::More {
+                *resume = Resume::default();
+            }
+            return Ok(decoded);
+        }
+        match scan::scan(input, max, resume) {
+            Scan::More => Ok(None),
+            Scan::Decide => {
+                *resume = Resume::default();
+                self.decode_whole(input)
+            }
         }
     }
 
@@ -138,6 +162,12 @@ impl Protocol for RespProtocol {
                 );
                 out.extend_from_slice(b"'\r\n");
             }
+            Reply::Command {
+                command,
+                number,
+                client_id,
+                version,
+            } => command::encode(&command, number, client_id, version, out),
         }
     }
 
@@ -147,6 +177,32 @@ impl Protocol for RespProtocol {
 
     fn name(&self) -> &'static str {
         "resp"
+    }
+}
+
+/// Counts the bytes the decoder looks at, for the test that proves a
+/// trickled request costs O(n); nothing outside tests.
+#[cfg(test)]
+fn count_examined(n: usize) {
+    tests::EXAMINED.with(|c| c.set(c.get() + n as u64));
+}
+
+#[cfg(not(test))]
+fn count_examined(_: usize) {}
+
+impl RespProtocol {
+    /// Reads one request from the front of `input`, from its first byte.
+    fn decode_whole<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        let parsed = match input.first() {
+            None => return Ok(None),
+            Some(b'*') => self.multibulk(input),
+            Some(_) => self.inline(input),
+        };
+        match parsed {
+            Ok((request, used)) => Ok(Some((request.frame()?, used))),
+            Err(Stop::More) => Ok(None),
+            Err(Stop::Error(e)) => Err(e),
+        }
     }
 }
 
@@ -173,12 +229,13 @@ impl From<DecodeError> for Stop {
     }
 }
 
-/// A parsed request: how many arguments it had and the first three, which
-/// are all any command looks at. Slices of the input, never copies.
+/// A parsed request: how many arguments it had and the first eight, which
+/// are all any command looks at (`HELLO 3 AUTH user password SETNAME id`
+/// is seven). Slices of the input, never copies.
 #[derive(Default)]
 struct Request<'a> {
     argc: usize,
-    argv: [&'a [u8]; 3],
+    argv: [&'a [u8]; 8],
 }
 
 impl<'a> Request<'a> {
@@ -191,7 +248,7 @@ impl<'a> Request<'a> {
 
     /// What the request means.
     fn frame(&self) -> Result<Frame<'a>, DecodeError> {
-        let [name, first, second] = self.argv;
+        let [name, first, second, ..] = self.argv;
         if self.argc == 0 {
             return Ok(Frame::Message(b""));
         }
@@ -222,9 +279,17 @@ impl<'a> Request<'a> {
             // Printable ASCII is valid UTF-8.
             let client_id = std::str::from_utf8(second)
                 .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-            return Ok(Frame::Hello { client_id });
+            return Ok(Frame::Hello {
+                client_id,
+                token: None,
+            });
         }
-        Ok(Frame::Unknown { command: name })
+        let connection = if name.eq_ignore_ascii_case(b"CLIENT") && self.argc >= 2 {
+            command::client(self)
+        } else {
+            command::frame(self)
+        };
+        Ok(connection.unwrap_or(Frame::Unknown { command: name }))
     }
 }
 
@@ -244,7 +309,9 @@ impl RespProtocol {
     fn inline<'a>(&self, input: &'a [u8]) -> Result<(Request<'a>, usize), Stop> {
         // The "\n" must be among the first `max_frame` bytes.
         let window = input.get(..self.max_frame).unwrap_or(input);
-        let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+        let nl = window.iter().position(|&b| b == b'\n');
+        count_examined(nl.map_or(window.len(), |nl| nl + 1));
+        let Some(nl) = nl else {
             return Err(if window.len() == self.max_frame {
                 self.too_long()
             } else {
@@ -317,6 +384,7 @@ impl<'a> Cursor<'a> {
             return Err(self.too_long());
         }
         let b = *self.input.get(self.pos).ok_or(Stop::More)?;
+        count_examined(1);
         self.pos += 1;
         Ok(b)
     }
@@ -378,7 +446,13 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::CloseReason;
+    use crate::protocol::{CloseReason, Command};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Bytes the decoder and the scanner looked at on this thread.
+        pub(super) static EXAMINED: Cell<u64> = const { Cell::new(0) };
+    }
 
     /// Decodes everything in `input`, as the server would, into a readable
     /// trace: one entry per frame, then "need more" or the error.
@@ -392,7 +466,34 @@ mod tests {
         match *frame {
             Frame::Ping { token: None } => "ping".into(),
             Frame::Ping { token: Some(t) } => format!("ping {:?}", s(t)),
-            Frame::Hello { client_id } => format!("hello {client_id}"),
+            Frame::Hello {
+                client_id,
+                token: None,
+            } => format!("hello {client_id}"),
+            Frame::Hello {
+                client_id,
+                token: Some(t),
+            } => format!("hello {client_id} token {:?}", s(t)),
+            Frame::Command(Command::Handshake {
+                version,
+                client_id,
+                token,
+            }) => {
+                let mut out = "handshake".to_string();
+                if let Some(v) = version {
+                    out += &format!(" {v}");
+                }
+                if let Some(t) = token {
+                    out += &format!(" auth {:?}", s(t));
+                }
+                if let Some(id) = client_id {
+                    out += &format!(" name {id}");
+                }
+                out
+            }
+            Frame::Command(Command::Echo(data)) => format!("echo {:?}", s(data)),
+            Frame::Command(Command::Error(e)) => format!("-{e}"),
+            Frame::Command(c) => format!("{c:?}").to_lowercase(),
             Frame::Message(m) => format!("message {:?}", s(m)),
             Frame::Quit => "quit".into(),
             Frame::Unknown { command } => format!("unknown {:?}", s(command)),
@@ -637,5 +738,135 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), "-ERR unknown command ''\r\n".len() + 128);
+    }
+
+    /// Feeds `stream` one byte per read, keeping the [`Resume`] as the
+    /// server does, and checks every answer against `decode` on the same
+    /// bytes.
+    #[track_caller]
+    fn check_resume_matches_decode(p: &RespProtocol, stream: &[u8]) {
+        let mut buf = Vec::new();
+        let mut resume = Resume::default();
+        for &b in stream {
+            buf.push(b);
+            loop {
+                let whole = p.decode(&buf);
+                let before = resume;
+                let resumed = p.decode_resume(&buf, &mut resume);
+                assert_eq!(
+                    resumed,
+                    whole,
+                    "stream {:?}, buffered {:?}, resumed from {before:?}",
+                    String::from_utf8_lossy(stream),
+                    String::from_utf8_lossy(&buf)
+                );
+                match whole {
+                    Ok(Some((_, used))) => {
+                        buf.drain(..used);
+                        resume = Resume::default();
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resuming_answers_what_decode_answers_on_every_corruption() {
+        let requests: [&[u8]; 9] = [
+            b"*2\r\n$4\r\nPING\r\n$3\r\nabc\r\n*1\r\n$4\r\nPING\r\n",
+            b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$2\r\nid\r\nPING\r\n",
+            b"*-1\r\n*0\r\n*01\r\n$004\r\nPING\r\n",
+            b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+            b"*1\r\n$0\r\n\r\n",
+            b"PING hello\r\nPING\n\n",
+            b"*12\r\n$1\r\na\r\n",
+            b"*1\r\n$20\r\n01234567890123456789\r\n",
+            b"*1\r\n$2\r\n\r\n\r\n",
+        ];
+        let swaps = b"\r\n*$-019x ";
+        for max in [8, 13, 14, 20, 40, 1024] {
+            let p = RespProtocol::new(max);
+            for request in requests {
+                check_resume_matches_decode(&p, request);
+                for i in 0..request.len() {
+                    for &swap in swaps {
+                        let mut bad = request.to_vec();
+                        bad[i] = swap;
+                        check_resume_matches_decode(&p, &bad);
+                        // Cut short right after the change, too.
+                        check_resume_matches_decode(&p, &bad[..=i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes examined to decode `stream` fed `step` bytes per read,
+    /// resuming or not.
+    fn work(p: &RespProtocol, stream: &[u8], step: usize, resume: bool) -> u64 {
+        EXAMINED.with(|c| c.set(0));
+        let mut buf = Vec::new();
+        let mut at = Resume::default();
+        let mut frames = 0;
+        for read in stream.chunks(step) {
+            buf.extend_from_slice(read);
+            loop {
+                let decoded = if resume {
+                    p.decode_resume(&buf, &mut at)
+                } else {
+                    p.decode(&buf)
+                };
+                match decoded.expect("a valid stream") {
+                    Some((_, used)) => {
+                        buf.drain(..used);
+                        at = Resume::default();
+                        frames += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        assert!(buf.is_empty() && frames >= 1, "{frames} frames");
+        EXAMINED.with(Cell::get)
+    }
+
+    #[test]
+    fn a_trickled_request_costs_linear_work() {
+        let p = RespProtocol::default();
+        // A 63 KB multibulk with one large bulk string.
+        let mut big = b"*2\r\n$4\r\nPING\r\n$64000\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 64_000));
+        big.extend_from_slice(b"\r\n");
+        // A 63 KB multibulk of 9,000 one-byte arguments.
+        let mut many = b"*9000\r\n".to_vec();
+        for _ in 0..9000 {
+            many.extend_from_slice(b"$1\r\na\r\n");
+        }
+        // A 63 KB inline request.
+        let mut line = b"PING ".to_vec();
+        line.extend(std::iter::repeat_n(b'y', 63_000));
+        line.extend_from_slice(b"\r\n");
+        for stream in [&big, &many, &line] {
+            let n = stream.len() as u64;
+            assert!(n > 63_000 && n < 65_536, "{n}");
+            let whole = work(&p, stream, stream.len(), true);
+            let trickled = work(&p, stream, 1, true);
+            // Each byte once while incomplete, once more when complete.
+            assert!(trickled <= 3 * n, "{trickled} bytes examined for {n}");
+            assert!(whole <= n, "{whole} bytes examined for {n}");
+        }
+        // Without resuming, a request is walked from its start on every
+        // read: quadratic, which is what the bounds above guard against
+        // (shown on 7 KB; 63 KB would take 2·10⁹ steps).
+        let mut small = b"*1000\r\n".to_vec();
+        for _ in 0..1000 {
+            small.extend_from_slice(b"$1\r\na\r\n");
+        }
+        let n = small.len() as u64;
+        let naive = work(&p, &small, 1, false);
+        assert!(naive > n * n / 4, "{naive} for {n}");
+        assert!(work(&p, &small, 1, true) <= 3 * n);
     }
 }
