@@ -869,4 +869,184 @@ mod tests {
         assert!(naive > n * n / 4, "{naive} for {n}");
         assert!(work(&p, &small, 1, true) <= 3 * n);
     }
+
+    #[test]
+    fn connection_commands() {
+        // HELLO, checked in Redis's order: the version, then the options.
+        check(BIG, b"HELLO\r\n", &["handshake", "more(0)"]);
+        check(BIG, b"hello 3\r\n", &["handshake 3", "more(0)"]);
+        check(BIG, b"HELLO 2\r\n", &["handshake 2", "more(0)"]);
+        check(
+            BIG,
+            b"HELLO 3 AUTH default tok SETNAME dev\r\n",
+            &["handshake 3 auth \"tok\" name dev", "more(0)"],
+        );
+        check(
+            BIG,
+            b"HELLO 3 setname dev auth u p\r\n",
+            &["handshake 3 auth \"p\" name dev", "more(0)"],
+        );
+        let noproto = "-NOPROTO unsupported protocol version";
+        check(BIG, b"HELLO 1\r\n", &[noproto, "more(0)"]);
+        check(BIG, b"HELLO 4 SETNAME x\r\n", &[noproto, "more(0)"]);
+        check(BIG, b"HELLO -3\r\n", &[noproto, "more(0)"]);
+        let not_int = "-ERR Protocol version is not an integer or out of range";
+        check(BIG, b"HELLO three\r\n", &[not_int, "more(0)"]);
+        check(BIG, b"HELLO +3\r\n", &[not_int, "more(0)"]);
+        let syntax = "-ERR Syntax error in HELLO option";
+        check(BIG, b"HELLO 3 SETNAME\r\n", &[syntax, "more(0)"]);
+        check(BIG, b"HELLO 3 AUTH u\r\n", &[syntax, "more(0)"]);
+        check(BIG, b"HELLO 3 FOO\r\n", &[syntax, "more(0)"]);
+        check(
+            BIG,
+            b"HELLO 3 SETNAME a SETNAME b SETNAME c SETNAME d\r\n",
+            &[syntax, "more(0)"],
+        );
+        check(
+            BIG,
+            b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$3\r\na b\r\n",
+            &[
+                "-ERR Client names cannot contain spaces, newlines or special characters.",
+                "more(0)",
+            ],
+        );
+        // CLIENT: SETNAME is a HELLO; GETNAME, ID, SETINFO are answered;
+        // the rest is an unknown command named CLIENT.
+        check(BIG, b"CLIENT GETNAME\r\n", &["getname", "more(0)"]);
+        check(BIG, b"client id\r\n", &["id", "more(0)"]);
+        check(
+            BIG,
+            b"CLIENT SETINFO LIB-NAME redis-py\r\nCLIENT SETINFO lib-ver 8\r\n",
+            &["ok", "ok", "more(0)"],
+        );
+        check(
+            BIG,
+            b"CLIENT SETINFO color red\r\n",
+            &["-ERR Unrecognized option", "more(0)"],
+        );
+        check(
+            BIG,
+            b"CLIENT GETNAME x\r\n",
+            &[
+                "-ERR wrong number of arguments for 'client|getname' command",
+                "more(0)",
+            ],
+        );
+        // The rest of the handshake.
+        check(BIG, b"SELECT 0\r\n", &["ok", "more(0)"]);
+        check(
+            BIG,
+            b"SELECT 1\r\n",
+            &["-ERR DB index is out of range", "more(0)"],
+        );
+        check(
+            BIG,
+            b"SELECT x\r\n",
+            &["-ERR value is not an integer or out of range", "more(0)"],
+        );
+        check(
+            BIG,
+            b"SELECT\r\n",
+            &[
+                "-ERR wrong number of arguments for 'select' command",
+                "more(0)",
+            ],
+        );
+        check(
+            BIG,
+            b"INFO\r\nINFO server\r\n",
+            &["info", "info", "more(0)"],
+        );
+        check(
+            BIG,
+            b"ECHO hi\r\n*2\r\n$4\r\necho\r\n$0\r\n\r\n",
+            &["echo \"hi\"", "echo \"\"", "more(0)"],
+        );
+        check(
+            BIG,
+            b"ECHO\r\n",
+            &[
+                "-ERR wrong number of arguments for 'echo' command",
+                "more(0)",
+            ],
+        );
+        check(BIG, b"RESET\r\n", &["reset", "more(0)"]);
+        check(BIG, b"AUTH default pw\r\n", &["ok", "more(0)"]);
+        check(
+            BIG,
+            b"AUTH pw\r\n",
+            &["-ERR AUTH <password> called without any password configured for the default user. \
+               Are you sure your configuration is correct?", "more(0)"],
+        );
+        check(
+            BIG,
+            b"AUTH bob pw\r\n",
+            &[
+                "-WRONGPASS invalid username-password pair or user is disabled.",
+                "more(0)",
+            ],
+        );
+    }
+
+    #[test]
+    fn connection_command_replies() {
+        let p = RespProtocol::default();
+        let text = |command: Command<'_>, client_id: Option<&str>, version: u8| {
+            let mut out = Vec::new();
+            p.encode(
+                &Reply::Command {
+                    command,
+                    number: 42,
+                    client_id,
+                    version,
+                },
+                &mut out,
+            );
+            String::from_utf8(out).unwrap()
+        };
+        let hello = Command::Handshake {
+            version: None,
+            client_id: None,
+            token: None,
+        };
+        let v = env!("CARGO_PKG_VERSION");
+        let fields = format!(
+            "$6\r\nserver\r\n$5\r\nvigil\r\n$7\r\nversion\r\n${}\r\n{v}\r\n$5\r\nproto\r\n",
+            v.len()
+        );
+        let rest = "$2\r\nid\r\n:42\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+                    $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+        assert_eq!(text(hello, None, 3), format!("%7\r\n{fields}:3\r\n{rest}"));
+        for version in [0, 2] {
+            assert_eq!(
+                text(hello, None, version),
+                format!("*14\r\n{fields}:2\r\n{rest}")
+            );
+        }
+        assert_eq!(text(Command::GetName, None, 0), "$-1\r\n");
+        assert_eq!(text(Command::GetName, None, 3), "_\r\n");
+        assert_eq!(text(Command::GetName, Some("dev"), 3), "$3\r\ndev\r\n");
+        assert_eq!(text(Command::Id, None, 0), ":42\r\n");
+        assert_eq!(text(Command::Reset, None, 0), "+RESET\r\n");
+        assert_eq!(text(Command::Ok, None, 3), "+OK\r\n");
+        assert_eq!(text(Command::Echo(b"a\r\n"), None, 3), "$3\r\na\r\n\r\n");
+        assert_eq!(
+            text(
+                Command::Error("NOPROTO unsupported protocol version"),
+                None,
+                0
+            ),
+            "-NOPROTO unsupported protocol version\r\n"
+        );
+        let info =
+            format!("# Server\r\nvigil_version:{v}\r\nredis_mode:standalone\r\nloading:0\r\n");
+        assert_eq!(
+            text(Command::Info, None, 0),
+            format!("${}\r\n{info}\r\n", info.len())
+        );
+        assert_eq!(
+            text(Command::Info, None, 3),
+            format!("={}\r\ntxt:{info}\r\n", info.len() + 4)
+        );
+    }
 }
