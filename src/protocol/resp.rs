@@ -1,6 +1,7 @@
-//! The RESP protocol: enough of Redis's RESP2 for heartbeats, so that
-//! `redis-cli` and `redis-benchmark -t ping_inline,ping_mbulk` can talk to
-//! vigil.
+//! The RESP protocol: enough of Redis's RESP2 and RESP3 for heartbeats and
+//! for the handshake Redis clients open with, so that `redis-cli` (also
+//! `-3`), `redis-benchmark -t ping_inline,ping_mbulk` and libraries such as
+//! redis-py at their defaults can talk to vigil.
 //!
 //! # Requests
 //!
@@ -35,6 +36,7 @@
 //! | `PING <msg>`            | [`Frame::Ping`] with `<msg>`  | `$<len>\r\n<msg>\r\n` (bulk string)  |
 //! | `CLIENT SETNAME <id>`   | [`Frame::Hello`]              | `+OK\r\n`                            |
 //! | `QUIT` (any arguments)  | [`Frame::Quit`]               | `+OK\r\n`, then closes               |
+//! | `HELLO`, `AUTH`, `SELECT`, `INFO`, `ECHO`, `RESET`, `CLIENT GETNAME\|ID\|SETINFO` | [`Frame::Command`] | see below |
 //! | an empty request        | [`Frame::Message`] (empty)    | nothing: a sign of life, as Redis ignores it |
 //! | any other command       | [`Frame::Unknown`]            | `-ERR unknown command '<name>'\r\n`  |
 //!
@@ -44,6 +46,38 @@
 //! unknown commands named `CLIENT`. In the unknown-command error, the name
 //! is cut to 128 bytes and every ASCII control byte (so `\r` and `\n`) is
 //! replaced by `?`.
+//!
+//! # The handshake
+//!
+//! Redis clients send these when they connect; each is a
+//! [`Frame::Command`], answered in Redis's spelling (a RESP3 type only on
+//! a connection that negotiated version 3 with `HELLO 3`):
+//!
+//! | peer sends | command | server answers |
+//! |------------|---------|----------------|
+//! | `HELLO [2\|3] [AUTH <user> <password>] [SETNAME <id>]` | [`Command::Handshake`] | Redis's server description: a map (`%7`) on RESP3, an array (`*14`) on RESP2; `SETNAME` then takes the id as `CLIENT SETNAME` does |
+//! | `RESET` | [`Command::Reset`] | `+RESET`, back to RESP2 |
+//! | `CLIENT GETNAME` | [`Command::GetName`] | the id as a bulk string; none: `$-1` (RESP2), `_` (RESP3) |
+//! | `CLIENT ID` | [`Command::Id`] | the connection's number, `:<n>` |
+//! | `INFO [...]` | [`Command::Info`] | a `# Server` section: bulk (RESP2), verbatim `=` (RESP3) |
+//! | `ECHO <msg>` | [`Command::Echo`] | `<msg>`, bulk |
+//! | `SELECT 0`, `CLIENT SETINFO LIB-NAME\|LIB-VER <v>`, `AUTH default <pw>` | [`Command::Ok`] | `+OK` |
+//! | anything refused | [`Command::Error`] | Redis's error for it |
+//!
+//! Refused, with Redis's words: a `HELLO` version other than 2 or 3
+//! (`-NOPROTO unsupported protocol version`) or not a number, an unknown
+//! or incomplete `HELLO` option, a `SETNAME` that is not a valid client id,
+//! `SELECT` of another database, `AUTH <password>` (no password is set) or
+//! another user, another `CLIENT SETINFO` attribute, and a wrong number of
+//! arguments (`-ERR wrong number of arguments for 'echo' command`). These
+//! never close the connection. `HELLO` reads at most eight arguments.
+//!
+//! # Incomplete requests
+//!
+//! [`Protocol::decode_resume`] keeps its place in an incomplete request
+//! (see the `scan` submodule): each byte is looked at once while the
+//! request is incomplete and once more when it is read whole, so a request
+//! trickled one byte per read costs O(n), not O(n²).
 //!
 //! # Other replies
 //!
@@ -55,6 +89,8 @@
 mod command;
 mod scan;
 
+#[cfg(doc)]
+use super::Command;
 use super::{valid_client_id, DecodeError, Frame, Protocol, Reply, Resume};
 use scan::Scan;
 
