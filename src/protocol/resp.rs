@@ -150,31 +150,24 @@ impl Protocol for RespProtocol {
 
     /// Reads a request once it is complete; while it is not, walks only the
     /// bytes that arrived since the last call (see `scan`).
+    #[inline]
     fn decode_resume<'a>(
         &self,
         input: &'a [u8],
         resume: &mut Resume,
     ) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
-        // The scanner counts in u32; a larger limit simply does not resume.
-        let Ok(max) = u32::try_from(self.max_frame) else {
-            return self.decode_whole(input);
-        };
-        if *resume == Resume::default() {
-            // Most requests arrive whole: read them as `decode` does, and
-            // only when one is incomplete, note where it stopped.
-            let decoded = self.decode_whole(input)?;
-            if decoded.is_none() && scan::scan(input, max, resume) != Scan::More {
-                *resume = Resume::default();
+        if resume.checked == 0 {
+            // Nothing checked yet (the scanner checks at least one byte of
+            // anything it keeps). Most requests arrive whole: read them as
+            // `decode` does, and only when one is incomplete, note where it
+            // stopped.
+            let decoded = self.decode_whole(input);
+            if let Ok(None) = decoded {
+                self.remember(input, resume);
             }
-            return Ok(decoded);
+            return decoded;
         }
-        match scan::scan(input, max, resume) {
-            Scan::More => Ok(None),
-            Scan::Decide => {
-                *resume = Resume::default();
-                self.decode_whole(input)
-            }
-        }
+        self.carry_on(input, resume)
     }
 
     fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
@@ -227,17 +220,77 @@ fn count_examined(n: usize) {
 fn count_examined(_: usize) {}
 
 impl RespProtocol {
+    /// Notes where the incomplete request in `input` stops, so that the
+    /// next call carries on from there; leaves `resume` at its default if
+    /// the scanner cannot keep the place (see [`RespProtocol::carry_on`]).
+    #[cold]
+    #[inline(never)]
+    fn remember(&self, input: &[u8], resume: &mut Resume) {
+        *resume = Resume::default();
+        // The scanner counts in u32; a larger limit simply does not resume.
+        if let Ok(max) = u32::try_from(self.max_frame) {
+            if scan::scan(input, max, resume) != Scan::More {
+                *resume = Resume::default();
+            }
+        }
+    }
+
+    /// Carries on with an incomplete request from where `resume` says:
+    /// only the new bytes are walked until the request is complete (or
+    /// wrong), and then it is read whole, once.
+    #[cold]
+    #[inline(never)]
+    fn carry_on<'a>(
+        &self,
+        input: &'a [u8],
+        resume: &mut Resume,
+    ) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        let Ok(max) = u32::try_from(self.max_frame) else {
+            *resume = Resume::default();
+            return self.decode_whole(input);
+        };
+        match scan::scan(input, max, resume) {
+            Scan::More => Ok(None),
+            Scan::Decide => {
+                *resume = Resume::default();
+                self.decode_whole(input)
+            }
+        }
+    }
+
     /// Reads one request from the front of `input`, from its first byte.
+    #[inline]
     fn decode_whole<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
         let parsed = match input.first() {
             None => return Ok(None),
-            Some(b'*') => self.multibulk(input),
-            Some(_) => self.inline(input),
+            Some(b'*') => self.multibulk::<SHORT>(input),
+            Some(_) => self.inline::<SHORT>(input),
         };
         match parsed {
+            Ok((request, used)) if request.needs_more_arguments() => {
+                Ok(Some((self.long_request(input.get(..used))?, used)))
+            }
             Ok((request, used)) => Ok(Some((request.frame()?, used))),
             Err(Stop::More) => Ok(None),
             Err(Stop::Error(e)) => Err(e),
+        }
+    }
+
+    /// The frame of a complete request that needs more than the first
+    /// three arguments (a long `HELLO`), read again keeping eight. Rare, so
+    /// kept out of the way of every other request, which keeps three.
+    #[cold]
+    #[inline(never)]
+    fn long_request<'a>(&self, request: Option<&'a [u8]>) -> Result<Frame<'a>, DecodeError> {
+        let request = request.unwrap_or_default();
+        let parsed = match request.first() {
+            Some(b'*') => self.multibulk::<LONG>(request),
+            _ => self.inline::<LONG>(request),
+        };
+        match parsed {
+            Ok((long, _)) => long.frame(),
+            // It was read whole once already: this cannot happen.
+            Err(_) => Err(DecodeError::BadFrame("request changed while read")),
         }
     }
 }
@@ -265,16 +318,40 @@ impl From<DecodeError> for Stop {
     }
 }
 
-/// A parsed request: how many arguments it had and the first eight, which
-/// are all any command looks at (`HELLO 3 AUTH user password SETNAME id`
-/// is seven). Slices of the input, never copies.
-#[derive(Default)]
-struct Request<'a> {
+/// How many arguments a request keeps: the first three, which are all any
+/// command but `HELLO` looks at, or eight for a long `HELLO` (`HELLO 3
+/// AUTH user password SETNAME id` is seven).
+const SHORT: usize = 3;
+const LONG: usize = 8;
+
+/// A parsed request: how many arguments it had and the first `N`. Slices
+/// of the input, never copies.
+struct Request<'a, const N: usize> {
     argc: usize,
-    argv: [&'a [u8]; 8],
+    argv: [&'a [u8]; N],
 }
 
-impl<'a> Request<'a> {
+impl<const N: usize> Default for Request<'_, N> {
+    fn default() -> Self {
+        Request {
+            argc: 0,
+            argv: [&[]; N],
+        }
+    }
+}
+
+impl<'a, const N: usize> Request<'a, N> {
+    /// Whether this request is a `HELLO` with arguments past the first `N`
+    /// (which [`RespProtocol::long_request`] reads again, keeping more).
+    fn needs_more_arguments(&self) -> bool {
+        self.argc > N
+            && N < LONG
+            && self
+                .argv
+                .first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"HELLO"))
+    }
+
     fn push(&mut self, arg: &'a [u8]) {
         if let Some(slot) = self.argv.get_mut(self.argc) {
             *slot = arg;
@@ -284,7 +361,10 @@ impl<'a> Request<'a> {
 
     /// What the request means.
     fn frame(&self) -> Result<Frame<'a>, DecodeError> {
-        let [name, first, second, ..] = self.argv;
+        let (name, first, second) = match self.argv.as_slice() {
+            [name, first, second, ..] => (*name, *first, *second),
+            _ => return Err(DecodeError::BadFrame("request kept too few arguments")),
+        };
         if self.argc == 0 {
             return Ok(Frame::Message(b""));
         }
@@ -342,7 +422,7 @@ impl RespProtocol {
     }
 
     /// An inline request: one line, split at spaces.
-    fn inline<'a>(&self, input: &'a [u8]) -> Result<(Request<'a>, usize), Stop> {
+    fn inline<'a, const N: usize>(&self, input: &'a [u8]) -> Result<(Request<'a, N>, usize), Stop> {
         // The "\n" must be among the first `max_frame` bytes.
         let window = input.get(..self.max_frame).unwrap_or(input);
         let nl = window.iter().position(|&b| b == b'\n');
@@ -365,7 +445,10 @@ impl RespProtocol {
     }
 
     /// A multibulk request: `*<n>\r\n` and `n` bulk strings.
-    fn multibulk<'a>(&self, input: &'a [u8]) -> Result<(Request<'a>, usize), Stop> {
+    fn multibulk<'a, const N: usize>(
+        &self,
+        input: &'a [u8],
+    ) -> Result<(Request<'a, N>, usize), Stop> {
         let mut at = Cursor {
             input,
             pos: 0,
@@ -415,6 +498,7 @@ impl<'a> Cursor<'a> {
         Stop::Error(DecodeError::TooLong { limit: self.max })
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, Stop> {
         if self.pos >= self.max {
             return Err(self.too_long());
@@ -427,6 +511,7 @@ impl<'a> Cursor<'a> {
 
     /// A bulk string's `len` bytes and the "\r\n" after them, refused as
     /// too long before any of it arrives if the "\r\n" would end past `max`.
+    #[inline]
     fn bulk(&mut self, len: usize) -> Result<&'a [u8], Stop> {
         let end = match self.pos.checked_add(len) {
             Some(end) if end.saturating_add(2) <= self.max => end,
@@ -438,6 +523,7 @@ impl<'a> Cursor<'a> {
         Ok(data)
     }
 
+    #[inline]
     fn crlf(&mut self, what: &'static str) -> Result<(), Stop> {
         if self.byte()? != b'\r' || self.byte()? != b'\n' {
             return Err(DecodeError::BadFrame(what).into());
@@ -448,6 +534,7 @@ impl<'a> Cursor<'a> {
     /// A decimal header number and its "\r\n": `None` for `-1` when
     /// `minus_one` allows it. A number larger than `max` cannot describe
     /// anything that fits, so it is too long as soon as it gets there.
+    #[inline]
     fn number(&mut self, minus_one: bool, what: &'static str) -> Result<Option<usize>, Stop> {
         let bad = || Stop::Error(DecodeError::BadFrame(what));
         let mut b = self.byte()?;
@@ -810,7 +897,8 @@ mod tests {
 
     #[test]
     fn resuming_answers_what_decode_answers_on_every_corruption() {
-        let requests: [&[u8]; 9] = [
+        let requests: [&[u8]; 10] = [
+            b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$1\r\nd\r\n",
             b"*2\r\n$4\r\nPING\r\n$3\r\nabc\r\n*1\r\n$4\r\nPING\r\n",
             b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$2\r\nid\r\nPING\r\n",
             b"*-1\r\n*0\r\n*01\r\n$004\r\nPING\r\n",
@@ -916,6 +1004,13 @@ mod tests {
             BIG,
             b"HELLO 3 AUTH default tok SETNAME dev\r\n",
             &["handshake 3 auth \"tok\" name dev", "more(0)"],
+        );
+        // Past the three arguments other requests keep, in both forms.
+        check(
+            BIG,
+            b"*7\r\n$5\r\nhello\r\n$1\r\n2\r\n$4\r\nauth\r\n$1\r\nu\r\n$2\r\npw\r\n\
+              $7\r\nsetname\r\n$2\r\nid\r\nPING\r\n",
+            &["handshake 2 auth \"pw\" name id", "ping", "more(0)"],
         );
         check(
             BIG,

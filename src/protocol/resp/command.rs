@@ -22,8 +22,8 @@ macro_rules! arity {
 
 /// The frame for a request named `HELLO`, `AUTH`, `SELECT`, `INFO`,
 /// `ECHO` or `RESET`, or `None` for any other name.
-pub(super) fn frame<'a>(r: &Request<'a>) -> Option<Frame<'a>> {
-    let name = r.argv[0];
+pub(super) fn frame<'a, const N: usize>(r: &Request<'a, N>) -> Option<Frame<'a>> {
+    let name = r.argv.first().copied().unwrap_or_default();
     let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
     let command = if is("HELLO") {
         hello(r)
@@ -35,7 +35,7 @@ pub(super) fn frame<'a>(r: &Request<'a>) -> Option<Frame<'a>> {
         Command::Info
     } else if is("ECHO") {
         match r.argc {
-            2 => Command::Echo(r.argv[1]),
+            2 => Command::Echo(r.argv.get(1).copied().unwrap_or_default()),
             _ => arity!("echo"),
         }
     } else if is("RESET") {
@@ -51,8 +51,8 @@ pub(super) fn frame<'a>(r: &Request<'a>) -> Option<Frame<'a>> {
 
 /// `CLIENT <sub> ...` for the subcommands other than `SETNAME`: `None`
 /// for those vigil does not answer (an unknown command named `CLIENT`).
-pub(super) fn client<'a>(r: &Request<'a>) -> Option<Frame<'a>> {
-    let sub = r.argv[1];
+pub(super) fn client<'a, const N: usize>(r: &Request<'a, N>) -> Option<Frame<'a>> {
+    let sub = r.argv.get(1).copied().unwrap_or_default();
     let is = |s: &str| sub.eq_ignore_ascii_case(s.as_bytes());
     let command = if is("GETNAME") {
         match r.argc {
@@ -65,7 +65,7 @@ pub(super) fn client<'a>(r: &Request<'a>) -> Option<Frame<'a>> {
             _ => arity!("client|id"),
         }
     } else if is("SETINFO") {
-        let attr = r.argv[2];
+        let attr = r.argv.get(2).copied().unwrap_or_default();
         match r.argc {
             4 if attr.eq_ignore_ascii_case(b"LIB-NAME")
                 || attr.eq_ignore_ascii_case(b"LIB-VER") =>
@@ -83,10 +83,10 @@ pub(super) fn client<'a>(r: &Request<'a>) -> Option<Frame<'a>> {
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`,
 /// checked in Redis's order: the version, then the options.
-fn hello<'a>(r: &Request<'a>) -> Command<'a> {
+fn hello<'a, const N: usize>(r: &Request<'a, N>) -> Command<'a> {
     let mut version = None;
     if r.argc >= 2 {
-        match parse_int(r.argv[1]) {
+        match parse_int(r.argv.get(1).copied().unwrap_or_default()) {
             Some(v @ (2 | 3)) => version = u8::try_from(v).ok(),
             Some(_) => return Command::Error("NOPROTO unsupported protocol version"),
             None => {
@@ -134,24 +134,24 @@ fn hello<'a>(r: &Request<'a>) -> Command<'a> {
 /// `AUTH [username] password`, answered as a Redis whose default user has
 /// no password: the one-argument form says so, the default user is let in
 /// with any password, and any other user is refused.
-fn auth<'a>(r: &Request<'a>) -> Command<'a> {
+fn auth<'a, const N: usize>(r: &Request<'a, N>) -> Command<'a> {
     match r.argc {
         2 => Command::Error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
         ),
-        3 if r.argv[1] == b"default" => Command::Ok,
+        3 if r.argv.get(1).copied().unwrap_or_default() == b"default" => Command::Ok,
         3 => Command::Error("WRONGPASS invalid username-password pair or user is disabled."),
         _ => arity!("auth"),
     }
 }
 
 /// `SELECT index`: vigil has one database, 0.
-fn select<'a>(r: &Request<'a>) -> Command<'a> {
+fn select<'a, const N: usize>(r: &Request<'a, N>) -> Command<'a> {
     if r.argc != 2 {
         return arity!("select");
     }
-    match parse_int(r.argv[1]) {
+    match parse_int(r.argv.get(1).copied().unwrap_or_default()) {
         Some(0) => Command::Ok,
         Some(_) => Command::Error("ERR DB index is out of range"),
         None => Command::Error("ERR value is not an integer or out of range"),
