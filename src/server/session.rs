@@ -77,10 +77,10 @@ use super::presence::{LocalPresence, PresenceTable};
 use super::stats::Stats;
 use crate::events::EventKind;
 use crate::protocol::{CloseReason, Command, Frame, Protocol, Reply, Resume};
+use crate::time::Tick;
 use partial::Partial;
 
 mod partial;
-use crate::time::Tick;
 
 /// A slab key with the generation of the connection that holds it.
 ///
