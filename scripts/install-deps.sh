@@ -3,9 +3,17 @@
 # redis-cli and redis-benchmark (real RESP clients), redis-server (the
 # reference in bench-vs-redis), nft, ip, ss and sysctl (network-namespace
 # fault tests), gcc (to build the select() C clients), faketime (to move the
-# system date under a running server). Needs root for apt-get; does nothing
-# when everything is there already.
+# system date under a running server), python3 with venv (for redis-py,
+# below). Needs root for apt-get; does nothing when everything is there
+# already.
+#
+# Then redis-py, the Python Redis client (PyPI `redis`, latest), in a venv
+# at target/redis-py: tests/real_clients.rs runs it at its default settings
+# against `--protocol resp`. A venv rather than the system's pip, so it
+# works the same on a fresh Debian (whose pip refuses system installs) and
+# touches nothing outside the checkout.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-cli >/dev/null || need+=(redis-tools)
@@ -16,22 +24,32 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v faketime >/dev/null || need+=(faketime)
 command -v sysctl >/dev/null || need+=(procps)
+command -v python3 >/dev/null || need+=(python3)
+# Debian ships venv's pip bootstrap separately.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
+if [ ${#need[@]} -ne 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # redis-server's package would start a service: policy-rc.d keeps it from
+  # starting (nothing should listen on 6379 behind the tests' back).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "installing: ${need[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  SUDO="sudo"
+
+venv=target/redis-py
+if ! "$venv/bin/python" -c 'import redis' 2>/dev/null; then
+  echo "installing redis-py into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'redis>=8'
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# redis-server's package would start a service: policy-rc.d keeps it from
-# starting (nothing should listen on 6379 behind the tests' back).
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-  $SUDO chmod +x /usr/sbin/policy-rc.d
-  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
-fi
-$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -79,7 +79,9 @@
 //! - A connection is read at most a fixed budget of times per turn, and a
 //!   FIN seen once is remembered until the read that reaches it.
 //! - An idle connection holds no buffer: input is kept only while a frame
-//!   is incomplete, output only while the socket will not take it.
+//!   is incomplete (with the codec's `Resume`, its place in it, so the
+//!   frame is never walked again from its start: O(n) however it is
+//!   split), output only while the socket will not take it.
 //! - Whatever is queued for a connection goes out in order, and its `BYE`
 //!   last: nothing is written after it.
 //! - Every connection produces exactly one online and one offline event

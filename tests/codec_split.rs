@@ -7,6 +7,9 @@
 //!   random bytes (some from each protocol's own alphabet, to reach deep
 //!   into the parsers) and random valid frames with occasional garbage,
 //!   decoded under small limits so that "too long" comes up too.
+//! - Resuming (every codec): a server that keeps the codec's `Resume`
+//!   between reads, as vigil's does, sees exactly what one that decodes
+//!   the whole buffer each time sees.
 //! - On the way, the contract: `1 <= used <= buffered`, and an incomplete
 //!   frame ("need more") never holds more than `max_frame()` bytes.
 //! - Raw frames depend on the reads by design. Its property: every
@@ -21,7 +24,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use vigil::protocol::binary::kind;
 use vigil::protocol::{
-    BinaryProtocol, CloseReason, Frame, LineProtocol, Protocol, RawProtocol, Reply, RespProtocol,
+    BinaryProtocol, CloseReason, Command, Frame, LineProtocol, Protocol, RawProtocol, Reply,
+    RespProtocol, Resume,
 };
 
 /// Cuts `stream` into reads of the given sizes, cycling through them; no
@@ -47,14 +51,29 @@ fn reads<'a>(stream: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 /// which it reads no more) or what is left buffered at the end.
 #[track_caller]
 fn serve<P: Protocol>(p: &P, reads: &[&[u8]]) -> Vec<String> {
+    serve_with(p, reads, false)
+}
+
+/// [`serve`], keeping the codec's [`Resume`] between reads (as vigil's
+/// server does) when `resume` is set; then every resumed call must answer
+/// what `decode` answers on the same bytes, at every step.
+#[track_caller]
+fn serve_with<P: Protocol>(p: &P, reads: &[&[u8]], resume: bool) -> Vec<String> {
     let mut trace = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
+    let mut at = Resume::default();
     for read in reads {
         assert!(buf.len() <= p.max_frame(), "buffered past max_frame");
         buf.extend_from_slice(read);
         loop {
-            match p.decode(&buf) {
+            let decoded = p.decode(&buf);
+            if resume {
+                let resumed = p.decode_resume(&buf, &mut at);
+                assert_eq!(resumed, decoded, "resumed from {at:?} on {buf:?}");
+            }
+            match decoded {
                 Ok(Some((frame, used))) => {
+                    at = Resume::default();
                     assert!(
                         used >= 1 && used <= buf.len(),
                         "used {used} of {}",
@@ -92,6 +111,16 @@ fn check_split<P: Protocol>(p: &P, stream: &[u8], sizes: &[usize]) {
     let chunks = serve(p, &reads(stream, sizes));
     assert_eq!(whole, bytes, "one byte at a time, stream {stream:?}");
     assert_eq!(whole, chunks, "reads of {sizes:?}, stream {stream:?}");
+    let bytes = serve_with(p, &reads(stream, &[1]), true);
+    let chunks = serve_with(p, &reads(stream, sizes), true);
+    assert_eq!(
+        whole, bytes,
+        "resumed, one byte at a time, stream {stream:?}"
+    );
+    assert_eq!(
+        whole, chunks,
+        "resumed, reads of {sizes:?}, stream {stream:?}"
+    );
 }
 
 /// Random read sizes.
@@ -160,11 +189,18 @@ fn resp_args() -> impl Strategy<Value = Vec<Vec<u8>>> {
         word("QUIT"),
         word("CLIENT"),
         word("GET"),
+        word("HELLO"),
+        word("ECHO"),
+        word("SELECT"),
+        word("AUTH"),
         "[a-zA-Z]{1,8}".prop_map(String::into_bytes),
     ];
     let arg = prop_oneof![
         word("SETNAME"),
         word("setname"),
+        word("GETNAME"),
+        word("3"),
+        word("AUTH"),
         client_id().prop_map(String::into_bytes),
         token(),
     ];
@@ -323,16 +359,25 @@ enum Sent {
     Message(Vec<u8>),
     Quit,
     Unknown(Vec<u8>),
+    /// A [`Frame::Command`], as its `Debug` spells it.
+    Command(String),
 }
 
 impl Sent {
     fn of(frame: Frame<'_>) -> Sent {
         match frame {
             Frame::Ping { token } => Sent::Ping(token.map(<[u8]>::to_vec)),
-            Frame::Hello { client_id } => Sent::Hello(client_id.to_string()),
+            Frame::Hello {
+                client_id,
+                token: None,
+            } => Sent::Hello(client_id.to_string()),
+            Frame::Hello { client_id, token } => {
+                Sent::Command(format!("Hello {client_id} {token:?}"))
+            }
             Frame::Message(m) => Sent::Message(m.to_vec()),
             Frame::Quit => Sent::Quit,
             Frame::Unknown { command } => Sent::Unknown(command.to_vec()),
+            Frame::Command(c) => Sent::Command(format!("{c:?}")),
         }
     }
 }
@@ -386,6 +431,21 @@ fn resp_sent() -> impl Strategy<Value = (Vec<u8>, Sent)> {
             .prop_map(|(p, t)| (vec![p, t.clone()], Sent::Ping(Some(t)))),
         (mixed_case("client"), mixed_case("setname"), valid_id())
             .prop_map(|(c, s, id)| (vec![c, s, id.clone().into_bytes()], Sent::Hello(id))),
+        (mixed_case("echo"), vec(any::<u8>(), 0..16)).prop_map(|(e, t)| {
+            let sent = Sent::Command(format!("{:?}", Command::Echo(&t)));
+            (vec![e, t], sent)
+        }),
+        (mixed_case("hello"), select(vec![2u8, 3])).prop_map(|(h, v)| {
+            let sent = Sent::Command(format!(
+                "{:?}",
+                Command::Handshake {
+                    version: Some(v),
+                    client_id: None,
+                    token: None
+                }
+            ));
+            (vec![h, v.to_string().into_bytes()], sent)
+        }),
         (mixed_case("quit"), vec(token(), 0..2)).prop_map(|(q, rest)| {
             let mut args = vec![q];
             args.extend(rest);
@@ -393,7 +453,10 @@ fn resp_sent() -> impl Strategy<Value = (Vec<u8>, Sent)> {
         }),
         ("[a-zA-Z]{1,10}", vec(token(), 0..3))
             .prop_filter("not a known command", |(name, _)| {
-                !["ping", "quit", "client"].contains(&name.to_ascii_lowercase().as_str())
+                ![
+                    "ping", "quit", "client", "hello", "auth", "select", "info", "echo", "reset",
+                ]
+                .contains(&name.to_ascii_lowercase().as_str())
             })
             .prop_map(|(name, rest)| {
                 let mut args = vec![name.clone().into_bytes()];

@@ -274,3 +274,227 @@ fn the_seeds_own_select_client_behaves_the_same() {
         Command::new(&binary)
     });
 }
+
+// ---- redis-py and redis-cli -3: the Redis handshake ------------------------
+
+/// The Python of the redis-py venv that scripts/install-deps.sh makes.
+#[track_caller]
+fn redis_py() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-py/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-deps.sh (scripts/test.sh does)",
+        python.display()
+    );
+    python
+}
+
+/// Runs `script` with redis-py against port `port`; returns its stdout.
+#[track_caller]
+fn run_redis_py(port: u16, script: &str) -> String {
+    let mut child = Command::new(redis_py())
+        .args(["-c", script, &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("redis-py script still running after 60 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "redis-py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Events of a finished server, from its `--events` file.
+fn events_of(path: &Path) -> Vec<util::EventLine> {
+    parse_events(&std::fs::read_to_string(path).unwrap())
+}
+
+#[test]
+fn redis_py_connects_with_its_defaults_pings_pipelines_and_names_itself() {
+    let scratch = Scratch::new("redis-py");
+    let events = scratch.0.join("events.jsonl");
+    let server = Serve::start(&["--protocol", "resp", "--events", events.to_str().unwrap()]);
+    // Everything at redis-py's defaults (RESP3: it opens with HELLO 3),
+    // except the pipeline's transaction, which needs MULTI/EXEC.
+    let out = run_redis_py(
+        server.addr.port(),
+        r#"
+import sys, redis
+port = int(sys.argv[1])
+r = redis.Redis(host="127.0.0.1", port=port)
+print("version", redis.__version__.split(".")[0])
+print("ping", r.ping())
+conn = r.connection_pool.get_connection()
+print("proto", conn.handshake_metadata[b"proto"], conn.handshake_metadata[b"server"])
+r.connection_pool.release(conn)
+pipe = r.pipeline(transaction=False)
+for _ in range(1000):
+    pipe.ping()
+replies = pipe.execute()
+print("pipeline", len(replies), all(x is True for x in replies))
+print("getname", r.client_getname())
+print("setname", r.client_setname("py-dev"))
+print("getname", r.client_getname())
+print("echo", r.echo("hi there"))
+print("select", r.execute_command("SELECT", 0))
+info = r.info()
+print("info", "vigil_version" in info, info["redis_mode"])
+try:
+    r.get("k")
+except redis.ResponseError as e:
+    print("get", e)
+two = redis.Redis(host="127.0.0.1", port=port, protocol=2, client_name="py-two")
+print("resp2", two.ping(), two.client_getname())
+authed = redis.Redis(host="127.0.0.1", port=port, password="tok", client_name="py-auth")
+print("auth", authed.ping(), authed.client_getname())
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        ["version 8", "version 9"].contains(&lines[0]),
+        "redis-py {}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "ping True",
+            "proto 3 b'vigil'",
+            "pipeline 1000 True",
+            "getname None",
+            "setname True",
+            "getname py-dev",
+            "echo b'hi there'",
+            "select True",
+            "info True standalone",
+            "get unknown command 'GET'",
+            "resp2 True py-two",
+            "auth True py-auth",
+        ]
+    );
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let hellos: Vec<String> = events_of(&events)
+        .into_iter()
+        .filter(|e| e.event == "hello")
+        .filter_map(|e| e.client)
+        .collect();
+    assert_eq!(hellos, ["py-dev", "py-two", "py-auth"]);
+}
+
+/// `redis-cli -3` with `commands` on its standard input, one per line.
+fn redis_cli_3(port: u16, commands: &str) -> String {
+    let mut child = Command::new(tool("redis-cli"))
+        .args(["-3", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(commands.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "redis-cli -3: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn redis_cli_3_negotiates_resp3_and_gets_resp3_replies() {
+    let server = Serve::start(&["--protocol", "resp"]);
+    let port = server.addr.port();
+    // redis-cli -3 opens with HELLO 3 itself and fails to connect on an error.
+    let out = redis_cli_3(
+        port,
+        "ping\nclient getname\nclient setname cli-3\nclient getname\nhello\nhello 2\necho hi\n",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..4], ["PONG", "", "OK", "cli-3"], "{out}");
+    // A RESP3 map prints as "key value" lines; after HELLO 2 the same
+    // answer is a RESP2 array, one element per line.
+    let map = lines.iter().position(|l| *l == "server vigil").expect(&out);
+    assert_eq!(lines[map + 2], "proto 3", "{out}");
+    let array = lines.iter().position(|l| *l == "server").expect(&out);
+    assert!(array > map, "{out}");
+    assert_eq!(lines[array + 4..array + 6], ["proto", "2"], "{out}");
+    assert_eq!(lines.last(), Some(&"hi"), "{out}");
+    // The null of a RESP3 connection is `_`, RESP2's `$-1`, on the wire.
+    let mut peer = server.connect();
+    peer.send(b"HELLO 3\r\n");
+    // The map ends with "modules", an empty array.
+    let mut map = Vec::new();
+    while map.last().map(String::as_str) != Some("*0\r") {
+        map.push(peer.line().expect("the HELLO map"));
+    }
+    assert_eq!((map[0].as_str(), map.len()), ("%7\r", 26), "{map:?}");
+    assert_eq!(peer.ask("CLIENT GETNAME\r\n"), "_\r");
+    assert_eq!(peer.ask("RESET\r\n"), "+RESET\r");
+    assert_eq!(peer.ask("CLIENT GETNAME\r\n"), "$-1\r");
+}
+
+#[test]
+fn a_resp_multibulk_trickled_one_byte_per_write_costs_cpu_in_proportion_to_its_bytes() {
+    use std::io::Write;
+    let server = Serve::start(&["--protocol", "resp", "--timeout", "60s"]);
+    // One 63 KB request of 9,000 small arguments, the costly shape to
+    // re-walk (every header is read again), sent one byte per write; after
+    // each byte a second connection's PING comes back, so the server (one
+    // thread, events in order) has read that byte alone. Then the same
+    // number of bytes as complete one-byte requests (empty lines), the
+    // same way, for comparison.
+    let mut request = b"*9000\r\n".to_vec();
+    for _ in 0..9000 {
+        request.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    let baseline = vec![b'\n'; request.len()];
+    let mut pacer = server.connect();
+    let mut cpu = Vec::new();
+    for (what, bytes) in [("baseline", &baseline), ("trickled", &request)] {
+        let mut peer = server.connect();
+        let before = server.cpu_time();
+        let start = Instant::now();
+        for b in bytes.iter() {
+            peer.stream.write_all(std::slice::from_ref(b)).unwrap();
+            assert_eq!(pacer.ask("PING\r\n"), "+PONG\r");
+        }
+        peer.send(b"PING\r\n");
+        if what == "trickled" {
+            let answer = peer.line().expect("the request's answer");
+            assert_eq!(answer, "-ERR unknown command 'x'\r");
+        }
+        assert_eq!(peer.line().as_deref(), Some("+PONG\r"));
+        let used = server.cpu_time() - before;
+        eprintln!(
+            "{what}: {} bytes in {:?}, server CPU {used:?}",
+            bytes.len(),
+            start.elapsed()
+        );
+        cpu.push(used);
+    }
+    // Proportional to bytes: no more than a few times what the same bytes
+    // cost as complete requests. (Walking the request from its start on
+    // every read, as before, took over 60 s here: the peer timed out.)
+    assert!(
+        cpu[1] <= cpu[0] * 3 + Duration::from_millis(300),
+        "trickled {:?} vs baseline {:?}",
+        cpu[1],
+        cpu[0]
+    );
+}

@@ -4,10 +4,11 @@
 //! the codec, read sizes, and the stream a peer sends. [`check_split`] feeds
 //! the stream through the loop the server runs (append a read to the buffer,
 //! decode frames until "need more" or the first error) and asserts the
-//! codec contract on every step, and that the result does not depend on
-//! how the stream was split into reads.
+//! codec contract on every step, that resuming with the codec's `Resume`
+//! (as the server does) answers what `decode` answers at every step, and
+//! that the result does not depend on how the stream was split into reads.
 
-use vigil::protocol::Protocol;
+use vigil::protocol::{Protocol, Resume};
 
 /// What a fuzz target runs on, read from the fuzzer's bytes: byte 0 is
 /// `limit`, byte 1 the number `k` of read sizes (mod 32), the next `k`
@@ -69,6 +70,7 @@ pub fn reads<'a>(stream: &'a [u8], sizes: &[u8]) -> Vec<&'a [u8]> {
 pub fn serve<P: Protocol>(p: &P, reads: &[&[u8]]) -> Vec<String> {
     let mut trace = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
+    let mut resume = Resume::default();
     for read in reads {
         buf.extend_from_slice(read);
         assert!(
@@ -79,8 +81,12 @@ pub fn serve<P: Protocol>(p: &P, reads: &[&[u8]]) -> Vec<String> {
             read.len()
         );
         loop {
-            match p.decode(&buf) {
+            let decoded = p.decode(&buf);
+            let resumed = p.decode_resume(&buf, &mut resume);
+            assert_eq!(resumed, decoded, "resumed answer differs on {buf:?}");
+            match decoded {
                 Ok(Some((frame, used))) => {
+                    resume = Resume::default();
                     assert!(
                         used >= 1 && used <= buf.len(),
                         "used {used} of {}",

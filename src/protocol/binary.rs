@@ -159,7 +159,10 @@ impl Protocol for BinaryProtocol {
                 // Printable ASCII is valid UTF-8.
                 let client_id = std::str::from_utf8(payload)
                     .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-                Frame::Hello { client_id }
+                Frame::Hello {
+                    client_id,
+                    token: None,
+                }
             }
             kind::DATA => Frame::Message(payload),
             kind::QUIT if payload.is_empty() => Frame::Quit,
@@ -190,6 +193,8 @@ impl Protocol for BinaryProtocol {
             Reply::Bye(reason) => frame(kind::BYE, &[reason.as_str().as_bytes()], out),
             Reply::Quit => frame(kind::BYE, &[b"closed"], out),
             Reply::Unknown { command } => frame(kind::ERROR, &[command], out),
+            // This codec decodes no Frame::Command, so none is answered.
+            Reply::Command { .. } => {}
         }
     }
 
@@ -248,7 +253,7 @@ mod tests {
         check(
             64,
             &[0, 0, 0, 4, 3, b'd', b'e', b'v'],
-            &["Hello { client_id: \"dev\" }", "more(0)"],
+            &["Hello { client_id: \"dev\", token: None }", "more(0)"],
         );
         check(64, &[0, 0, 0, 1, 5], &["Message([])", "more(0)"]);
         check(

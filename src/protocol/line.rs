@@ -88,6 +88,8 @@ impl Protocol for LineProtocol {
                 out.extend_from_slice(command);
                 out.push(b'\n');
             }
+            // This codec decodes no Frame::Command, so none is answered.
+            Reply::Command { .. } => {}
         }
     }
 
@@ -154,7 +156,10 @@ fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
         // Printable ASCII is valid UTF-8.
         let client_id =
             std::str::from_utf8(id).map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-        return Ok(Frame::Hello { client_id });
+        return Ok(Frame::Hello {
+            client_id,
+            token: None,
+        });
     }
     Ok(Frame::Message(line))
 }
@@ -216,7 +221,7 @@ mod tests {
         check(
             64,
             b"HELLO dev-1\n",
-            &["Hello { client_id: \"dev-1\" }", "more(0)"],
+            &["Hello { client_id: \"dev-1\", token: None }", "more(0)"],
         );
         check(
             64,

@@ -18,6 +18,21 @@
 //! - Decoding is independent of how the stream was split into reads: the same
 //!   bytes give the same frames and errors whatever the read sizes were.
 //! - [`Protocol::encode`] appends to `out` and never fails.
+//! - **Resuming.** The server keeps a small [`Resume`] per connection while
+//!   it holds an incomplete frame, and calls [`Protocol::decode_resume`]
+//!   instead of [`Protocol::decode`]: after `Ok(None)`, the next call gets
+//!   the same bytes with more appended and the [`Resume`] the codec left,
+//!   so the codec can carry on where it stopped instead of walking the
+//!   frame from its start again (a frame trickled one byte per read would
+//!   otherwise cost O(n²)). Any other call starts from
+//!   `Resume::default()`. The results must be those of `decode` on the
+//!   same bytes; a codec that keeps no state leaves the default method,
+//!   which is `decode`.
+//! - **Commands.** A codec that speaks a richer protocol (RESP) may decode
+//!   requests about the connection itself into [`Frame::Command`]; the
+//!   server answers each with [`Reply::Command`], which carries the
+//!   connection's state, and hands nothing to the application. A codec
+//!   that never produces them may encode [`Reply::Command`] as nothing.
 
 pub mod binary;
 pub mod line;
@@ -45,6 +60,9 @@ pub enum Frame<'a> {
     Hello {
         /// The client id (1 to 128 printable ASCII characters, no spaces).
         client_id: &'a str,
+        /// The credential that proves the peer may use this id, if it sent
+        /// one (RESP: the password of `HELLO .. AUTH user password`).
+        token: Option<&'a [u8]>,
     },
     /// Anything else: application data, which the server passes on.
     Message(&'a [u8]),
@@ -57,6 +75,44 @@ pub enum Frame<'a> {
         /// The command's name as the peer sent it.
         command: &'a [u8],
     },
+    /// A request about the connection rather than a heartbeat (RESP's
+    /// handshake: `HELLO`, `CLIENT GETNAME`, `SELECT`, ...). The server
+    /// applies what it changes, answers [`Reply::Command`] and does not
+    /// call the application's handler.
+    Command(Command<'a>),
+}
+
+/// A request about the connection, from [`Frame::Command`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Negotiates the protocol version and, with a client id, is also a
+    /// HELLO (RESP: `HELLO [2|3] [AUTH user password] [SETNAME id]`). The
+    /// server records `version` for the connection and answers with its
+    /// description; a `client_id` then takes the id as [`Frame::Hello`]
+    /// does.
+    Handshake {
+        /// The protocol version asked for; `None` keeps the current one.
+        version: Option<u8>,
+        /// The client id to take, if any.
+        client_id: Option<&'a str>,
+        /// The credential sent with it, if any.
+        token: Option<&'a [u8]>,
+    },
+    /// Back to the connection's defaults (RESP's `RESET`: version 2).
+    Reset,
+    /// Asks for the connection's client id (RESP's `CLIENT GETNAME`).
+    GetName,
+    /// Asks for the connection's number (RESP's `CLIENT ID`).
+    Id,
+    /// Asks for the server's description (RESP's `INFO`).
+    Info,
+    /// Asks for `data` back (RESP's `ECHO`).
+    Echo(&'a [u8]),
+    /// Accepted and changes nothing (RESP's `SELECT 0`, `CLIENT SETINFO`).
+    Ok,
+    /// Refused with this error, spelled as the protocol's reference server
+    /// spells it so that clients recognise it (RESP: `NOPROTO ...`).
+    Error(&'static str),
 }
 
 /// Something the server sends to a peer.
@@ -86,6 +142,19 @@ pub enum Reply<'a> {
     Unknown {
         /// The command's name, as the peer sent it.
         command: &'a [u8],
+    },
+    /// The answer to a [`Frame::Command`], with what the codec needs to
+    /// know about the connection to spell it.
+    Command {
+        /// The command being answered.
+        command: Command<'a>,
+        /// The connection's number.
+        number: u64,
+        /// The connection's client id, if it has one.
+        client_id: Option<&'a str>,
+        /// The protocol version the connection negotiated (after the
+        /// command took effect); 0 if it never did.
+        version: u8,
     },
 }
 
@@ -223,6 +292,19 @@ pub trait Protocol {
     /// Appends the wire form of `reply` to `out`.
     fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>);
 
+    /// Decodes at most one frame from the front of `input`, carrying on
+    /// from where an earlier call on a shorter prefix of the same bytes
+    /// left off, as `resume` says (see the [module docs](self)). The
+    /// default forgets nothing because it keeps nothing: it is `decode`.
+    fn decode_resume<'a>(
+        &self,
+        input: &'a [u8],
+        resume: &mut Resume,
+    ) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        let _ = resume;
+        self.decode(input)
+    }
+
     /// The most bytes an incomplete frame may hold before it is rejected.
     /// The server never buffers more than this per connection.
     fn max_frame(&self) -> usize;
@@ -237,6 +319,17 @@ pub trait Protocol {
     fn max_pongs_per_interval(&self) -> Option<u32> {
         None
     }
+}
+
+/// Where a codec stopped in an incomplete frame, kept by the server
+/// between reads (see [`Protocol::decode_resume`]). Its meaning is the
+/// codec's; `Resume::default()` means "from the start".
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// How many bytes at the front of the input the codec has checked.
+    pub checked: u32,
+    /// What the codec was in the middle of, in its own words.
+    pub state: [u32; 3],
 }
 
 /// Whether `id` is a valid client id: 1 to 128 printable ASCII characters

@@ -81,7 +81,11 @@ impl Protocol for RawProtocol {
         match *reply {
             Reply::Pong { .. } => out.extend_from_slice(&self.ack),
             Reply::Message(m) => out.extend_from_slice(m),
-            Reply::Welcome { .. } | Reply::Bye(_) | Reply::Quit | Reply::Unknown { .. } => {}
+            Reply::Welcome { .. }
+            | Reply::Bye(_)
+            | Reply::Quit
+            | Reply::Unknown { .. }
+            | Reply::Command { .. } => {}
         }
     }
 

@@ -1,6 +1,7 @@
-//! The RESP protocol: enough of Redis's RESP2 for heartbeats, so that
-//! `redis-cli` and `redis-benchmark -t ping_inline,ping_mbulk` can talk to
-//! vigil.
+//! The RESP protocol: enough of Redis's RESP2 and RESP3 for heartbeats and
+//! for the handshake Redis clients open with, so that `redis-cli` (also
+//! `-3`), `redis-benchmark -t ping_inline,ping_mbulk` and libraries such as
+//! redis-py at their defaults can talk to vigil.
 //!
 //! # Requests
 //!
@@ -35,6 +36,7 @@
 //! | `PING <msg>`            | [`Frame::Ping`] with `<msg>`  | `$<len>\r\n<msg>\r\n` (bulk string)  |
 //! | `CLIENT SETNAME <id>`   | [`Frame::Hello`]              | `+OK\r\n`                            |
 //! | `QUIT` (any arguments)  | [`Frame::Quit`]               | `+OK\r\n`, then closes               |
+//! | `HELLO`, `AUTH`, `SELECT`, `INFO`, `ECHO`, `RESET`, `CLIENT GETNAME\|ID\|SETINFO` | [`Frame::Command`] | see below |
 //! | an empty request        | [`Frame::Message`] (empty)    | nothing: a sign of life, as Redis ignores it |
 //! | any other command       | [`Frame::Unknown`]            | `-ERR unknown command '<name>'\r\n`  |
 //!
@@ -45,6 +47,38 @@
 //! is cut to 128 bytes and every ASCII control byte (so `\r` and `\n`) is
 //! replaced by `?`.
 //!
+//! # The handshake
+//!
+//! Redis clients send these when they connect; each is a
+//! [`Frame::Command`], answered in Redis's spelling (a RESP3 type only on
+//! a connection that negotiated version 3 with `HELLO 3`):
+//!
+//! | peer sends | command | server answers |
+//! |------------|---------|----------------|
+//! | `HELLO [2\|3] [AUTH <user> <password>] [SETNAME <id>]` | [`Command::Handshake`] | Redis's server description: a map (`%7`) on RESP3, an array (`*14`) on RESP2; `SETNAME` then takes the id as `CLIENT SETNAME` does |
+//! | `RESET` | [`Command::Reset`] | `+RESET`, back to RESP2 |
+//! | `CLIENT GETNAME` | [`Command::GetName`] | the id as a bulk string; none: `$-1` (RESP2), `_` (RESP3) |
+//! | `CLIENT ID` | [`Command::Id`] | the connection's number, `:<n>` |
+//! | `INFO [...]` | [`Command::Info`] | a `# Server` section: bulk (RESP2), verbatim `=` (RESP3) |
+//! | `ECHO <msg>` | [`Command::Echo`] | `<msg>`, bulk |
+//! | `SELECT 0`, `CLIENT SETINFO LIB-NAME\|LIB-VER <v>`, `AUTH default <pw>` | [`Command::Ok`] | `+OK` |
+//! | anything refused | [`Command::Error`] | Redis's error for it |
+//!
+//! Refused, with Redis's words: a `HELLO` version other than 2 or 3
+//! (`-NOPROTO unsupported protocol version`) or not a number, an unknown
+//! or incomplete `HELLO` option, a `SETNAME` that is not a valid client id,
+//! `SELECT` of another database, `AUTH <password>` (no password is set) or
+//! another user, another `CLIENT SETINFO` attribute, and a wrong number of
+//! arguments (`-ERR wrong number of arguments for 'echo' command`). These
+//! never close the connection. `HELLO` reads at most eight arguments.
+//!
+//! # Incomplete requests
+//!
+//! [`Protocol::decode_resume`] keeps its place in an incomplete request
+//! (see the `scan` submodule): each byte is looked at once while the
+//! request is incomplete and once more when it is read whole, so a request
+//! trickled one byte per read costs O(n), not O(n²).
+//!
 //! # Other replies
 //!
 //! - Application data ([`Reply::Message`]) is a bulk string.
@@ -52,7 +86,13 @@
 //!   (for instance `-ERR closing: timeout\r\n`); the reasons are spelled as
 //!   in [`CloseReason::as_str`](super::CloseReason::as_str).
 
-use super::{valid_client_id, DecodeError, Frame, Protocol, Reply};
+mod command;
+mod scan;
+
+#[cfg(doc)]
+use super::Command;
+use super::{valid_client_id, DecodeError, Frame, Protocol, Reply, Resume};
+use scan::Scan;
 
 /// The default largest request, in bytes (Redis's inline limit).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
@@ -105,16 +145,29 @@ impl RespProtocol {
 
 impl Protocol for RespProtocol {
     fn decode<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
-        let parsed = match input.first() {
-            None => return Ok(None),
-            Some(b'*') => self.multibulk(input),
-            Some(_) => self.inline(input),
-        };
-        match parsed {
-            Ok((request, used)) => Ok(Some((request.frame()?, used))),
-            Err(Stop::More) => Ok(None),
-            Err(Stop::Error(e)) => Err(e),
+        self.decode_whole(input)
+    }
+
+    /// Reads a request once it is complete; while it is not, walks only the
+    /// bytes that arrived since the last call (see `scan`).
+    #[inline]
+    fn decode_resume<'a>(
+        &self,
+        input: &'a [u8],
+        resume: &mut Resume,
+    ) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        if resume.checked == 0 {
+            // Nothing checked yet (the scanner checks at least one byte of
+            // anything it keeps). Most requests arrive whole: read them as
+            // `decode` does, and only when one is incomplete, note where it
+            // stopped.
+            let decoded = self.decode_whole(input);
+            if let Ok(None) = decoded {
+                self.remember(input, resume);
+            }
+            return decoded;
         }
+        self.carry_on(input, resume)
     }
 
     fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
@@ -138,6 +191,12 @@ impl Protocol for RespProtocol {
                 );
                 out.extend_from_slice(b"'\r\n");
             }
+            Reply::Command {
+                command,
+                number,
+                client_id,
+                version,
+            } => command::encode(&command, number, client_id, version, out),
         }
     }
 
@@ -147,6 +206,92 @@ impl Protocol for RespProtocol {
 
     fn name(&self) -> &'static str {
         "resp"
+    }
+}
+
+/// Counts the bytes the decoder looks at, for the test that proves a
+/// trickled request costs O(n); nothing outside tests.
+#[cfg(test)]
+fn count_examined(n: usize) {
+    tests::EXAMINED.with(|c| c.set(c.get() + n as u64));
+}
+
+#[cfg(not(test))]
+fn count_examined(_: usize) {}
+
+impl RespProtocol {
+    /// Notes where the incomplete request in `input` stops, so that the
+    /// next call carries on from there; leaves `resume` at its default if
+    /// the scanner cannot keep the place (see [`RespProtocol::carry_on`]).
+    #[cold]
+    #[inline(never)]
+    fn remember(&self, input: &[u8], resume: &mut Resume) {
+        *resume = Resume::default();
+        // The scanner counts in u32; a larger limit simply does not resume.
+        if let Ok(max) = u32::try_from(self.max_frame) {
+            if scan::scan(input, max, resume) != Scan::More {
+                *resume = Resume::default();
+            }
+        }
+    }
+
+    /// Carries on with an incomplete request from where `resume` says:
+    /// only the new bytes are walked until the request is complete (or
+    /// wrong), and then it is read whole, once.
+    #[cold]
+    #[inline(never)]
+    fn carry_on<'a>(
+        &self,
+        input: &'a [u8],
+        resume: &mut Resume,
+    ) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        let Ok(max) = u32::try_from(self.max_frame) else {
+            *resume = Resume::default();
+            return self.decode_whole(input);
+        };
+        match scan::scan(input, max, resume) {
+            Scan::More => Ok(None),
+            Scan::Decide => {
+                *resume = Resume::default();
+                self.decode_whole(input)
+            }
+        }
+    }
+
+    /// Reads one request from the front of `input`, from its first byte.
+    #[inline]
+    fn decode_whole<'a>(&self, input: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, DecodeError> {
+        let parsed = match input.first() {
+            None => return Ok(None),
+            Some(b'*') => self.multibulk::<SHORT>(input),
+            Some(_) => self.inline::<SHORT>(input),
+        };
+        match parsed {
+            Ok((request, used)) if request.needs_more_arguments() => {
+                Ok(Some((self.long_request(input.get(..used))?, used)))
+            }
+            Ok((request, used)) => Ok(Some((request.frame()?, used))),
+            Err(Stop::More) => Ok(None),
+            Err(Stop::Error(e)) => Err(e),
+        }
+    }
+
+    /// The frame of a complete request that needs more than the first
+    /// three arguments (a long `HELLO`), read again keeping eight. Rare, so
+    /// kept out of the way of every other request, which keeps three.
+    #[cold]
+    #[inline(never)]
+    fn long_request<'a>(&self, request: Option<&'a [u8]>) -> Result<Frame<'a>, DecodeError> {
+        let request = request.unwrap_or_default();
+        let parsed = match request.first() {
+            Some(b'*') => self.multibulk::<LONG>(request),
+            _ => self.inline::<LONG>(request),
+        };
+        match parsed {
+            Ok((long, _)) => long.frame(),
+            // It was read whole once already: this cannot happen.
+            Err(_) => Err(DecodeError::BadFrame("request changed while read")),
+        }
     }
 }
 
@@ -173,15 +318,40 @@ impl From<DecodeError> for Stop {
     }
 }
 
-/// A parsed request: how many arguments it had and the first three, which
-/// are all any command looks at. Slices of the input, never copies.
-#[derive(Default)]
-struct Request<'a> {
+/// How many arguments a request keeps: the first three, which are all any
+/// command but `HELLO` looks at, or eight for a long `HELLO` (`HELLO 3
+/// AUTH user password SETNAME id` is seven).
+const SHORT: usize = 3;
+const LONG: usize = 8;
+
+/// A parsed request: how many arguments it had and the first `N`. Slices
+/// of the input, never copies.
+struct Request<'a, const N: usize> {
     argc: usize,
-    argv: [&'a [u8]; 3],
+    argv: [&'a [u8]; N],
 }
 
-impl<'a> Request<'a> {
+impl<const N: usize> Default for Request<'_, N> {
+    fn default() -> Self {
+        Request {
+            argc: 0,
+            argv: [&[]; N],
+        }
+    }
+}
+
+impl<'a, const N: usize> Request<'a, N> {
+    /// Whether this request is a `HELLO` with arguments past the first `N`
+    /// (which [`RespProtocol::long_request`] reads again, keeping more).
+    fn needs_more_arguments(&self) -> bool {
+        self.argc > N
+            && N < LONG
+            && self
+                .argv
+                .first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"HELLO"))
+    }
+
     fn push(&mut self, arg: &'a [u8]) {
         if let Some(slot) = self.argv.get_mut(self.argc) {
             *slot = arg;
@@ -191,7 +361,10 @@ impl<'a> Request<'a> {
 
     /// What the request means.
     fn frame(&self) -> Result<Frame<'a>, DecodeError> {
-        let [name, first, second] = self.argv;
+        let (name, first, second) = match self.argv.as_slice() {
+            [name, first, second, ..] => (*name, *first, *second),
+            _ => return Err(DecodeError::BadFrame("request kept too few arguments")),
+        };
         if self.argc == 0 {
             return Ok(Frame::Message(b""));
         }
@@ -222,9 +395,17 @@ impl<'a> Request<'a> {
             // Printable ASCII is valid UTF-8.
             let client_id = std::str::from_utf8(second)
                 .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-            return Ok(Frame::Hello { client_id });
+            return Ok(Frame::Hello {
+                client_id,
+                token: None,
+            });
         }
-        Ok(Frame::Unknown { command: name })
+        let connection = if name.eq_ignore_ascii_case(b"CLIENT") && self.argc >= 2 {
+            command::client(self)
+        } else {
+            command::frame(self)
+        };
+        Ok(connection.unwrap_or(Frame::Unknown { command: name }))
     }
 }
 
@@ -241,10 +422,12 @@ impl RespProtocol {
     }
 
     /// An inline request: one line, split at spaces.
-    fn inline<'a>(&self, input: &'a [u8]) -> Result<(Request<'a>, usize), Stop> {
+    fn inline<'a, const N: usize>(&self, input: &'a [u8]) -> Result<(Request<'a, N>, usize), Stop> {
         // The "\n" must be among the first `max_frame` bytes.
         let window = input.get(..self.max_frame).unwrap_or(input);
-        let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+        let nl = window.iter().position(|&b| b == b'\n');
+        count_examined(nl.map_or(window.len(), |nl| nl + 1));
+        let Some(nl) = nl else {
             return Err(if window.len() == self.max_frame {
                 self.too_long()
             } else {
@@ -262,7 +445,10 @@ impl RespProtocol {
     }
 
     /// A multibulk request: `*<n>\r\n` and `n` bulk strings.
-    fn multibulk<'a>(&self, input: &'a [u8]) -> Result<(Request<'a>, usize), Stop> {
+    fn multibulk<'a, const N: usize>(
+        &self,
+        input: &'a [u8],
+    ) -> Result<(Request<'a, N>, usize), Stop> {
         let mut at = Cursor {
             input,
             pos: 0,
@@ -312,17 +498,20 @@ impl<'a> Cursor<'a> {
         Stop::Error(DecodeError::TooLong { limit: self.max })
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, Stop> {
         if self.pos >= self.max {
             return Err(self.too_long());
         }
         let b = *self.input.get(self.pos).ok_or(Stop::More)?;
+        count_examined(1);
         self.pos += 1;
         Ok(b)
     }
 
     /// A bulk string's `len` bytes and the "\r\n" after them, refused as
     /// too long before any of it arrives if the "\r\n" would end past `max`.
+    #[inline]
     fn bulk(&mut self, len: usize) -> Result<&'a [u8], Stop> {
         let end = match self.pos.checked_add(len) {
             Some(end) if end.saturating_add(2) <= self.max => end,
@@ -334,6 +523,7 @@ impl<'a> Cursor<'a> {
         Ok(data)
     }
 
+    #[inline]
     fn crlf(&mut self, what: &'static str) -> Result<(), Stop> {
         if self.byte()? != b'\r' || self.byte()? != b'\n' {
             return Err(DecodeError::BadFrame(what).into());
@@ -344,6 +534,7 @@ impl<'a> Cursor<'a> {
     /// A decimal header number and its "\r\n": `None` for `-1` when
     /// `minus_one` allows it. A number larger than `max` cannot describe
     /// anything that fits, so it is too long as soon as it gets there.
+    #[inline]
     fn number(&mut self, minus_one: bool, what: &'static str) -> Result<Option<usize>, Stop> {
         let bad = || Stop::Error(DecodeError::BadFrame(what));
         let mut b = self.byte()?;
@@ -378,7 +569,13 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::CloseReason;
+    use crate::protocol::{CloseReason, Command};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Bytes the decoder and the scanner looked at on this thread.
+        pub(super) static EXAMINED: Cell<u64> = const { Cell::new(0) };
+    }
 
     /// Decodes everything in `input`, as the server would, into a readable
     /// trace: one entry per frame, then "need more" or the error.
@@ -392,7 +589,34 @@ mod tests {
         match *frame {
             Frame::Ping { token: None } => "ping".into(),
             Frame::Ping { token: Some(t) } => format!("ping {:?}", s(t)),
-            Frame::Hello { client_id } => format!("hello {client_id}"),
+            Frame::Hello {
+                client_id,
+                token: None,
+            } => format!("hello {client_id}"),
+            Frame::Hello {
+                client_id,
+                token: Some(t),
+            } => format!("hello {client_id} token {:?}", s(t)),
+            Frame::Command(Command::Handshake {
+                version,
+                client_id,
+                token,
+            }) => {
+                let mut out = "handshake".to_string();
+                if let Some(v) = version {
+                    out += &format!(" {v}");
+                }
+                if let Some(t) = token {
+                    out += &format!(" auth {:?}", s(t));
+                }
+                if let Some(id) = client_id {
+                    out += &format!(" name {id}");
+                }
+                out
+            }
+            Frame::Command(Command::Echo(data)) => format!("echo {:?}", s(data)),
+            Frame::Command(Command::Error(e)) => format!("-{e}"),
+            Frame::Command(c) => format!("{c:?}").to_lowercase(),
             Frame::Message(m) => format!("message {:?}", s(m)),
             Frame::Quit => "quit".into(),
             Frame::Unknown { command } => format!("unknown {:?}", s(command)),
@@ -637,5 +861,323 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), "-ERR unknown command ''\r\n".len() + 128);
+    }
+
+    /// Feeds `stream` one byte per read, keeping the [`Resume`] as the
+    /// server does, and checks every answer against `decode` on the same
+    /// bytes.
+    #[track_caller]
+    fn check_resume_matches_decode(p: &RespProtocol, stream: &[u8]) {
+        let mut buf = Vec::new();
+        let mut resume = Resume::default();
+        for &b in stream {
+            buf.push(b);
+            loop {
+                let whole = p.decode(&buf);
+                let before = resume;
+                let resumed = p.decode_resume(&buf, &mut resume);
+                assert_eq!(
+                    resumed,
+                    whole,
+                    "stream {:?}, buffered {:?}, resumed from {before:?}",
+                    String::from_utf8_lossy(stream),
+                    String::from_utf8_lossy(&buf)
+                );
+                match whole {
+                    Ok(Some((_, used))) => {
+                        buf.drain(..used);
+                        resume = Resume::default();
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resuming_answers_what_decode_answers_on_every_corruption() {
+        let requests: [&[u8]; 10] = [
+            b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$1\r\nd\r\n",
+            b"*2\r\n$4\r\nPING\r\n$3\r\nabc\r\n*1\r\n$4\r\nPING\r\n",
+            b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$2\r\nid\r\nPING\r\n",
+            b"*-1\r\n*0\r\n*01\r\n$004\r\nPING\r\n",
+            b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+            b"*1\r\n$0\r\n\r\n",
+            b"PING hello\r\nPING\n\n",
+            b"*12\r\n$1\r\na\r\n",
+            b"*1\r\n$20\r\n01234567890123456789\r\n",
+            b"*1\r\n$2\r\n\r\n\r\n",
+        ];
+        let swaps = b"\r\n*$-019x ";
+        for max in [8, 13, 14, 20, 40, 1024] {
+            let p = RespProtocol::new(max);
+            for request in requests {
+                check_resume_matches_decode(&p, request);
+                for i in 0..request.len() {
+                    for &swap in swaps {
+                        let mut bad = request.to_vec();
+                        bad[i] = swap;
+                        check_resume_matches_decode(&p, &bad);
+                        // Cut short right after the change, too.
+                        check_resume_matches_decode(&p, &bad[..=i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes examined to decode `stream` fed `step` bytes per read,
+    /// resuming or not.
+    fn work(p: &RespProtocol, stream: &[u8], step: usize, resume: bool) -> u64 {
+        EXAMINED.with(|c| c.set(0));
+        let mut buf = Vec::new();
+        let mut at = Resume::default();
+        let mut frames = 0;
+        for read in stream.chunks(step) {
+            buf.extend_from_slice(read);
+            loop {
+                let decoded = if resume {
+                    p.decode_resume(&buf, &mut at)
+                } else {
+                    p.decode(&buf)
+                };
+                match decoded.expect("a valid stream") {
+                    Some((_, used)) => {
+                        buf.drain(..used);
+                        at = Resume::default();
+                        frames += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        assert!(buf.is_empty() && frames >= 1, "{frames} frames");
+        EXAMINED.with(Cell::get)
+    }
+
+    #[test]
+    fn a_trickled_request_costs_linear_work() {
+        let p = RespProtocol::default();
+        // A 63 KB multibulk with one large bulk string.
+        let mut big = b"*2\r\n$4\r\nPING\r\n$64000\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 64_000));
+        big.extend_from_slice(b"\r\n");
+        // A 63 KB multibulk of 9,000 one-byte arguments.
+        let mut many = b"*9000\r\n".to_vec();
+        for _ in 0..9000 {
+            many.extend_from_slice(b"$1\r\na\r\n");
+        }
+        // A 63 KB inline request.
+        let mut line = b"PING ".to_vec();
+        line.extend(std::iter::repeat_n(b'y', 63_000));
+        line.extend_from_slice(b"\r\n");
+        for stream in [&big, &many, &line] {
+            let n = stream.len() as u64;
+            assert!(n > 63_000 && n < 65_536, "{n}");
+            let whole = work(&p, stream, stream.len(), true);
+            let trickled = work(&p, stream, 1, true);
+            // Each byte once while incomplete, once more when complete.
+            assert!(trickled <= 3 * n, "{trickled} bytes examined for {n}");
+            assert!(whole <= n, "{whole} bytes examined for {n}");
+        }
+        // Without resuming, a request is walked from its start on every
+        // read: quadratic, which is what the bounds above guard against
+        // (shown on 7 KB; 63 KB would take 2·10⁹ steps).
+        let mut small = b"*1000\r\n".to_vec();
+        for _ in 0..1000 {
+            small.extend_from_slice(b"$1\r\na\r\n");
+        }
+        let n = small.len() as u64;
+        let naive = work(&p, &small, 1, false);
+        assert!(naive > n * n / 4, "{naive} for {n}");
+        assert!(work(&p, &small, 1, true) <= 3 * n);
+    }
+
+    #[test]
+    fn connection_commands() {
+        // HELLO, checked in Redis's order: the version, then the options.
+        check(BIG, b"HELLO\r\n", &["handshake", "more(0)"]);
+        check(BIG, b"hello 3\r\n", &["handshake 3", "more(0)"]);
+        check(BIG, b"HELLO 2\r\n", &["handshake 2", "more(0)"]);
+        check(
+            BIG,
+            b"HELLO 3 AUTH default tok SETNAME dev\r\n",
+            &["handshake 3 auth \"tok\" name dev", "more(0)"],
+        );
+        // Past the three arguments other requests keep, in both forms.
+        check(
+            BIG,
+            b"*7\r\n$5\r\nhello\r\n$1\r\n2\r\n$4\r\nauth\r\n$1\r\nu\r\n$2\r\npw\r\n\
+              $7\r\nsetname\r\n$2\r\nid\r\nPING\r\n",
+            &["handshake 2 auth \"pw\" name id", "ping", "more(0)"],
+        );
+        check(
+            BIG,
+            b"HELLO 3 setname dev auth u p\r\n",
+            &["handshake 3 auth \"p\" name dev", "more(0)"],
+        );
+        let noproto = "-NOPROTO unsupported protocol version";
+        check(BIG, b"HELLO 1\r\n", &[noproto, "more(0)"]);
+        check(BIG, b"HELLO 4 SETNAME x\r\n", &[noproto, "more(0)"]);
+        check(BIG, b"HELLO -3\r\n", &[noproto, "more(0)"]);
+        let not_int = "-ERR Protocol version is not an integer or out of range";
+        check(BIG, b"HELLO three\r\n", &[not_int, "more(0)"]);
+        check(BIG, b"HELLO +3\r\n", &[not_int, "more(0)"]);
+        let syntax = "-ERR Syntax error in HELLO option";
+        check(BIG, b"HELLO 3 SETNAME\r\n", &[syntax, "more(0)"]);
+        check(BIG, b"HELLO 3 AUTH u\r\n", &[syntax, "more(0)"]);
+        check(BIG, b"HELLO 3 FOO\r\n", &[syntax, "more(0)"]);
+        check(
+            BIG,
+            b"HELLO 3 SETNAME a SETNAME b SETNAME c SETNAME d\r\n",
+            &[syntax, "more(0)"],
+        );
+        check(
+            BIG,
+            b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$3\r\na b\r\n",
+            &[
+                "-ERR Client names cannot contain spaces, newlines or special characters.",
+                "more(0)",
+            ],
+        );
+        // CLIENT: SETNAME is a HELLO; GETNAME, ID, SETINFO are answered;
+        // the rest is an unknown command named CLIENT.
+        check(BIG, b"CLIENT GETNAME\r\n", &["getname", "more(0)"]);
+        check(BIG, b"client id\r\n", &["id", "more(0)"]);
+        check(
+            BIG,
+            b"CLIENT SETINFO LIB-NAME redis-py\r\nCLIENT SETINFO lib-ver 8\r\n",
+            &["ok", "ok", "more(0)"],
+        );
+        check(
+            BIG,
+            b"CLIENT SETINFO color red\r\n",
+            &["-ERR Unrecognized option", "more(0)"],
+        );
+        check(
+            BIG,
+            b"CLIENT GETNAME x\r\n",
+            &[
+                "-ERR wrong number of arguments for 'client|getname' command",
+                "more(0)",
+            ],
+        );
+        // The rest of the handshake.
+        check(BIG, b"SELECT 0\r\n", &["ok", "more(0)"]);
+        check(
+            BIG,
+            b"SELECT 1\r\n",
+            &["-ERR DB index is out of range", "more(0)"],
+        );
+        check(
+            BIG,
+            b"SELECT x\r\n",
+            &["-ERR value is not an integer or out of range", "more(0)"],
+        );
+        check(
+            BIG,
+            b"SELECT\r\n",
+            &[
+                "-ERR wrong number of arguments for 'select' command",
+                "more(0)",
+            ],
+        );
+        check(
+            BIG,
+            b"INFO\r\nINFO server\r\n",
+            &["info", "info", "more(0)"],
+        );
+        check(
+            BIG,
+            b"ECHO hi\r\n*2\r\n$4\r\necho\r\n$0\r\n\r\n",
+            &["echo \"hi\"", "echo \"\"", "more(0)"],
+        );
+        check(
+            BIG,
+            b"ECHO\r\n",
+            &[
+                "-ERR wrong number of arguments for 'echo' command",
+                "more(0)",
+            ],
+        );
+        check(BIG, b"RESET\r\n", &["reset", "more(0)"]);
+        check(BIG, b"AUTH default pw\r\n", &["ok", "more(0)"]);
+        check(
+            BIG,
+            b"AUTH pw\r\n",
+            &["-ERR AUTH <password> called without any password configured for the default user. \
+               Are you sure your configuration is correct?", "more(0)"],
+        );
+        check(
+            BIG,
+            b"AUTH bob pw\r\n",
+            &[
+                "-WRONGPASS invalid username-password pair or user is disabled.",
+                "more(0)",
+            ],
+        );
+    }
+
+    #[test]
+    fn connection_command_replies() {
+        let p = RespProtocol::default();
+        let text = |command: Command<'_>, client_id: Option<&str>, version: u8| {
+            let mut out = Vec::new();
+            p.encode(
+                &Reply::Command {
+                    command,
+                    number: 42,
+                    client_id,
+                    version,
+                },
+                &mut out,
+            );
+            String::from_utf8(out).unwrap()
+        };
+        let hello = Command::Handshake {
+            version: None,
+            client_id: None,
+            token: None,
+        };
+        let v = env!("CARGO_PKG_VERSION");
+        let fields = format!(
+            "$6\r\nserver\r\n$5\r\nvigil\r\n$7\r\nversion\r\n${}\r\n{v}\r\n$5\r\nproto\r\n",
+            v.len()
+        );
+        let rest = "$2\r\nid\r\n:42\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+                    $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+        assert_eq!(text(hello, None, 3), format!("%7\r\n{fields}:3\r\n{rest}"));
+        for version in [0, 2] {
+            assert_eq!(
+                text(hello, None, version),
+                format!("*14\r\n{fields}:2\r\n{rest}")
+            );
+        }
+        assert_eq!(text(Command::GetName, None, 0), "$-1\r\n");
+        assert_eq!(text(Command::GetName, None, 3), "_\r\n");
+        assert_eq!(text(Command::GetName, Some("dev"), 3), "$3\r\ndev\r\n");
+        assert_eq!(text(Command::Id, None, 0), ":42\r\n");
+        assert_eq!(text(Command::Reset, None, 0), "+RESET\r\n");
+        assert_eq!(text(Command::Ok, None, 3), "+OK\r\n");
+        assert_eq!(text(Command::Echo(b"a\r\n"), None, 3), "$3\r\na\r\n\r\n");
+        assert_eq!(
+            text(
+                Command::Error("NOPROTO unsupported protocol version"),
+                None,
+                0
+            ),
+            "-NOPROTO unsupported protocol version\r\n"
+        );
+        let info =
+            format!("# Server\r\nvigil_version:{v}\r\nredis_mode:standalone\r\nloading:0\r\n");
+        assert_eq!(
+            text(Command::Info, None, 0),
+            format!("${}\r\n{info}\r\n", info.len())
+        );
+        assert_eq!(
+            text(Command::Info, None, 3),
+            format!("={}\r\ntxt:{info}\r\n", info.len() + 4)
+        );
     }
 }

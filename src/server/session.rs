@@ -80,12 +80,14 @@ use std::sync::Arc;
 
 use super::handler::{ConnInfo, Context, Handler, Outbox, Target};
 use super::presence::{LocalPresence, PresenceTable};
-use super::spill::Spill;
 use super::stats::Stats;
 use crate::detector::{Arrivals, PhiConfig};
 use crate::events::EventKind;
-use crate::protocol::{CloseReason, Frame, Protocol, Reply};
+use crate::protocol::{CloseReason, Command, Frame, Protocol, Reply, Resume};
 use crate::time::Tick;
+use partial::Partial;
+
+mod partial;
 
 /// A slab key with the generation of the connection that holds it.
 ///
@@ -132,13 +134,16 @@ pub(crate) struct Session {
     last_seen: Tick,
     /// The client id, after HELLO.
     client: Option<Arc<str>>,
-    /// Bytes of an incomplete frame.
-    input: Spill,
+    /// Bytes of an incomplete frame, and where the codec stopped in them.
+    input: Partial,
     /// When the current `max_pings` window started, and the heartbeats in
     /// it (two fields rather than a struct, so they share its padding).
     ping_window_start: Tick,
     pings_in_window: u32,
     state: State,
+    /// The protocol version the peer negotiated ([`Command::Handshake`]);
+    /// 0 until it does. One byte in what was padding.
+    version: u8,
 }
 
 impl Session {
@@ -340,10 +345,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             peer,
             last_seen: now,
             client: None,
-            input: Spill::default(),
+            input: Partial::default(),
             ping_window_start: 0,
             pings_in_window: 0,
             state: State::Open,
+            version: 0,
         };
         self.stats.accepted += 1;
         if self.settings.phi.is_some() {
@@ -391,7 +397,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             return false;
         }
         let heard_before = s.last_seen;
-        let mut pending = s.input.take();
+        // The codec resumes the incomplete frame where it stopped, so a
+        // frame trickled one byte per read costs O(n), not O(n²).
+        let (mut pending, mut resume) = s.input.take();
         let from_pending = !pending.is_empty();
         if from_pending {
             pending.extend_from_slice(data);
@@ -400,9 +408,10 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         let mut used = 0;
         let mut failed = None;
         while used < buf.len() {
-            match self.protocol.decode(&buf[used..]) {
+            match self.protocol.decode_resume(&buf[used..], &mut resume) {
                 Ok(Some((frame, n))) => {
                     used += n;
+                    resume = Resume::default();
                     s.last_seen = s.last_seen.max(now);
                     if let Err(reason) = self.on_frame(now, key, s, frame) {
                         failed = Some(reason);
@@ -435,9 +444,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             None => {
                 if from_pending {
                     pending.drain(..used);
-                    s.input.put(pending);
+                    s.input.put(pending, resume);
                 } else if used < data.len() {
-                    s.input.put(data[used..].to_vec());
+                    s.input.put(data[used..].to_vec(), resume);
                 }
                 true
             }
@@ -466,7 +475,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             return;
         }
         s.state = State::Closing(reason);
-        s.input = Spill::default();
+        s.input = Partial::default();
         let cref = s.conn_ref(key);
         let start = self.tx.bytes.len();
         if reason.says_bye() {
@@ -582,32 +591,17 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     self.reply(cref, &Reply::Pong { token });
                 }
             }
-            Frame::Hello { client_id } => {
+            Frame::Hello {
+                client_id,
+                token: _,
+            } => {
                 let welcome = Reply::Welcome {
                     client_id,
                     interval_ms: self.settings.interval_ms,
                     timeout_ms: self.settings.timeout_ms,
                 };
                 self.reply(cref, &welcome);
-                if s.client.as_deref() != Some(client_id) {
-                    if let Some(old) = &s.client {
-                        // The old id goes offline before anything is said
-                        // about the new one.
-                        self.presence.release(old, cref);
-                        self.event(s, EventKind::Renamed);
-                        s.client = None;
-                    }
-                    let (id, previous) = self.presence.claim(client_id, cref);
-                    if let Some(previous) = previous {
-                        self.closes.push_back((previous, CloseReason::Replaced));
-                    }
-                    s.client = Some(id);
-                    self.event(s, EventKind::Hello);
-                    if let Some(hello) = self.events.back_mut() {
-                        hello.replaces = previous;
-                    }
-                    self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info));
-                }
+                self.take_id(key, s, client_id);
             }
             Frame::Message(message) => {
                 self.call_handler(s, key, true, |h, ctx, info| {
@@ -619,8 +613,63 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 return Err(CloseReason::Closed);
             }
             Frame::Unknown { command } => self.reply(cref, &Reply::Unknown { command }),
+            Frame::Command(command) => self.on_command(key, s, command),
         }
         Ok(())
+    }
+
+    /// Gives connection `key` the client id `client_id`: releases its old
+    /// one, claims this one (the previous holder is closed, `replaced`),
+    /// the `hello` event and `on_hello`. The same id again changes nothing.
+    fn take_id(&mut self, key: u32, s: &mut Session, client_id: &str) {
+        if s.client.as_deref() == Some(client_id) {
+            return;
+        }
+        let cref = s.conn_ref(key);
+        if let Some(old) = &s.client {
+            // The old id goes offline before anything is said about the
+            // new one.
+            self.presence.release(old, cref);
+            self.event(s, EventKind::Renamed);
+            s.client = None;
+        }
+        let (id, previous) = self.presence.claim(client_id, cref);
+        if let Some(previous) = previous {
+            self.closes.push_back((previous, CloseReason::Replaced));
+        }
+        s.client = Some(id);
+        self.event(s, EventKind::Hello);
+        if let Some(hello) = self.events.back_mut() {
+            hello.replaces = previous;
+        }
+        self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info));
+    }
+
+    /// A request about the connection: applies the version it negotiates,
+    /// answers it from the connection's state, then takes the client id a
+    /// handshake names (after the answer, as for HELLO's WELCOME).
+    fn on_command(&mut self, key: u32, s: &mut Session, command: Command<'_>) {
+        match command {
+            Command::Handshake {
+                version: Some(v), ..
+            } => s.version = v,
+            Command::Reset => s.version = 0,
+            _ => {}
+        }
+        let reply = Reply::Command {
+            command,
+            number: s.number,
+            client_id: s.client.as_deref(),
+            version: s.version,
+        };
+        self.reply(s.conn_ref(key), &reply);
+        if let Command::Handshake {
+            client_id: Some(id),
+            ..
+        } = command
+        {
+            self.take_id(key, s, id);
+        }
     }
 
     /// Calls a handler hook for connection `key`, then queues what it asked

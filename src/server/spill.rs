@@ -4,7 +4,7 @@
 ///
 /// A plain `Vec` would take 24 bytes in every idle connection; the extra
 /// allocation is paid only by connections that have something buffered
-/// (an incomplete frame, or output the socket has not taken yet).
+/// (output the socket has not taken yet; see also the session's `Partial`).
 #[allow(clippy::box_collection)]
 #[derive(Debug, Default)]
 pub(crate) struct Spill(Option<Box<Vec<u8>>>);
@@ -27,20 +27,6 @@ impl Spill {
         self.0.get_or_insert_with(Box::default)
     }
 
-    /// Takes the contents out, leaving nothing allocated.
-    pub fn take(&mut self) -> Vec<u8> {
-        self.0.take().map(|b| *b).unwrap_or_default()
-    }
-
-    /// Keeps `v` if it holds anything; frees it otherwise.
-    pub fn put(&mut self, v: Vec<u8>) {
-        self.0 = if v.is_empty() {
-            None
-        } else {
-            Some(Box::new(v))
-        };
-    }
-
     pub fn release_if_empty(&mut self) {
         if self.is_empty() {
             self.0 = None;
@@ -57,13 +43,6 @@ mod tests {
         let mut s = Spill::default();
         assert!(s.is_empty());
         s.get_mut().extend_from_slice(b"ab");
-        assert_eq!(s.len(), 2);
-        let v = s.take();
-        assert_eq!(v, b"ab");
-        assert!(s.0.is_none());
-        s.put(Vec::new());
-        assert!(s.0.is_none());
-        s.put(v);
         assert_eq!(s.len(), 2);
         s.as_mut().unwrap().clear();
         s.release_if_empty();

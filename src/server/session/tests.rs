@@ -989,3 +989,93 @@ proptest! {
         prop_assert!(trace.contains(&bye), "{trace:?}");
     }
 }
+
+// ---- RESP: the Redis handshake, answered from the connection's state ----
+
+#[test]
+fn a_redis_handshake_negotiates_resp3_and_names_the_connection() {
+    let mut sim = Sim::with(RespProtocol::default(), settings(), true);
+    let c = sim.connect(0);
+    sim.take();
+    // No name yet, in RESP2: a null bulk string.
+    sim.send(1, c, b"CLIENT GETNAME\r\n");
+    check(&mut sim, &["1 c0 < $-1"]);
+    // HELLO 3 with SETNAME: the map in RESP3, then the id is taken as a
+    // HELLO takes it (event, hook); GETNAME now answers it.
+    sim.send(
+        2,
+        c,
+        b"HELLO 3 SETNAME dev\r\nCLIENT GETNAME\r\nCLIENT ID\r\n",
+    );
+    check(
+        &mut sim,
+        &[
+            "2 app hello #1 dev (1 online)",
+            &format!(
+                "2 c0 < %7 | $6 | server | $5 | vigil | $7 | version | ${} | {} | $5 | proto | :3 \
+                 | $2 | id | :1 | $4 | mode | $10 | standalone | $4 | role | $6 | master \
+                 | $7 | modules | *0 | $3 | dev | :1",
+                env!("CARGO_PKG_VERSION").len(),
+                env!("CARGO_PKG_VERSION")
+            ),
+            "2 hello #1 dev",
+        ],
+    );
+    // The negotiated version stays: a bare HELLO answers in RESP3 too.
+    sim.send(3, c, b"HELLO\r\n");
+    let t = sim.take();
+    assert!(t[0].starts_with("3 c0 < %7 | "), "{t:?}");
+    // RESET goes back to RESP2; the id stays.
+    sim.send(4, c, b"RESET\r\nHELLO\r\n");
+    let t = sim.take();
+    assert!(t[0].starts_with("4 c0 < +RESET | *14 | "), "{t:?}");
+    assert!(t[0].contains("| proto | :2 |"), "{t:?}");
+    assert_eq!(sim.s.online_count(), 1);
+}
+
+#[test]
+fn a_handshake_with_a_taken_name_takes_it_over_and_errors_change_nothing() {
+    let mut sim = Sim::with(RespProtocol::default(), settings(), false);
+    let a = sim.connect(0);
+    let b = sim.connect(0);
+    sim.send(1, a, b"CLIENT SETNAME dev\r\n");
+    sim.take();
+    // Refused: unsupported version, bad option. No version change, no id.
+    sim.send(
+        2,
+        b,
+        b"HELLO 4 SETNAME dev\r\nHELLO 3 SETNAME\r\nCLIENT GETNAME\r\n",
+    );
+    check(
+        &mut sim,
+        &["2 c1 < -NOPROTO unsupported protocol version \
+           | -ERR Syntax error in HELLO option | $-1"],
+    );
+    sim.send(3, b, b"HELLO 2 AUTH default secret SETNAME dev\r\n");
+    let t = sim.take();
+    assert!(t[0].starts_with("3 c1 < *14 | "), "{t:?}");
+    assert_eq!(
+        t[1..],
+        [
+            "3 c0 < -ERR closing: replaced [end]",
+            // The old holder's offline comes before the new holder's hello.
+            "3 offline #1 dev replaced",
+            "3 hello #2 dev",
+        ]
+    );
+}
+
+#[test]
+fn a_request_trickled_byte_by_byte_is_one_frame_and_one_sign_of_life() {
+    let mut sim = Sim::with(RespProtocol::default(), settings(), false);
+    let c = sim.connect(0);
+    sim.take();
+    let request = b"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n";
+    for (i, b) in request.iter().enumerate() {
+        sim.send(1 + i as Tick, c, std::slice::from_ref(b));
+    }
+    let done = request.len() as Tick;
+    check(&mut sim, &[&format!("{done} c0 < $5 | hello")]);
+    let s = &sim.conns[c as usize].as_ref().unwrap().session;
+    assert_eq!(s.last_seen(), done);
+}
