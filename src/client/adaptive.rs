@@ -12,6 +12,15 @@
 //! lengthening the interval while beats are answered and backing off when
 //! one is lost. This is the "smart heartbeat" of WeChat's Android client.
 //!
+//! # In-band search and probe connections
+//! [`AdaptiveInterval`] searches with the beats of the connection itself:
+//! each too-long interval it tries costs that connection. The client
+//! [`Session`](crate::client::Session) does not use it any more: it runs a
+//! [`ProbePlanner`] (module `planner`), which tries candidates on separate,
+//! short-lived probe connections and lets the main connection use only
+//! intervals a probe has proven. [`AdaptiveInterval`] stays for callers
+//! that can afford in-band losses.
+//!
 //! # What a beat proves
 //! A NAT's idle timer counts the silence on the flow, both ways. The
 //! session therefore reports every beat with its *quiet time*: how long
@@ -80,6 +89,10 @@
 
 use std::fmt;
 use std::time::Duration;
+
+mod planner;
+
+pub use planner::{Learned, ProbeOutcome, ProbePlanner};
 
 use crate::duration::{format_duration, parse_duration};
 use crate::time::millis_ceil;
@@ -199,6 +212,9 @@ pub enum ChangeReason {
     Restart,
     /// The server's timeout leaves no room for the old interval.
     ServerTimeout,
+    /// The network changed: the search starts over from what was learned
+    /// for the new one.
+    Network,
 }
 
 impl ChangeReason {
@@ -211,6 +227,7 @@ impl ChangeReason {
             ChangeReason::Settle => "settle",
             ChangeReason::Restart => "restart",
             ChangeReason::ServerTimeout => "server-timeout",
+            ChangeReason::Network => "network",
         }
     }
 }

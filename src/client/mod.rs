@@ -57,6 +57,7 @@
 pub mod adaptive;
 pub mod backoff;
 pub mod driver;
+pub mod netlink;
 pub mod session;
 mod transmit;
 pub mod wire;

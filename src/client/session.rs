@@ -97,7 +97,7 @@
 
 use std::collections::VecDeque;
 
-use super::adaptive::AdaptiveInterval;
+use super::adaptive::ProbePlanner;
 use super::backoff::Backoff;
 use super::wire::{self, ServerLine};
 use crate::protocol::{valid_client_id, DecodeError};
@@ -106,13 +106,15 @@ use crate::time::Tick;
 // The config and the event types sit in their own files, re-exported here.
 mod config;
 mod event;
+mod probe;
 
 pub use config::{
-    ConfigError, IntervalPolicy, ServerIndex, SessionConfig, DEFAULT_BACKOFF_BASE_MS,
-    DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_PENDING,
-    DEFAULT_REPLY_TIMEOUT_MS, HEALTHY_INTERVALS,
+    ConfigError, IntervalPolicy, Mode, ServerIndex, SessionConfig, BACKGROUND_MIN_BEATS,
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_MESSAGE, DEFAULT_MAX_PENDING, DEFAULT_REPLY_TIMEOUT_MS, HEALTHY_INTERVALS,
 };
 pub use event::{Action, DisconnectReason, Event, SendError, TransportEnd};
+pub use probe::{NetworkKey, ProbeAction, MAX_NETWORKS};
 
 /// The state a session is in, for getters and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +164,12 @@ pub struct Session {
     state: State,
     server: usize,
     backoff: Backoff,
-    /// The adaptive interval's search, with [`IntervalPolicy::Adaptive`];
-    /// boxed so sessions with a fixed interval do not pay for it.
-    adaptive: Option<Box<AdaptiveInterval>>,
+    /// The adaptive search and its probe connection, with
+    /// [`IntervalPolicy::Adaptive`]; boxed so sessions with a fixed
+    /// interval do not pay for it.
+    adaptive: Option<Box<probe::Adaptive>>,
+    /// Foreground or background (see [`Session::set_mode`]).
+    mode: Mode,
     next_seq: u64,
     /// Per connection: when a line last arrived and when output was last queued.
     last_rx: Tick,
@@ -193,7 +198,7 @@ impl Session {
         let adaptive = match config.interval {
             IntervalPolicy::Adaptive(c) => {
                 c.check().map_err(|_| ConfigError::BadAdaptive)?;
-                Some(Box::new(AdaptiveInterval::new(c)))
+                Some(Box::new(probe::Adaptive::new(ProbePlanner::new(c, now))))
             }
             _ => None,
         };
@@ -207,6 +212,7 @@ impl Session {
             server: 0,
             backoff,
             adaptive,
+            mode: Mode::Background,
             next_seq: 1,
             last_rx: now,
             last_tx: now,
@@ -245,11 +251,6 @@ impl Session {
             State::Online(o) => Some(self.interval_of(&o)),
             _ => None,
         }
-    }
-
-    /// The adaptive interval's search, with [`IntervalPolicy::Adaptive`].
-    pub fn adaptive(&self) -> Option<&AdaptiveInterval> {
-        self.adaptive.as_deref()
     }
 
     /// How many reconnect delays have been drawn since the backoff was last
@@ -375,6 +376,7 @@ impl Session {
             }
             _ => {}
         }
+        self.handle_probe_timeout(now);
     }
 
     /// Queues a message for the server. Refused when no connection is up
@@ -413,6 +415,7 @@ impl Session {
         self.connect_pending = None;
         self.state = State::Closed;
         self.drop_connection_buffers();
+        self.abort_probe(0);
     }
 
     // ---- outputs ----------------------------------------------------------
@@ -454,7 +457,7 @@ impl Session {
     /// When [`handle_timeout`](Session::handle_timeout) must next be called,
     /// or `None` once closed.
     pub fn poll_timeout(&self) -> Option<Tick> {
-        match self.state {
+        let main = match self.state {
             State::Waiting { until } => Some(until),
             State::Connecting { deadline } | State::Hello { deadline } => Some(deadline),
             State::Online(o) => Some(match o.ping {
@@ -462,6 +465,10 @@ impl Session {
                 None => self.beat_at(&o).min(self.silence_deadline(&o)),
             }),
             State::Closed => None,
+        };
+        match (main, self.probe_timeout()) {
+            (Some(m), Some(p)) => Some(m.min(p)),
+            (m, p) => m.or(p),
         }
     }
 
@@ -474,7 +481,13 @@ impl Session {
     /// The one place the interval is decided.
     fn interval_of(&self, o: &Online) -> u64 {
         match &self.adaptive {
-            Some(a) => a.current(),
+            Some(_) if self.mode == Mode::Foreground => self
+                .config
+                .foreground_interval_ms
+                .map_or(o.server_interval_ms, |f| f.get())
+                .max(1),
+            Some(a) if a.min_beats_left > 0 => a.planner.config().min_ms,
+            Some(a) => a.planner.interval(),
             None => self.config.interval.interval_ms(o.server_interval_ms),
         }
     }
@@ -535,7 +548,7 @@ impl Session {
         match line {
             ServerLine::Welcome(w) => {
                 if let Some(a) = &mut self.adaptive {
-                    let change = a.handle_server_timeout(w.timeout_ms);
+                    let change = a.planner.handle_server_timeout(w.timeout_ms);
                     self.report_change(change);
                 }
                 let online = match self.state {
@@ -571,9 +584,10 @@ impl Session {
                         seq: ping.seq,
                         rtt_ms: now.saturating_sub(ping.sent_at),
                     });
-                    if let Some(a) = &mut self.adaptive {
-                        let change = a.handle_answered(ping.quiet);
-                        self.report_change(change);
+                    if let Some(a) = self.adaptive.as_deref_mut() {
+                        if self.mode == Mode::Background {
+                            a.min_beats_left = a.min_beats_left.saturating_sub(1);
+                        }
                     }
                 }
             }
@@ -612,10 +626,12 @@ impl Session {
                     | DisconnectReason::Failed(_)
                     | DisconnectReason::Eof
             );
-            if let (Some(ping), Some(a), true) = (o.ping, &mut self.adaptive, lost) {
-                change = a.handle_lost(ping.quiet);
+            if let (Some(ping), true) = (o.ping, lost) {
+                change = self.main_beat_lost(now, ping.quiet);
             }
         }
+        // A probe needs the main connection's server: it ends with it.
+        self.abort_probe(now);
         self.close_pending |= close;
         self.drop_connection_buffers();
         self.events.push_back(Event::Disconnected {

@@ -58,6 +58,32 @@ pub struct ClientArgs {
     /// Do not print the server's lines to stdout.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Send stdin's lines to the server, and exit at end of input [default:
+    /// on only when stdin is a terminal; otherwise stdin is never read and
+    /// the client runs until SIGINT/SIGTERM, as a daemon].
+    #[arg(long, conflicts_with = "no_stdin")]
+    pub stdin: bool,
+
+    /// Never read stdin (run as a daemon even on a terminal).
+    #[arg(long)]
+    pub no_stdin: bool,
+
+    /// Start in the foreground mode (default: background). With --adaptive,
+    /// the foreground beats at a fixed interval and the background, after a
+    /// few beats at the minimum, at the adaptive one. SIGUSR1 switches to
+    /// the foreground, SIGUSR2 to the background.
+    #[arg(long)]
+    pub foreground: bool,
+
+    /// With --adaptive, the fixed interval in the foreground [default: the server's].
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub foreground_interval: Option<Duration>,
+
+    /// Do not watch the kernel's address and route changes (netlink); by
+    /// default a change of the connection's network reconnects at once.
+    #[arg(long)]
+    pub no_watch_network: bool,
 }
 
 impl ClientArgs {
@@ -70,6 +96,14 @@ impl ClientArgs {
         config.tcp_user_timeout = self.tcp_user_timeout;
         config.reply_timeout = self.timeout;
         config.quiet = self.quiet;
+        config.stdin = match (self.stdin, self.no_stdin) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        };
+        config.foreground = self.foreground;
+        config.foreground_interval = self.foreground_interval;
+        config.watch_network = !self.no_watch_network;
         config
     }
 }
