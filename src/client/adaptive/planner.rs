@@ -333,3 +333,6 @@ impl ProbePlanner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

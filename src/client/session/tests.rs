@@ -5,6 +5,7 @@ use std::io;
 
 use super::*;
 use crate::client::adaptive::{AdaptiveConfig, ChangeReason, ProbeOutcome};
+use crate::client::session::Mode;
 use crate::protocol::LineProtocol;
 use crate::server::session::{Session as ServerSession, Sessions, Settings};
 use crate::server::{LocalPresence, PresenceOnly};
@@ -1118,6 +1119,14 @@ impl Nat {
         }
     }
 
+    /// A NAT put on the link at `now` (the flow is fresh then).
+    fn since(timeout_ms: u64, now: u64) -> Nat {
+        Nat {
+            last_packet: now,
+            ..Nat::new(timeout_ms)
+        }
+    }
+
     /// Whether a packet sent at `now` gets through.
     fn pass(&mut self, now: u64) -> bool {
         if now.saturating_sub(self.last_packet) >= self.timeout_ms {
@@ -1739,7 +1748,7 @@ fn a_main_loss_at_a_proven_interval_restarts_from_min() {
     p.run(200_000);
     let held = p.client.interval_ms().expect("online");
     assert!(held >= 3_000, "{held}");
-    p.nat = Some(Nat::new(3_000));
+    p.nat = Some(Nat::since(3_000, p.now));
     p.run(400_000);
     let downs = p.disconnects();
     assert_eq!(downs.len(), 1, "{downs:?}");
@@ -1753,4 +1762,149 @@ fn a_main_loss_at_a_proven_interval_restarts_from_min() {
     // Then the probes find the new NAT without another main loss.
     let held = p.client.interval_ms().expect("online");
     assert!((2_400..3_000).contains(&held), "{held}: {changes:?}");
+}
+
+// ---- foreground and background, network changes ------------------------
+
+/// The `PingSent` times in `from..to`.
+fn pings_between(p: &Pair, from: u64, to: u64) -> Vec<u64> {
+    p.events
+        .iter()
+        .filter(|(t, e)| (from..to).contains(t) && matches!(e, Event::PingSent { .. }))
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+fn gaps(times: &[u64]) -> Vec<u64> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[test]
+fn foreground_is_fixed_and_background_starts_with_minimum_beats() {
+    let mut c = SessionConfig::new("dev", 1);
+    c.interval = IntervalPolicy::Adaptive(AdaptiveConfig::new(1_000, 20_000));
+    c.reply_timeout_ms = 1_000;
+    c.foreground_interval_ms = std::num::NonZeroU64::new(5_000);
+    let mut p = Pair::new(c, SimServer::new(30_000));
+    // The default is the background: the search runs, the beats follow.
+    assert_eq!(p.client.mode(), Mode::Background);
+    p.run(300_000);
+    assert_eq!(p.client.interval_ms(), Some(18_000));
+    // Foreground: the fixed interval at once.
+    assert!(p.client.set_mode(300_000, Mode::Foreground));
+    assert!(!p.client.set_mode(300_000, Mode::Foreground));
+    assert_eq!(p.client.interval_ms(), Some(5_000));
+    p.run(360_000);
+    let fg = pings_between(&p, 300_000, 360_000);
+    assert!(gaps(&fg).iter().all(|g| *g == 5_000), "{fg:?}");
+    assert!(fg.len() >= 11, "{fg:?}");
+    // Background again: three beats at the minimum, then the adaptive one.
+    assert!(p.client.set_mode(360_000, Mode::Background));
+    assert_eq!(p.client.interval_ms(), Some(1_000));
+    // The shorter interval is overdue: a driver fires it at once.
+    p.client.handle_timeout(360_000);
+    p.outputs();
+    p.run(460_000);
+    let bg = pings_between(&p, 360_000, 460_000);
+    let bg_gaps = gaps(&bg);
+    assert_eq!(&bg_gaps[..2], [1_000, 1_000], "{bg:?}");
+    assert!(bg_gaps[2..].iter().all(|g| *g == 18_000), "{bg:?}");
+    assert_eq!(p.client.interval_ms(), Some(18_000));
+    assert_eq!(p.disconnects(), []);
+}
+
+#[test]
+fn modes_change_nothing_without_an_adaptive_policy() {
+    let mut p = Pair::new(SessionConfig::new("dev", 1), SimServer::new(10_000));
+    p.run(50_000);
+    assert!(p.client.set_mode(50_000, Mode::Foreground));
+    assert_eq!(p.client.interval_ms(), Some(10_000));
+    assert!(p.client.set_mode(50_000, Mode::Background));
+    assert_eq!(p.client.interval_ms(), Some(10_000));
+}
+
+#[test]
+fn a_network_change_reconnects_at_once_and_keeps_what_was_learned() {
+    let home = NetworkKey {
+        local: Some([10, 0, 0, 2].into()),
+        gateway: Some([10, 0, 0, 1].into()),
+    };
+    let office = NetworkKey {
+        local: Some([192, 168, 1, 7].into()),
+        gateway: Some([192, 168, 1, 1].into()),
+    };
+    let mut p = adaptive_pair(400, 20_000, |a| a.reprobe_after = 4);
+    p.nat = Some(Nat::new(3_000));
+    p.client.handle_network(0, home);
+    p.run(200_000);
+    let at_home = p.client.interval_ms().expect("online");
+    assert!((2_400..3_000).contains(&at_home), "{at_home}");
+
+    // The phone moves to the office (a 10 s NAT): reconnect at once, to
+    // the same server, and search from scratch.
+    p.client.handle_network_change(200_000);
+    p.outputs();
+    p.nat = Some(Nat::since(10_000, 200_000));
+    let moved: Vec<String> = p
+        .events
+        .iter()
+        .filter(|(t, _)| *t == 200_000)
+        .map(|(_, e)| show_event(e))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            format!("interval {at_home}->400 network"),
+            "down 0 Failed(NetworkDown)".to_owned(),
+            "reconnect 0 attempt=0 delay=0".to_owned(),
+        ]
+    );
+    p.run(200_100);
+    assert_eq!(p.client.phase(), Phase::Online);
+    p.client.handle_network(200_100, office);
+    assert_eq!(p.client.network(), Some(office));
+    p.run(600_000);
+    let at_office = p.client.interval_ms().expect("online");
+    assert!((8_000..10_000).contains(&at_office), "{at_office}");
+
+    // Back home: what was learned there applies as soon as it is known.
+    p.client.handle_network_change(600_000);
+    p.outputs();
+    p.nat = Some(Nat::since(3_000, 600_000));
+    p.run(600_100);
+    p.client.handle_network(600_100, home);
+    assert_eq!(p.client.interval_ms(), Some(at_home));
+    p.run(700_000);
+    // The only disconnects were the two moves.
+    let downs = p.disconnects();
+    assert_eq!(
+        downs,
+        [
+            (
+                200_000,
+                DisconnectReason::Failed(io::ErrorKind::NetworkDown)
+            ),
+            (
+                600_000,
+                DisconnectReason::Failed(io::ErrorKind::NetworkDown)
+            ),
+        ]
+    );
+    // A network noticed late (no change reported first) also switches.
+    p.client.handle_network(700_000, office);
+    assert_eq!(p.client.interval_ms(), Some(at_office));
+}
+
+#[test]
+fn a_network_change_cuts_a_backoff_wait_short() {
+    let mut h = Harness::new(config());
+    h.connected(0);
+    h.closed(10, TransportEnd::Error(io::ErrorKind::NetworkUnreachable));
+    h.take();
+    // Backoff 0 in this config: waiting until 10; a long one shown by hand.
+    h.s.state = State::Waiting { until: 60_000 };
+    h.now = 20;
+    h.s.handle_network_change(20);
+    h.drain();
+    check(&mut h, &["20 connect 0"]);
 }
