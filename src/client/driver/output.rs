@@ -75,7 +75,21 @@ impl Driver {
                 Event::Probe {
                     interval_ms,
                     outcome,
-                } => info!("probe of {interval_ms} ms: {}", outcome.as_str()),
+                } => {
+                    let beating = self
+                        .session
+                        .interval_ms()
+                        .map_or_else(String::new, |i| format!("; beating every {i} ms"));
+                    let settled = if self.session.adaptive().is_some_and(|a| a.is_settled()) {
+                        "; settled"
+                    } else {
+                        ""
+                    };
+                    info!(
+                        "probe of {interval_ms} ms: {}{beating}{settled}",
+                        outcome.as_str()
+                    );
+                }
                 Event::ReconnectScheduled {
                     server,
                     attempt,
