@@ -16,7 +16,7 @@
 //! [`AdaptiveInterval`] searches with the beats of the connection itself:
 //! each too-long interval it tries costs that connection. The client
 //! [`Session`](crate::client::Session) does not use it any more: it runs a
-//! [`ProbePlanner`] (module `planner`), which tries candidates on separate,
+//! [`ProbePlanner`] ([`planner`]), which tries candidates on separate,
 //! short-lived probe connections and lets the main connection use only
 //! intervals a probe has proven. [`AdaptiveInterval`] stays for callers
 //! that can afford in-band losses.
@@ -90,7 +90,7 @@
 use std::fmt;
 use std::time::Duration;
 
-mod planner;
+pub mod planner;
 
 pub use planner::{Learned, ProbeOutcome, ProbePlanner};
 

@@ -21,7 +21,9 @@
 //! - **Tokens** are never reused: each connection gets a fresh one, so an
 //!   event still queued for a socket closed earlier in the same batch is
 //!   recognised as stale and ignored.
-//! - **Stdin** is read by a helper thread that blocks on it, hands lines to
+//! - **Stdin** is read only on a terminal, or with `--stdin`
+//!   ([`ClientConfig::stdin`]); otherwise the client runs until a signal,
+//!   as a daemon. When read, it is read by a helper thread that blocks on it, hands lines to
 //!   the loop through a bounded channel and wakes it with a mio `Waker`.
 //!   That works the same for a terminal, a pipe, a file or `/dev/null`
 //!   (epoll refuses regular files), and never flips the terminal's shared
@@ -31,6 +33,15 @@
 //!   the lines before it are sent; so do `SIGINT` and `SIGTERM`, at once. The client leaves without a
 //!   word (the protocol has no client `BYE`): dropping the socket closes it,
 //!   after one last non-blocking attempt to write what is pending.
+//! - **Probes** (`driver/probe.rs`): with an adaptive interval the session
+//!   asks for short-lived probe connections to its server; the driver
+//!   opens them like the main one, on fresh tokens, and feeds them to the
+//!   `handle_probe_*` inputs.
+//! - **Signals**: `SIGINT`/`SIGTERM` end the client (exit 0);
+//!   `SIGUSR1`/`SIGUSR2` switch to the foreground/background mode.
+//! - **Networks** (`driver/netwatch.rs`): a non-blocking `NETLINK_ROUTE`
+//!   socket in the same `Poll`; when the connection's local address goes
+//!   away or the default route changes, the session is told at once.
 //! - **Time** is a [`Tick`] from the one [`Clock`] that [`run`] starts:
 //!   read for each input as it is handed to the session (rounded down, so
 //!   a reply is never stamped late), and for each wait. The configured

@@ -29,15 +29,26 @@
 //!   timeout, or the server is dead (`no-welcome`).
 //! - **Interval.** The interval in effect is decided in one place
 //!   (`interval_of`): the `interval=` of the last `WELCOME`, the user's
-//!   fixed interval, or, with [`IntervalPolicy::Adaptive`], the current
-//!   value of an [`AdaptiveInterval`] that lives across reconnects. The
-//!   session feeds it the outcome of every beat with the beat's *quiet
-//!   time* (how long nothing had been sent or received when the `PING`
-//!   went out): a `PONG` is an answered beat; a ping-timeout, or the
-//!   connection failing or ending while a `PING` is outstanding, is a lost
-//!   one. A `BYE`, a bad line or a failed connect says nothing about idle
-//!   timeouts and is not reported. Every change is an
-//!   [`Event::IntervalChanged`] with its reason.
+//!   fixed interval, or, with [`IntervalPolicy::Adaptive`], the interval a
+//!   [`ProbePlanner`] has proven (less a margin), which lives across
+//!   reconnects. The search runs on short-lived probe connections
+//!   (`session/probe.rs`: [`ProbeAction`], `handle_probe_*`,
+//!   [`poll_probe_transmit`](Session::poll_probe_transmit)), never with the
+//!   main connection's beats; a beat the main connection loses at a proven
+//!   interval (its quiet time at least 80% of it) tells the planner the
+//!   path got worse. Every change is an [`Event::IntervalChanged`] with its
+//!   reason, every probe an [`Event::Probe`].
+//! - **Modes.** With an adaptive policy, [`Session::set_mode`]: the
+//!   foreground beats at a fixed interval
+//!   ([`SessionConfig::foreground_interval_ms`], or the server's); on
+//!   entering the background, [`BACKGROUND_MIN_BEATS`] answered beats at
+//!   the minimum come first, then the adaptive interval. The default is the
+//!   background.
+//! - **Networks.** [`Session::handle_network_change`] (the driver saw the
+//!   connection's address go, or the default route change) drops the
+//!   connection and reconnects at once to the same server, without a
+//!   backoff delay; [`Session::handle_network`] names the network a new
+//!   connection runs on, and the search starts from what it learned there.
 //! - **When to beat.** A `PING <seq>` goes out when the line has been idle
 //!   for a whole interval: nothing *received* for an interval (the liveness
 //!   check), or nothing *sent* for an interval (so the server, whose timeout
@@ -93,7 +104,7 @@
 //! ```
 //!
 //! [`Backoff`]: super::backoff::Backoff
-//! [`AdaptiveInterval`]: super::adaptive::AdaptiveInterval
+//! [`ProbePlanner`]: super::adaptive::ProbePlanner
 
 use std::collections::VecDeque;
 
