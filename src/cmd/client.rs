@@ -11,7 +11,8 @@ use vigil::duration::{format_duration, parse_duration};
 use vigil::Keepalive;
 
 /// Connect to a vigil server, keep the connection alive with heartbeats,
-/// and chat: stdin lines go to the server, server lines go to stdout.
+/// and chat: stdin lines go to the server (on a terminal, or with --stdin),
+/// server lines go to stdout.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct ClientArgs {
     /// Servers to use, tried in turn when one fails.
@@ -31,9 +32,10 @@ pub struct ClientArgs {
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub interval: Option<Duration>,
 
-    /// Adaptive heartbeat: start at MIN and lengthen the interval while
-    /// beats are answered, back off below one that is lost (a NAT's idle
-    /// timeout), never past MAX or 90% of the server's timeout (e.g. 5s..5m).
+    /// Adaptive heartbeat: search, on short-lived probe connections, for the
+    /// longest interval the path keeps alive (below a NAT's idle timeout),
+    /// from MIN up to MAX and never past 90% of the server's timeout; the
+    /// connection itself only beats at intervals a probe proved (e.g. 5s..5m).
     #[arg(
         long,
         value_name = "MIN..MAX",
