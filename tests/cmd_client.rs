@@ -140,6 +140,8 @@ fn daemon_mode_and_network_flags() {
         "--id",
         "x",
         "--stdin",
+        "--adaptive",
+        "5s..5m",
         "--foreground",
         "--foreground-interval",
         "30s",

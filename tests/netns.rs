@@ -7,7 +7,7 @@
 //! message saying so. They run in parallel (cargo's default, one test per
 //! core), except that the 1,000-client test takes [`HEAVY`] exclusively so
 //! that its CPU burst cannot skew the tight timings of the fault tests on a
-//! small machine. The whole file takes about 70 s on two cores, most of it
+//! small machine. The whole file takes about 55 s on two cores, most of it
 //! the adaptive heartbeat's search.
 
 mod netlab;
@@ -716,7 +716,8 @@ fn wait_until(what: &str, patience: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The longest test (a search of about 40 s, then a 30 s run), named to
+/// The longest test (a search of about 16 s on probe connections, then a
+/// 30 s run), named to
 /// start first. It takes no lock: it measures idle gaps of seconds against
 /// a margin of hundreds of milliseconds, which the 1,000-client test's CPU
 /// burst cannot eat.

@@ -207,7 +207,8 @@ impl ClientConfig {
 
 pub use crate::error::{Error, ErrorKind};
 
-/// Runs the client until stdin ends or `SIGINT`/`SIGTERM` arrives; server
+/// Runs the client until `SIGINT`/`SIGTERM` arrives, or stdin ends when it
+/// is read ([`ClientConfig::stdin`]); server
 /// failures never end it, they lead to reconnects. Returns an error only
 /// for a bad config, an unresolvable server, or a failing event loop, stdin
 /// or stdout (a closed stdout pipe ends the client cleanly).
@@ -704,6 +705,14 @@ mod tests {
         c.interval = None;
         c.reply_timeout = Duration::ZERO;
         assert!(c.session_config(1).is_err());
+        c.reply_timeout = Duration::from_secs(10);
+        // The foreground interval rounds up too, and may not be zero.
+        c.foreground_interval = Some(Duration::from_micros(2_500));
+        let s = c.session_config(1).expect("valid");
+        assert_eq!(s.foreground_interval_ms.map(|f| f.get()), Some(3));
+        c.foreground_interval = Some(Duration::ZERO);
+        let e = c.session_config(1).expect_err("zero");
+        assert!(e.to_string().contains("foreground interval"), "{e}");
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub struct ClientArgs {
     pub foreground: bool,
 
     /// With --adaptive, the fixed interval in the foreground [default: the server's].
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, requires = "adaptive")]
     pub foreground_interval: Option<Duration>,
 
     /// Do not watch the kernel's address and route changes (netlink); by

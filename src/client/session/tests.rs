@@ -1643,6 +1643,31 @@ fn probe_garbage_never_panics_and_is_bounded() {
     h.s.handle_probe_connected(2_010);
     h.s.handle_probe_transmitted(1_000);
     assert!(!h.s.probe_active());
+    let trace = h.take();
+    assert!(
+        trace.contains(&"2007 probe 2000 inconclusive".to_owned()),
+        "{trace:?}"
+    );
+    // A BYE under the PING proves nothing; an end of stream under it is a
+    // loss (a NAT answering a forgotten flow with a reset, or a FIN).
+    answering(&mut h, 4_007);
+    assert!(h.s.probe_active());
+    h.probe_connected(4_010);
+    answering(&mut h, 6_010);
+    h.probe_recv(6_011, b"BYE shutdown\n");
+    assert!(h
+        .take()
+        .contains(&"6011 probe 2000 inconclusive".to_owned()));
+    answering(&mut h, 8_011);
+    h.probe_connected(8_012);
+    answering(&mut h, 10_012);
+    h.probe_closed(10_013, TransportEnd::Eof);
+    let trace = h.take();
+    assert!(
+        trace.contains(&"10013 probe 2000 lost".to_owned()),
+        "{trace:?}"
+    );
+    assert_eq!(h.s.adaptive().and_then(|a| a.failed()), Some(2_000));
 }
 
 /// The main connection is never lost to the search: over twelve hours
