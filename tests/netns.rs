@@ -427,7 +427,7 @@ fn tcp_keepalive_finds_a_cut_peer_when_heartbeats_are_off() {
         ever(),
     );
     // One client with kernel keepalive of its own, one without.
-    let with = Proc::client(
+    let mut with = Proc::client(
         &net,
         "ka-on",
         &addr,
@@ -471,6 +471,10 @@ fn tcp_keepalive_finds_a_cut_peer_when_heartbeats_are_off() {
     // The client without keepalive, and with heartbeats ten minutes apart,
     // has noticed nothing.
     assert_eq!(without.count("reconnecting"), 0, "{:#?}", without.lines());
+    // The client with keepalive is reconnecting through the partition; stop
+    // it before healing, or a retransmitted SYN could land in the gap
+    // before the server stops and make a third connection.
+    assert!(with.stop());
     net.heal();
     assert!(server.stop());
     let evs = events(&events_file);
