@@ -123,10 +123,13 @@ pub struct AdaptiveConfig {
     /// The longest interval, in ms (at least `min_ms`).
     pub max_ms: u64,
     /// Answered beats at an interval before a longer one is tried (at
-    /// least 1). Default: [`DEFAULT_STEP_AFTER`].
+    /// least 1), by [`AdaptiveInterval`] ([`ProbePlanner`] needs one
+    /// answered probe). Default: [`DEFAULT_STEP_AFTER`].
     pub step_after: u32,
     /// Answered beats at the settled interval before the failure bound is
-    /// tried again (at least 1). Default: [`DEFAULT_REPROBE_AFTER`].
+    /// tried again (at least 1); for [`ProbePlanner`], main intervals of
+    /// hold before the bound is probed again. Default:
+    /// [`DEFAULT_REPROBE_AFTER`].
     pub reprobe_after: u32,
     /// The safety margin kept below an interval known to work, in percent
     /// (0 to 50). Default: [`DEFAULT_MARGIN_PCT`].

@@ -231,9 +231,10 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
 
     if let Some(a) = &config.adaptive {
         info!(
-            "adaptive interval: from {} ms up to {} ms, stepping up after {} answered beats, \
-             {}% margin below what worked, re-probing after {} beats",
-            a.min_ms, a.max_ms, a.step_after, a.margin_pct, a.reprobe_after
+            "adaptive interval: from {} ms up to {} ms, searched on probe connections; \
+             beating {}% below what a probe proved; once settled, the failed bound is \
+             probed again after {} intervals (doubling after each loss)",
+            a.min_ms, a.max_ms, a.margin_pct, a.reprobe_after
         );
     }
     if let Some(k) = &config.tcp_keepalive {
