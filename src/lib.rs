@@ -23,9 +23,10 @@
 //!   codec, the [`server::Handler`], presence, counters, output queues) is
 //!   `Sessions`. Presence is consulted only through `PresenceTable`.
 //! - [`client::session`]: the client's rules (login, beats, dead-server
-//!   verdicts, reconnects with jittered backoff), with
-//!   [`client::adaptive`] (the longest interval a NAT keeps alive) and
-//!   [`client::backoff`].
+//!   verdicts, reconnects with jittered backoff, probe connections, modes,
+//!   network changes), with [`client::adaptive`] (the longest interval a
+//!   NAT keeps alive, searched on probe connections), [`client::backoff`]
+//!   and [`client::netlink`] (the kernel's address and route messages).
 //! - [`load::phase`]: the load generator's ramp, hold and drain.
 //! - [`wheel`]: a hashed timing wheel, O(1) arm, cancel and re-arm, no
 //!   allocation in steady state.

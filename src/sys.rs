@@ -357,6 +357,41 @@ pub fn connect_result(stream: &mio::net::TcpStream) -> io::Result<bool> {
     }
 }
 
+/// A non-blocking `NETLINK_ROUTE` socket subscribed to IPv4 address and
+/// route changes (`RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE`), for
+/// `vigil client`'s network watch.
+pub fn netlink_route_socket() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = syscall!(socket(
+        libc::AF_NETLINK,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        libc::NETLINK_ROUTE
+    ))?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by no one else.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_nl is a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_groups = (libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV4_ROUTE) as u32;
+    syscall!(bind(
+        fd,
+        std::ptr::addr_of!(addr).cast::<libc::sockaddr>(),
+        std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t
+    ))?;
+    Ok(owned)
+}
+
+/// One non-blocking `recv` into `buf`.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    let n = syscall!(recv(
+        fd,
+        buf.as_mut_ptr().cast::<libc::c_void>(),
+        buf.len(),
+        libc::MSG_DONTWAIT
+    ))?;
+    Ok(n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,7 +146,8 @@ fn the_client_exits_cleanly_on_sigint_and_on_end_of_input() {
     assert!(client.child().wait().unwrap().success());
     server.wait_log("offline: closed (peer");
 
-    let mut client = start_client(&server.addr.to_string(), "eof", &[]);
+    // Stdin is a pipe, not a terminal: read only when asked for.
+    let mut client = start_client(&server.addr.to_string(), "eof", &["--stdin"]);
     client.wait_for("welcomed by", util::ever());
     drop(client.child().stdin.take());
     eventually("the client to exit", || {
@@ -167,4 +168,179 @@ fn a_bad_client_id_is_refused_at_start() {
         String::from_utf8_lossy(&out.stderr).contains("client id"),
         "{out:?}"
     );
+}
+
+/// `vigil client --server ADDR --id ID --quiet EXTRA...` with stdin at
+/// `/dev/null`, as under systemd.
+fn start_daemon(server: &str, id: &str, extra: &[&str]) -> LogChild {
+    LogChild::spawn(
+        &format!("vigil client {id}"),
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["client", "--server", server, "--id", id, "--quiet"])
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    )
+}
+
+#[test]
+fn without_a_terminal_the_client_runs_as_a_daemon_and_exits_0_on_sigterm() {
+    let server = Serve::start(&["--interval", "200ms", "--timeout", "1s"]);
+    let mut client = start_daemon(&server.addr.to_string(), "agent", &[]);
+    let t0 = util::ever();
+    client.wait_for("not reading stdin", t0);
+    client.wait_for("welcomed by", t0);
+    // Stdin is at its end from the start; the client stays, and beats.
+    thread::sleep(Duration::from_millis(1_000));
+    assert!(
+        client.child().try_wait().unwrap().is_none(),
+        "{:#?}",
+        client.lines()
+    );
+    assert!(client.count("pong ") >= 3, "{:#?}", client.lines());
+    client.signal(libc::SIGTERM);
+    let status = client.wait_exit();
+    assert!(status.success(), "{status:?}");
+    server.wait_log("offline: closed (peer");
+
+    // With --stdin, /dev/null is an end of input: the old behaviour.
+    let mut client = start_daemon(&server.addr.to_string(), "piped", &["--stdin"]);
+    assert!(client.wait_exit().success());
+    // --stdin and --no-stdin are exclusive.
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "client",
+            "--server",
+            "127.0.0.1:1",
+            "--id",
+            "x",
+            "--stdin",
+            "--no-stdin",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+/// The interval between the `ping N sent` lines logged in `from..to`.
+fn ping_gaps(client: &LogChild, from: Instant, to: Instant) -> Vec<Duration> {
+    let times: Vec<Instant> = client
+        .find(" sent (due at")
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| (from..to).contains(t))
+        .collect();
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[test]
+fn sigusr1_and_sigusr2_switch_between_foreground_and_background() {
+    let server = Serve::start(&["--interval", "2s", "--timeout", "5s"]);
+    let client = start_daemon(
+        &server.addr.to_string(),
+        "phone",
+        &[
+            "--adaptive",
+            "100ms..1s",
+            "--foreground-interval",
+            "400ms",
+            "--timeout",
+            "1s",
+        ],
+    );
+    let t0 = util::ever();
+    client.wait_for("welcomed by", t0);
+    // Background (the default): the probes prove 200 ms, 400 ms, 800 ms,
+    // then the ceiling (1 s); the main connection follows, never losing.
+    client.wait_for("; settled", t0);
+    client.signal(libc::SIGUSR1);
+    let fg = client.wait_for("mode: foreground", t0);
+    thread::sleep(Duration::from_millis(2_100));
+    let fg_gaps = ping_gaps(&client, fg + Duration::from_millis(450), Instant::now());
+    assert!(
+        fg_gaps.len() >= 3 && fg_gaps.iter().all(|g| (350..=600).contains(&g.as_millis())),
+        "{fg_gaps:?}: {:#?}",
+        client.lines()
+    );
+    client.signal(libc::SIGUSR2);
+    let bg = client.wait_for("mode: background", t0);
+    thread::sleep(Duration::from_millis(3_200));
+    // Three beats at the minimum (100 ms), then the settled 900 ms.
+    let bg_gaps = ping_gaps(&client, bg, Instant::now());
+    let short = bg_gaps.iter().filter(|g| g.as_millis() < 300).count();
+    assert!((2..=3).contains(&short), "{bg_gaps:?}");
+    assert!(
+        bg_gaps
+            .last()
+            .is_some_and(|g| (800..=1_100).contains(&g.as_millis())),
+        "{bg_gaps:?}"
+    );
+    // A switch to the mode in force is only noted at debug level.
+    client.signal(libc::SIGUSR2);
+    client.wait_for("mode: already background", t0);
+    assert_eq!(client.count("mode: background"), 1);
+    assert_eq!(client.count("WARN"), 0, "{:#?}", client.lines());
+}
+
+#[test]
+fn probes_are_anonymous_and_the_main_connection_never_flaps() {
+    let dir = std::env::temp_dir().join(format!("vigil-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let server = Serve::start(&[
+        "--interval",
+        "2s",
+        "--timeout",
+        "5s",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let client = start_daemon(
+        &server.addr.to_string(),
+        "prober",
+        &["--adaptive", "100ms..1s", "--timeout", "1s"],
+    );
+    let t0 = util::ever();
+    client.wait_for("; settled", t0);
+    for probe in [
+        "200 ms: answered",
+        "400 ms: answered",
+        "800 ms: answered",
+        "1000 ms: answered",
+    ] {
+        assert_eq!(
+            client.count(&format!("probe of {probe}")),
+            1,
+            "{:#?}",
+            client.lines()
+        );
+    }
+    assert!(
+        client.count("interval 720 ms -> 900 ms: settle") == 1,
+        "{:#?}",
+        client.lines()
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let evs = parse_events(&text);
+    // One login, never offline; the probes were connections of no one.
+    let mine: Vec<&util::EventLine> = evs
+        .iter()
+        .filter(|e| e.client.as_deref() == Some("prober"))
+        .collect();
+    assert!(mine.iter().all(|e| e.event != "offline"), "{mine:#?}");
+    assert_eq!(
+        mine.iter().filter(|e| e.event == "hello").count(),
+        1,
+        "{mine:#?}"
+    );
+    let anonymous_offline = evs
+        .iter()
+        .filter(|e| e.event == "offline" && e.client.is_none())
+        .count();
+    assert!(anonymous_offline >= 4, "{evs:#?}");
+    assert_eq!(client.count("WARN"), 0, "{:#?}", client.lines());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

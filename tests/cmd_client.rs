@@ -135,3 +135,51 @@ fn run_fails_with_exit_code_1_on_a_bad_server() {
     let args = parse(&["--server", "no-port-here", "--id", "x"]).expect("parses");
     assert_eq!(client::run(args), ExitCode::FAILURE);
 }
+
+#[test]
+fn daemon_mode_and_network_flags() {
+    let args = parse(&["--server", "a:1", "--id", "x"]).expect("valid");
+    let config = args.config();
+    // Stdin: decided at run time (a terminal or not); modes: background.
+    assert_eq!(config.stdin, None);
+    assert!(!config.foreground);
+    assert_eq!(config.foreground_interval, None);
+    assert!(config.watch_network);
+
+    let args = parse(&[
+        "--server",
+        "a:1",
+        "--id",
+        "x",
+        "--stdin",
+        "--adaptive",
+        "5s..5m",
+        "--foreground",
+        "--foreground-interval",
+        "30s",
+        "--no-watch-network",
+    ])
+    .expect("valid");
+    let config = args.config();
+    assert_eq!(config.stdin, Some(true));
+    assert!(config.foreground);
+    assert_eq!(config.foreground_interval, Some(Duration::from_secs(30)));
+    assert!(!config.watch_network);
+    let config = parse(&["--server", "a:1", "--id", "x", "--no-stdin"])
+        .expect("valid")
+        .config();
+    assert_eq!(config.stdin, Some(false));
+
+    let e = parse(&["--server", "a:1", "--id", "x", "--stdin", "--no-stdin"]).expect_err("both");
+    assert!(e.contains("cannot be used with"), "{e}");
+    let e = parse(&[
+        "--server",
+        "a:1",
+        "--id",
+        "x",
+        "--foreground-interval",
+        "soon",
+    ])
+    .expect_err("bad");
+    assert!(e.contains("invalid duration"), "{e}");
+}

@@ -7,7 +7,7 @@
 //! message saying so. They run in parallel (cargo's default, one test per
 //! core), except that the 1,000-client test takes [`HEAVY`] exclusively so
 //! that its CPU burst cannot skew the tight timings of the fault tests on a
-//! small machine. The whole file takes about 70 s on two cores, most of it
+//! small machine. The whole file takes about 55 s on two cores, most of it
 //! the adaptive heartbeat's search.
 
 mod netlab;
@@ -427,7 +427,7 @@ fn tcp_keepalive_finds_a_cut_peer_when_heartbeats_are_off() {
         ever(),
     );
     // One client with kernel keepalive of its own, one without.
-    let with = Proc::client(
+    let mut with = Proc::client(
         &net,
         "ka-on",
         &addr,
@@ -471,6 +471,10 @@ fn tcp_keepalive_finds_a_cut_peer_when_heartbeats_are_off() {
     // The client without keepalive, and with heartbeats ten minutes apart,
     // has noticed nothing.
     assert_eq!(without.count("reconnecting"), 0, "{:#?}", without.lines());
+    // The client with keepalive is reconnecting through the partition; stop
+    // it before healing, or a retransmitted SYN could land in the gap
+    // before the server stops and make a third connection.
+    assert!(with.stop());
     net.heal();
     assert!(server.stop());
     let evs = events(&events_file);
@@ -731,7 +735,8 @@ fn wait_until(what: &str, patience: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The longest test (a search of about 40 s, then a 30 s run), named to
+/// The longest test (a search of about 16 s on probe connections, then a
+/// 30 s run), named to
 /// start first. It takes no lock: it measures idle gaps of seconds against
 /// a margin of hundreds of milliseconds, which the 1,000-client test's CPU
 /// burst cannot eat.
@@ -764,64 +769,71 @@ fn a_carrier_nat_is_met_by_the_adaptive_heartbeat() {
         &["--adaptive", "400ms..20s", "--timeout", "1s"],
     );
     let settled = client.wait_for_any(&["; settled"], start, Duration::from_secs(120));
+    // The probe line that settled the search says the interval in force.
     let line = client
-        .find("; settled")
-        .pop()
+        .find("probe of ")
+        .into_iter()
+        .filter(|(t, _)| *t <= settled)
         .map(|(_, l)| l)
+        .next_back()
         .unwrap_or_default();
     let held: u64 = line
-        .split(" ms -> ")
+        .split("beating every ")
         .nth(1)
         .and_then(|r| r.split(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no interval in {line:?}"));
-    let losses = client
+    let probes_lost = client.count(": lost");
+    let main_losses: Vec<String> = client
         .find("WARN")
-        .iter()
-        .filter(|(t, l)| *t <= settled && DEAD.iter().any(|d| l.contains(d)))
-        .count();
-    let changes: Vec<String> = client
-        .find(" ms -> ")
         .into_iter()
+        .filter(|(_, l)| DEAD.iter().any(|d| l.contains(d)))
+        .map(|(_, l)| l)
+        .collect();
+    let changes: Vec<String> = client
+        .find("probe of ")
+        .into_iter()
+        .chain(client.find(" ms -> "))
         .map(|(t, l)| {
             let what = l.split("] ").nth(1).unwrap_or(&l).to_owned();
             format!("{:>6} ms  {what}", ms(t - start))
         })
         .collect();
     eprintln!(
-        "adaptive against a {} s NAT: settled at {held} ms after {} ms, {losses} beats lost on the way:\n{}",
+        "adaptive against a {} s NAT: settled at {held} ms after {} ms, {probes_lost} probes lost, \
+         {} main beats lost:\n{}",
         NAT_TIMEOUT.as_secs(),
         ms(settled - start),
+        main_losses.len(),
         changes.join("\n")
     );
     assert!(held < ms(NAT_TIMEOUT) as u64, "{line}");
     assert!(held * 100 >= ms(NAT_TIMEOUT) as u64 * 70, "{line}");
-    assert!(losses >= 1, "the search never met the NAT: {changes:#?}");
-    assert!(losses <= 4, "{losses} losses: {changes:#?}");
+    // The search met the NAT, on its probes only.
+    assert!(
+        probes_lost >= 1,
+        "the search never met the NAT: {changes:#?}"
+    );
+    assert!(main_losses.is_empty(), "{main_losses:#?}");
     assert!(settled - start <= Duration::from_secs(90));
 
-    // Then a long run on one connection: no loss, no change. (Settling
-    // on a loss means one reconnect first.)
-    let online = if line.contains(": loss") {
-        client.wait_for("welcomed by", settled)
-    } else {
-        settled
-    };
+    // Then a long run on the same connection: no loss, no change, and the
+    // one welcome it started with.
     const RUN: Duration = Duration::from_secs(30);
     thread::sleep(RUN);
     let after: Vec<String> = client
         .find("")
         .into_iter()
-        .filter(|(t, _)| *t > online)
+        .filter(|(t, _)| *t > settled)
         .map(|(_, l)| l)
         .collect();
     let pongs = after.iter().filter(|l| l.contains("pong ")).count();
     let trouble: Vec<&String> = after
         .iter()
-        .filter(|l| l.contains("WARN") || l.contains(" ms -> ") || l.contains("connect"))
+        .filter(|l| l.contains("WARN") || l.contains(" ms -> ") || l.contains("connected to"))
         .collect();
     eprintln!(
-        "adaptive: {} s after settling: {pongs} beats answered at {held} ms, {} losses",
+        "adaptive: {} s after settling: {pongs} beats answered at {held} ms, {} troubles",
         RUN.as_secs(),
         trouble.len()
     );
@@ -830,17 +842,101 @@ fn a_carrier_nat_is_met_by_the_adaptive_heartbeat() {
         pongs as u64 >= (ms(RUN) as u64 / held).saturating_sub(2),
         "{pongs}"
     );
-    // The server saw that last connection throughout.
+    assert_eq!(client.count("welcomed by"), 1, "{:#?}", client.lines());
+    // The server never saw the client go offline and online: one login,
+    // no offline; the probes were anonymous connections.
     let evs = events(&events_file);
-    let last_conn = evs
+    let mine: Vec<&EventLine> = evs
         .iter()
-        .rev()
-        .find(|e| e.event == "hello")
-        .map(|e| e.conn);
-    assert!(
-        !evs.iter()
-            .any(|e| Some(e.conn) == last_conn && e.event == "offline"),
-        "{evs:#?}"
+        .filter(|e| e.client.as_deref() == Some("phone"))
+        .collect();
+    assert_eq!(
+        mine.iter().filter(|e| e.event == "hello").count(),
+        1,
+        "{mine:#?}"
     );
+    assert!(mine.iter().all(|e| e.event != "offline"), "{mine:#?}");
     drop(server);
+}
+
+/// Runs `ip ARGS...` in the client's namespace.
+#[track_caller]
+fn client_ip(net: &Net, args: &[&str]) {
+    let out = net
+        .command(Ns::Client, "ip")
+        .args(args)
+        .output()
+        .expect("ip");
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+}
+
+/// The client's address changes under its connection (a DHCP renewal, a
+/// new network): the netlink watch sees the address go and the client
+/// reconnects from the new one within a second, where its heartbeat
+/// (a 20 s interval, a 10 s reply timeout) would have taken half a minute.
+#[test]
+fn an_address_change_reconnects_within_a_second() {
+    let _g = light();
+    let net = Net::new();
+    let dir = TempDir::new("address");
+    let addr = format!("{SERVER_ADDR}:7700");
+    let events_file = dir.file("events.jsonl");
+    let _server = Proc::serve(
+        &net,
+        "srv",
+        &addr,
+        &[
+            "--interval",
+            "20s",
+            "--timeout",
+            "30s",
+            "--events",
+            &events_file,
+        ],
+    );
+    let client = Proc::client(&net, "roamer", &addr, &["--timeout", "10s"]);
+    client.wait_for("welcomed by", ever());
+    // The new address first (kept as the primary when the old one goes),
+    // then the old one away.
+    net.sysctl(Ns::Client, "net.ipv4.conf.eth0.promote_secondaries", "1");
+    client_ip(&net, &["addr", "add", "198.18.1.5/24", "dev", "eth0"]);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(client.count("network changed"), 0, "{:#?}", client.lines());
+    let cut = Instant::now();
+    client_ip(
+        &net,
+        &[
+            "addr",
+            "del",
+            &format!("{}/24", netlab::CLIENT_ADDR),
+            "dev",
+            "eth0",
+        ],
+    );
+    let noticed = client.wait_for(
+        &format!(
+            "network changed: local address {} removed",
+            netlab::CLIENT_ADDR
+        ),
+        cut,
+    );
+    let back = client.wait_for("welcomed by", noticed);
+    eprintln!(
+        "address change: noticed after {} ms, welcomed again after {} ms",
+        ms(noticed - cut),
+        ms(back - cut)
+    );
+    assert!(back - cut < Duration::from_secs(1), "{:#?}", client.lines());
+    assert_eq!(client.count("welcomed by"), 2);
+    // The server saw the login from the new address take over.
+    let evs = events(&events_file);
+    let hellos = evs
+        .iter()
+        .filter(|e| e.event == "hello" && e.client.as_deref() == Some("roamer"))
+        .count();
+    assert_eq!(hellos, 2, "{evs:#?}");
+    assert!(!client
+        .find("WARN")
+        .iter()
+        .any(|(_, l)| DEAD.iter().any(|d| l.contains(d))));
 }

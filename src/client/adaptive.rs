@@ -12,6 +12,15 @@
 //! lengthening the interval while beats are answered and backing off when
 //! one is lost. This is the "smart heartbeat" of WeChat's Android client.
 //!
+//! # In-band search and probe connections
+//! [`AdaptiveInterval`] searches with the beats of the connection itself:
+//! each too-long interval it tries costs that connection. The client
+//! [`Session`](crate::client::Session) does not use it any more: it runs a
+//! [`ProbePlanner`] ([`planner`]), which tries candidates on separate,
+//! short-lived probe connections and lets the main connection use only
+//! intervals a probe has proven. [`AdaptiveInterval`] stays for callers
+//! that can afford in-band losses.
+//!
 //! # What a beat proves
 //! A NAT's idle timer counts the silence on the flow, both ways. The
 //! session therefore reports every beat with its *quiet time*: how long
@@ -81,6 +90,10 @@
 use std::fmt;
 use std::time::Duration;
 
+pub mod planner;
+
+pub use planner::{Learned, ProbeOutcome, ProbePlanner};
+
 use crate::duration::{format_duration, parse_duration};
 use crate::time::millis_ceil;
 
@@ -110,10 +123,13 @@ pub struct AdaptiveConfig {
     /// The longest interval, in ms (at least `min_ms`).
     pub max_ms: u64,
     /// Answered beats at an interval before a longer one is tried (at
-    /// least 1). Default: [`DEFAULT_STEP_AFTER`].
+    /// least 1), by [`AdaptiveInterval`] ([`ProbePlanner`] needs one
+    /// answered probe). Default: [`DEFAULT_STEP_AFTER`].
     pub step_after: u32,
     /// Answered beats at the settled interval before the failure bound is
-    /// tried again (at least 1). Default: [`DEFAULT_REPROBE_AFTER`].
+    /// tried again (at least 1); for [`ProbePlanner`], main intervals of
+    /// hold before the bound is probed again. Default:
+    /// [`DEFAULT_REPROBE_AFTER`].
     pub reprobe_after: u32,
     /// The safety margin kept below an interval known to work, in percent
     /// (0 to 50). Default: [`DEFAULT_MARGIN_PCT`].
@@ -199,6 +215,9 @@ pub enum ChangeReason {
     Restart,
     /// The server's timeout leaves no room for the old interval.
     ServerTimeout,
+    /// The network changed: the search starts over from what was learned
+    /// for the new one.
+    Network,
 }
 
 impl ChangeReason {
@@ -211,6 +230,7 @@ impl ChangeReason {
             ChangeReason::Settle => "settle",
             ChangeReason::Restart => "restart",
             ChangeReason::ServerTimeout => "server-timeout",
+            ChangeReason::Network => "network",
         }
     }
 }

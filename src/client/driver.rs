@@ -21,7 +21,9 @@
 //! - **Tokens** are never reused: each connection gets a fresh one, so an
 //!   event still queued for a socket closed earlier in the same batch is
 //!   recognised as stale and ignored.
-//! - **Stdin** is read by a helper thread that blocks on it, hands lines to
+//! - **Stdin** is read only on a terminal, or with `--stdin`
+//!   ([`ClientConfig::stdin`]); otherwise the client runs until a signal,
+//!   as a daemon. When read, it is read by a helper thread that blocks on it, hands lines to
 //!   the loop through a bounded channel and wakes it with a mio `Waker`.
 //!   That works the same for a terminal, a pipe, a file or `/dev/null`
 //!   (epoll refuses regular files), and never flips the terminal's shared
@@ -31,6 +33,15 @@
 //!   the lines before it are sent; so do `SIGINT` and `SIGTERM`, at once. The client leaves without a
 //!   word (the protocol has no client `BYE`): dropping the socket closes it,
 //!   after one last non-blocking attempt to write what is pending.
+//! - **Probes** (`driver/probe.rs`): with an adaptive interval the session
+//!   asks for short-lived probe connections to its server; the driver
+//!   opens them like the main one, on fresh tokens, and feeds them to the
+//!   `handle_probe_*` inputs.
+//! - **Signals**: `SIGINT`/`SIGTERM` end the client (exit 0);
+//!   `SIGUSR1`/`SIGUSR2` switch to the foreground/background mode.
+//! - **Networks** (`driver/netwatch.rs`): a non-blocking `NETLINK_ROUTE`
+//!   socket in the same `Poll`; when the connection's local address goes
+//!   away or the default route changes, the session is told at once.
 //! - **Time** is a [`Tick`] from the one [`Clock`] that [`run`] starts:
 //!   read for each input as it is handed to the session (rounded down, so
 //!   a reply is never stamped late), and for each wait. The configured
@@ -59,14 +70,16 @@ use signal_hook_mio::v1_0::Signals;
 
 use super::adaptive::AdaptiveConfig;
 use super::session::{
-    Action, IntervalPolicy, Phase, ServerIndex, Session, SessionConfig, TransportEnd,
-    DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    Action, IntervalPolicy, Mode, Phase, ProbeAction, ServerIndex, Session, SessionConfig,
+    TransportEnd, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_REPLY_TIMEOUT_MS,
 };
 use super::transmit;
 use crate::time::{millis_ceil, millis_floor, Clock, Tick};
 
+mod netwatch;
 mod output;
+mod probe;
 mod stdin;
 
 use stdin::{spawn_stdin_reader, Input};
@@ -110,6 +123,20 @@ pub struct ClientConfig {
     /// The seed of the reconnect jitter; `None` (the default) derives one
     /// from the time and the process id.
     pub seed: Option<u64>,
+    /// Send stdin's lines to the server, and end at end of input. `None`
+    /// (the default): only when stdin is a terminal. Without it the client
+    /// never reads stdin and runs until `SIGINT`/`SIGTERM`, as a daemon.
+    pub stdin: Option<bool>,
+    /// With an adaptive interval, the fixed interval in the foreground;
+    /// `None` (the default): the server's.
+    pub foreground_interval: Option<Duration>,
+    /// Start in the foreground (default: the background). `SIGUSR1`
+    /// switches to the foreground, `SIGUSR2` to the background.
+    pub foreground: bool,
+    /// Watch the kernel's address and route changes (netlink) and
+    /// reconnect at once when the connection's network changes. Default:
+    /// true (Linux).
+    pub watch_network: bool,
 }
 
 impl ClientConfig {
@@ -128,6 +155,10 @@ impl ClientConfig {
             backoff_cap: Duration::from_millis(DEFAULT_BACKOFF_CAP_MS),
             quiet: false,
             seed: None,
+            stdin: None,
+            foreground_interval: None,
+            foreground: false,
+            watch_network: true,
         }
     }
 
@@ -166,13 +197,18 @@ impl ClientConfig {
         c.backoff_base_ms = millis_ceil(self.backoff_base);
         c.backoff_cap_ms = millis_ceil(self.backoff_cap);
         c.seed = self.seed.unwrap_or_else(default_seed);
+        c.foreground_interval_ms = match self.foreground_interval {
+            Some(d) => std::num::NonZeroU64::new(positive(d, "foreground interval")?),
+            None => None,
+        };
         Ok(c)
     }
 }
 
 pub use crate::error::{Error, ErrorKind};
 
-/// Runs the client until stdin ends or `SIGINT`/`SIGTERM` arrives; server
+/// Runs the client until `SIGINT`/`SIGTERM` arrives, or stdin ends when it
+/// is read ([`ClientConfig::stdin`]); server
 /// failures never end it, they lead to reconnects. Returns an error only
 /// for a bad config, an unresolvable server, or a failing event loop, stdin
 /// or stdout (a closed stdout pipe ends the client cleanly).
@@ -195,9 +231,10 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
 
     if let Some(a) = &config.adaptive {
         info!(
-            "adaptive interval: from {} ms up to {} ms, stepping up after {} answered beats, \
-             {}% margin below what worked, re-probing after {} beats",
-            a.min_ms, a.max_ms, a.step_after, a.margin_pct, a.reprobe_after
+            "adaptive interval: from {} ms up to {} ms, searched on probe connections; \
+             beating {}% below what a probe proved; once settled, the failed bound is \
+             probed again after {} intervals (doubling after each loss)",
+            a.min_ms, a.max_ms, a.margin_pct, a.reprobe_after
         );
     }
     if let Some(k) = &config.tcp_keepalive {
@@ -215,7 +252,7 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
     }
 
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
-    let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])
+    let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2])
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
@@ -227,8 +264,32 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
     // a closed descriptor, so the final wake-up (end of input) could be lost.
     let waker = Arc::new(waker);
     let (tx, stdin) = mpsc::sync_channel(STDIN_QUEUE);
-    spawn_stdin_reader(tx, Arc::clone(&waker), max_message)
-        .map_err(|e| Error::io("cannot start the stdin reader", e))?;
+    // Without stdin the sender is dropped unused; `stdin_on` keeps the
+    // loop from reading that as end of input.
+    let stdin_on = config
+        .stdin
+        .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stdin()));
+    if stdin_on {
+        spawn_stdin_reader(tx, Arc::clone(&waker), max_message)
+            .map_err(|e| Error::io("cannot start the stdin reader", e))?;
+    } else {
+        info!("not reading stdin: running until SIGINT or SIGTERM");
+    }
+    let mut session = session;
+    if config.foreground {
+        session.set_mode(clock.now(), Mode::Foreground);
+    }
+    let netlink = if config.watch_network {
+        match netwatch::NetWatch::open(&poll) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!("cannot watch network changes: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let mut driver = Driver {
         poll,
@@ -241,6 +302,9 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         keepalive: config.tcp_keepalive,
         user_timeout: config.tcp_user_timeout,
         stdin,
+        stdin_on,
+        probe: None,
+        netlink,
         _waker: waker,
         held: None,
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
@@ -253,8 +317,10 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
 const STDIN: Token = Token(0);
 /// The signal pipe's token.
 const SIGNALS: Token = Token(1);
+/// The netlink socket's token.
+const NETLINK: Token = Token(2);
 /// The first connection token; later ones count up and are never reused.
-const FIRST_CONN: usize = 2;
+const FIRST_CONN: usize = 3;
 /// How many stdin lines may wait for the loop before the reader blocks.
 const STDIN_QUEUE: usize = 64;
 /// The size of the one read buffer, in bytes.
@@ -302,6 +368,12 @@ struct Driver {
     keepalive: Option<crate::sys::Keepalive>,
     user_timeout: Option<Duration>,
     stdin: Receiver<Input>,
+    /// Whether stdin is read at all.
+    stdin_on: bool,
+    /// The adaptive search's probe connection.
+    probe: Option<Conn>,
+    /// The kernel's address and route changes, when watched.
+    netlink: Option<netwatch::NetWatch>,
     _waker: Arc<Waker>,
     /// A stdin line waiting for the session to come online.
     held: Option<Input>,
@@ -330,11 +402,11 @@ impl Driver {
                 match event.token() {
                     STDIN => self.handle_stdin()?,
                     SIGNALS => {
-                        if let Some(signal) = signals.pending().next() {
-                            info!("signal {signal}: exiting");
-                            self.stop = true;
+                        for signal in signals.pending() {
+                            self.handle_signal(signal);
                         }
                     }
+                    NETLINK => self.handle_netlink()?,
                     token => self.handle_socket(token)?,
                 }
             }
@@ -346,7 +418,26 @@ impl Driver {
         // dropping the socket closes it.
         self.flush();
         self.drop_conn();
+        self.drop_probe();
         Ok(())
+    }
+
+    fn handle_signal(&mut self, signal: libc::c_int) {
+        let mode = match signal {
+            libc::SIGUSR1 => Mode::Foreground,
+            libc::SIGUSR2 => Mode::Background,
+            _ => {
+                info!("signal {signal}: exiting");
+                self.stop = true;
+                return;
+            }
+        };
+        let now = self.now();
+        if self.session.set_mode(now, mode) {
+            info!("mode: {} (signal {signal})", mode.as_str());
+        } else {
+            debug!("mode: already {} (signal {signal})", mode.as_str());
+        }
     }
 
     /// The time of an input, read when it is handed to the session (the
@@ -386,50 +477,56 @@ impl Driver {
                 Action::Connect(server) => self.connect(server),
             }
         }
+        while let Some(action) = self.session.poll_probe_action() {
+            match action {
+                ProbeAction::Close => self.drop_probe(),
+                ProbeAction::Connect(server) => self.connect_probe(server),
+            }
+        }
         self.flush();
+        self.flush_probe();
         self.report_events()
     }
 
     fn connect(&mut self, server: ServerIndex) {
         // The session closes before it connects; never keep two sockets.
         self.drop_conn();
-        let now = self.now();
-        let Some(&addr) = self.addrs.get(server.0) else {
-            self.session
-                .handle_closed(now, TransportEnd::Error(io::ErrorKind::InvalidInput));
-            return;
-        };
-        debug!("connecting to {addr}");
-        let mut stream = match TcpStream::connect(addr) {
-            Ok(stream) => stream,
+        match self.open(server) {
+            Ok(conn) => self.conn = Some(conn),
             Err(e) => {
-                debug!("connect to {addr}: {e}");
+                let now = self.now();
                 self.session
                     .handle_closed(now, TransportEnd::Error(e.kind()));
-                return;
             }
-        };
-        if let Err(e) = self.set_socket_options(&stream) {
-            warn!("{addr}: {e}");
-            self.session
-                .handle_closed(now, TransportEnd::Error(e.kind()));
-            return;
         }
+    }
+
+    /// Starts a non-blocking connect to `server`, registered with a fresh
+    /// token.
+    fn open(&mut self, server: ServerIndex) -> io::Result<Conn> {
+        let Some(&addr) = self.addrs.get(server.0) else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        debug!("connecting to {addr}");
+        let mut stream = TcpStream::connect(addr).inspect_err(|e| {
+            debug!("connect to {addr}: {e}");
+        })?;
+        self.set_socket_options(&stream).inspect_err(|e| {
+            warn!("{addr}: {e}");
+        })?;
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FIRST_CONN);
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
-            debug!("register {addr}: {e}");
-            self.session
-                .handle_closed(now, TransportEnd::Error(e.kind()));
-            return;
-        }
-        self.conn = Some(Conn {
+        self.poll
+            .registry()
+            .register(&mut stream, token, interest)
+            .inspect_err(|e| debug!("register {addr}: {e}"))?;
+        Ok(Conn {
             stream,
             token,
             addr,
             connected: false,
-        });
+        })
     }
 
     /// Kernel keepalive and `TCP_USER_TIMEOUT`, when asked for.
@@ -461,6 +558,9 @@ impl Driver {
     }
 
     fn handle_socket(&mut self, token: Token) -> Result<(), Error> {
+        if self.probe.as_ref().is_some_and(|p| p.token == token) {
+            return self.handle_probe_socket(token);
+        }
         let Some(conn) = self.conn.as_mut().filter(|c| c.token == token) else {
             return Ok(()); // a socket closed earlier in this batch
         };
@@ -472,8 +572,10 @@ impl Driver {
                     if let Err(e) = conn.stream.set_nodelay(true) {
                         debug!("TCP_NODELAY on {}: {e}", conn.addr);
                     }
+                    let local = conn.stream.local_addr().ok().map(|a| a.ip());
                     let now = self.now();
                     self.session.handle_connected(now);
+                    self.report_network(now, local);
                 }
                 Err(e) => {
                     debug!("connect to {}: {e}", conn.addr);
@@ -539,6 +641,7 @@ impl Driver {
                 None => match self.stdin.try_recv() {
                     Ok(input) => input,
                     Err(TryRecvError::Empty) => return Ok(()),
+                    Err(TryRecvError::Disconnected) if !self.stdin_on => return Ok(()),
                     Err(TryRecvError::Disconnected) => Input::Eof,
                 },
             };
@@ -603,6 +706,14 @@ mod tests {
         c.interval = None;
         c.reply_timeout = Duration::ZERO;
         assert!(c.session_config(1).is_err());
+        c.reply_timeout = Duration::from_secs(10);
+        // The foreground interval rounds up too, and may not be zero.
+        c.foreground_interval = Some(Duration::from_micros(2_500));
+        let s = c.session_config(1).expect("valid");
+        assert_eq!(s.foreground_interval_ms.map(|f| f.get()), Some(3));
+        c.foreground_interval = Some(Duration::ZERO);
+        let e = c.session_config(1).expect_err("zero");
+        assert!(e.to_string().contains("foreground interval"), "{e}");
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //!   reconnect. Inputs are `handle_*` calls, outputs are `poll_*` calls, time
 //!   is a [`Tick`](crate::time::Tick) given by the caller. Its module docs hold the
 //!   rules (what clears a ping, when the backoff resets) and why.
-//! - [`adaptive`]: [`adaptive::AdaptiveInterval`], the search for the
-//!   longest heartbeat interval the path keeps alive (below a NAT's idle
-//!   timeout), fed with each beat's outcome and quiet time by the session.
+//! - [`adaptive`]: [`adaptive::ProbePlanner`], the search for the longest
+//!   heartbeat interval the path keeps alive (below a NAT's idle timeout),
+//!   run on short-lived probe connections so that it never costs the main
+//!   one (and [`adaptive::AdaptiveInterval`], the older in-band search).
+//! - [`netlink`]: parsing the kernel's address and route messages (pure),
+//!   for the driver's network watch.
 //! - [`backoff`]: exponential backoff with full jitter, and the seeded
 //!   SplitMix64 generator it draws from.
 //! - [`wire`]: the client's half of the line protocol: parsing `WELCOME`,
@@ -16,8 +19,11 @@
 //!   spelling `HELLO`, `PING` and messages.
 //! - [`driver`]: [`run`], the mio loop behind `vigil client`: resolves the
 //!   servers, connects without blocking, feeds the session bytes and time,
-//!   writes its output, sends stdin lines (read by a helper thread),
-//!   prints server lines, exits on end of input or `SIGINT`/`SIGTERM`.
+//!   writes its output, opens the session's probe connections, sends stdin
+//!   lines (read by a helper thread, on a terminal or with `--stdin`),
+//!   prints server lines, switches modes on `SIGUSR1`/`SIGUSR2`, watches
+//!   netlink for network changes, exits on end of input (when stdin is
+//!   read) or `SIGINT`/`SIGTERM`.
 //! - `transmit` (crate-private): the one loop that writes a session's
 //!   output to its socket until `WouldBlock`, shared by [`driver`] and the
 //!   load generator's driver, so that neither driver calls into the other.
@@ -57,6 +63,7 @@
 pub mod adaptive;
 pub mod backoff;
 pub mod driver;
+pub mod netlink;
 pub mod session;
 mod transmit;
 pub mod wire;

@@ -29,15 +29,26 @@
 //!   timeout, or the server is dead (`no-welcome`).
 //! - **Interval.** The interval in effect is decided in one place
 //!   (`interval_of`): the `interval=` of the last `WELCOME`, the user's
-//!   fixed interval, or, with [`IntervalPolicy::Adaptive`], the current
-//!   value of an [`AdaptiveInterval`] that lives across reconnects. The
-//!   session feeds it the outcome of every beat with the beat's *quiet
-//!   time* (how long nothing had been sent or received when the `PING`
-//!   went out): a `PONG` is an answered beat; a ping-timeout, or the
-//!   connection failing or ending while a `PING` is outstanding, is a lost
-//!   one. A `BYE`, a bad line or a failed connect says nothing about idle
-//!   timeouts and is not reported. Every change is an
-//!   [`Event::IntervalChanged`] with its reason.
+//!   fixed interval, or, with [`IntervalPolicy::Adaptive`], the interval a
+//!   [`ProbePlanner`] has proven (less a margin), which lives across
+//!   reconnects. The search runs on short-lived probe connections
+//!   (`session/probe.rs`: [`ProbeAction`], `handle_probe_*`,
+//!   [`poll_probe_transmit`](Session::poll_probe_transmit)), never with the
+//!   main connection's beats; a beat the main connection loses at a proven
+//!   interval (its quiet time at least 80% of it) tells the planner the
+//!   path got worse. Every change is an [`Event::IntervalChanged`] with its
+//!   reason, every probe an [`Event::Probe`].
+//! - **Modes.** With an adaptive policy, [`Session::set_mode`]: the
+//!   foreground beats at a fixed interval
+//!   ([`SessionConfig::foreground_interval_ms`], or the server's); on
+//!   entering the background, [`BACKGROUND_MIN_BEATS`] answered beats at
+//!   the minimum come first, then the adaptive interval. The default is the
+//!   background.
+//! - **Networks.** [`Session::handle_network_change`] (the driver saw the
+//!   connection's address go, or the default route change) drops the
+//!   connection and reconnects at once to the same server, without a
+//!   backoff delay; [`Session::handle_network`] names the network a new
+//!   connection runs on, and the search starts from what it learned there.
 //! - **When to beat.** A `PING <seq>` goes out when the line has been idle
 //!   for a whole interval: nothing *received* for an interval (the liveness
 //!   check), or nothing *sent* for an interval (so the server, whose timeout
@@ -93,11 +104,11 @@
 //! ```
 //!
 //! [`Backoff`]: super::backoff::Backoff
-//! [`AdaptiveInterval`]: super::adaptive::AdaptiveInterval
+//! [`ProbePlanner`]: super::adaptive::ProbePlanner
 
 use std::collections::VecDeque;
 
-use super::adaptive::AdaptiveInterval;
+use super::adaptive::ProbePlanner;
 use super::backoff::Backoff;
 use super::wire::{self, ServerLine};
 use crate::protocol::{valid_client_id, DecodeError};
@@ -106,13 +117,15 @@ use crate::time::Tick;
 // The config and the event types sit in their own files, re-exported here.
 mod config;
 mod event;
+mod probe;
 
 pub use config::{
-    ConfigError, IntervalPolicy, ServerIndex, SessionConfig, DEFAULT_BACKOFF_BASE_MS,
-    DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_PENDING,
-    DEFAULT_REPLY_TIMEOUT_MS, HEALTHY_INTERVALS,
+    ConfigError, IntervalPolicy, Mode, ServerIndex, SessionConfig, BACKGROUND_MIN_BEATS,
+    DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_MESSAGE, DEFAULT_MAX_PENDING, DEFAULT_REPLY_TIMEOUT_MS, HEALTHY_INTERVALS,
 };
 pub use event::{Action, DisconnectReason, Event, SendError, TransportEnd};
+pub use probe::{NetworkKey, ProbeAction, MAX_NETWORKS};
 
 /// The state a session is in, for getters and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +175,12 @@ pub struct Session {
     state: State,
     server: usize,
     backoff: Backoff,
-    /// The adaptive interval's search, with [`IntervalPolicy::Adaptive`];
-    /// boxed so sessions with a fixed interval do not pay for it.
-    adaptive: Option<Box<AdaptiveInterval>>,
+    /// The adaptive search and its probe connection, with
+    /// [`IntervalPolicy::Adaptive`]; boxed so sessions with a fixed
+    /// interval do not pay for it.
+    adaptive: Option<Box<probe::Adaptive>>,
+    /// Foreground or background (see [`Session::set_mode`]).
+    mode: Mode,
     next_seq: u64,
     /// Per connection: when a line last arrived and when output was last queued.
     last_rx: Tick,
@@ -193,7 +209,7 @@ impl Session {
         let adaptive = match config.interval {
             IntervalPolicy::Adaptive(c) => {
                 c.check().map_err(|_| ConfigError::BadAdaptive)?;
-                Some(Box::new(AdaptiveInterval::new(c)))
+                Some(Box::new(probe::Adaptive::new(ProbePlanner::new(c, now))))
             }
             _ => None,
         };
@@ -207,6 +223,7 @@ impl Session {
             server: 0,
             backoff,
             adaptive,
+            mode: Mode::Background,
             next_seq: 1,
             last_rx: now,
             last_tx: now,
@@ -245,11 +262,6 @@ impl Session {
             State::Online(o) => Some(self.interval_of(&o)),
             _ => None,
         }
-    }
-
-    /// The adaptive interval's search, with [`IntervalPolicy::Adaptive`].
-    pub fn adaptive(&self) -> Option<&AdaptiveInterval> {
-        self.adaptive.as_deref()
     }
 
     /// How many reconnect delays have been drawn since the backoff was last
@@ -375,6 +387,7 @@ impl Session {
             }
             _ => {}
         }
+        self.handle_probe_timeout(now);
     }
 
     /// Queues a message for the server. Refused when no connection is up
@@ -413,6 +426,7 @@ impl Session {
         self.connect_pending = None;
         self.state = State::Closed;
         self.drop_connection_buffers();
+        self.abort_probe(0);
     }
 
     // ---- outputs ----------------------------------------------------------
@@ -454,7 +468,7 @@ impl Session {
     /// When [`handle_timeout`](Session::handle_timeout) must next be called,
     /// or `None` once closed.
     pub fn poll_timeout(&self) -> Option<Tick> {
-        match self.state {
+        let main = match self.state {
             State::Waiting { until } => Some(until),
             State::Connecting { deadline } | State::Hello { deadline } => Some(deadline),
             State::Online(o) => Some(match o.ping {
@@ -462,6 +476,10 @@ impl Session {
                 None => self.beat_at(&o).min(self.silence_deadline(&o)),
             }),
             State::Closed => None,
+        };
+        match (main, self.probe_timeout()) {
+            (Some(m), Some(p)) => Some(m.min(p)),
+            (m, p) => m.or(p),
         }
     }
 
@@ -474,7 +492,13 @@ impl Session {
     /// The one place the interval is decided.
     fn interval_of(&self, o: &Online) -> u64 {
         match &self.adaptive {
-            Some(a) => a.current(),
+            Some(_) if self.mode == Mode::Foreground => self
+                .config
+                .foreground_interval_ms
+                .map_or(o.server_interval_ms, |f| f.get())
+                .max(1),
+            Some(a) if a.min_beats_left > 0 => a.planner.config().min_ms,
+            Some(a) => a.planner.interval(),
             None => self.config.interval.interval_ms(o.server_interval_ms),
         }
     }
@@ -535,7 +559,7 @@ impl Session {
         match line {
             ServerLine::Welcome(w) => {
                 if let Some(a) = &mut self.adaptive {
-                    let change = a.handle_server_timeout(w.timeout_ms);
+                    let change = a.planner.handle_server_timeout(w.timeout_ms);
                     self.report_change(change);
                 }
                 let online = match self.state {
@@ -571,9 +595,10 @@ impl Session {
                         seq: ping.seq,
                         rtt_ms: now.saturating_sub(ping.sent_at),
                     });
-                    if let Some(a) = &mut self.adaptive {
-                        let change = a.handle_answered(ping.quiet);
-                        self.report_change(change);
+                    if let Some(a) = self.adaptive.as_deref_mut() {
+                        if self.mode == Mode::Background {
+                            a.min_beats_left = a.min_beats_left.saturating_sub(1);
+                        }
                     }
                 }
             }
@@ -612,10 +637,12 @@ impl Session {
                     | DisconnectReason::Failed(_)
                     | DisconnectReason::Eof
             );
-            if let (Some(ping), Some(a), true) = (o.ping, &mut self.adaptive, lost) {
-                change = a.handle_lost(ping.quiet);
+            if let (Some(ping), true) = (o.ping, lost) {
+                change = self.main_beat_lost(now, ping.quiet);
             }
         }
+        // A probe needs the main connection's server: it ends with it.
+        self.abort_probe(now);
         self.close_pending |= close;
         self.drop_connection_buffers();
         self.events.push_back(Event::Disconnected {

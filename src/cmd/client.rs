@@ -11,7 +11,8 @@ use vigil::duration::{format_duration, parse_duration};
 use vigil::Keepalive;
 
 /// Connect to a vigil server, keep the connection alive with heartbeats,
-/// and chat: stdin lines go to the server, server lines go to stdout.
+/// and chat: stdin lines go to the server (on a terminal, or with --stdin),
+/// server lines go to stdout.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct ClientArgs {
     /// Servers to use, tried in turn when one fails.
@@ -32,9 +33,10 @@ pub struct ClientArgs {
     #[arg(env = "VIGIL_CLIENT_INTERVAL", long, value_name = "D", value_parser = parse_duration)]
     pub interval: Option<Duration>,
 
-    /// Adaptive heartbeat: start at MIN and lengthen the interval while
-    /// beats are answered, back off below one that is lost (a NAT's idle
-    /// timeout), never past MAX or 90% of the server's timeout (e.g. 5s..5m).
+    /// Adaptive heartbeat: search, on short-lived probe connections, for the
+    /// longest interval the path keeps alive (below a NAT's idle timeout),
+    /// from MIN up to MAX and never past 90% of the server's timeout; the
+    /// connection itself only beats at intervals a probe proved (e.g. 5s..5m).
     #[arg(
         env = "VIGIL_CLIENT_ADAPTIVE",
         long,
@@ -60,6 +62,32 @@ pub struct ClientArgs {
     /// Do not print the server's lines to stdout.
     #[arg(env = "VIGIL_CLIENT_QUIET", long)]
     pub quiet: bool,
+
+    /// Send stdin's lines to the server, and exit at end of input [default:
+    /// on only when stdin is a terminal; otherwise stdin is never read and
+    /// the client runs until SIGINT/SIGTERM, as a daemon].
+    #[arg(long, conflicts_with = "no_stdin")]
+    pub stdin: bool,
+
+    /// Never read stdin (run as a daemon even on a terminal).
+    #[arg(long)]
+    pub no_stdin: bool,
+
+    /// Start in the foreground mode (default: background). With --adaptive,
+    /// the foreground beats at a fixed interval and the background, after a
+    /// few beats at the minimum, at the adaptive one. SIGUSR1 switches to
+    /// the foreground, SIGUSR2 to the background.
+    #[arg(long)]
+    pub foreground: bool,
+
+    /// With --adaptive, the fixed interval in the foreground [default: the server's].
+    #[arg(long, value_name = "D", value_parser = parse_duration, requires = "adaptive")]
+    pub foreground_interval: Option<Duration>,
+
+    /// Do not watch the kernel's address and route changes (netlink); by
+    /// default a change of the connection's network reconnects at once.
+    #[arg(long)]
+    pub no_watch_network: bool,
 }
 
 impl ClientArgs {
@@ -72,6 +100,14 @@ impl ClientArgs {
         config.tcp_user_timeout = self.tcp_user_timeout;
         config.reply_timeout = self.timeout;
         config.quiet = self.quiet;
+        config.stdin = match (self.stdin, self.no_stdin) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        };
+        config.foreground = self.foreground;
+        config.foreground_interval = self.foreground_interval;
+        config.watch_network = !self.no_watch_network;
         config
     }
 }

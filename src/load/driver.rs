@@ -546,7 +546,7 @@ impl Conn {
                 }
             }
             // Load sessions beat at a fixed interval: no adaptive changes.
-            Event::Line(_) | Event::IntervalChanged { .. } => {}
+            Event::Line(_) | Event::IntervalChanged { .. } | Event::Probe { .. } => {}
             Event::Disconnected { reason, .. } => {
                 if self.ping.take().is_some() {
                     w.report.missing += 1;

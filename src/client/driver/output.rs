@@ -52,22 +52,42 @@ impl Driver {
                     let a = self.session.adaptive();
                     let bound =
                         |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| format!("{v} ms"));
-                    let settled = match a.filter(|a| a.is_settled()).and_then(|a| a.holding_for()) {
-                        Some(n) => format!("; settled, next probe after {n} answered beats"),
-                        None => String::new(),
+                    let settled = if a.is_some_and(|a| a.is_settled()) {
+                        "; settled, probing again after a hold"
+                    } else {
+                        ""
                     };
                     info!(
-                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; worked {}, failed {}){settled}",
+                        "interval {from_ms} ms -> {to_ms} ms: {reason} ({}; proven {}, failed {}){settled}",
                         match reason {
-                            ChangeReason::Probe => "enough beats answered: try longer",
-                            ChangeReason::Reprobe => "hold over: try longer again",
-                            ChangeReason::Loss => "a beat was lost: back below what worked",
+                            ChangeReason::Probe => "a probe proved a longer interval",
+                            ChangeReason::Reprobe => "a probe proved the old failure bound stale",
+                            ChangeReason::Loss => "the main connection lost a beat: start over",
                             ChangeReason::Settle => "limit found: settle a margin below it",
                             ChangeReason::Restart => "losses in a row: start over",
                             ChangeReason::ServerTimeout => "the server's timeout is shorter",
+                            ChangeReason::Network => "the network changed",
                         },
-                        bound(a.and_then(|a| a.worked())),
+                        bound(a.map(|a| a.proven())),
                         bound(a.and_then(|a| a.failed())),
+                    );
+                }
+                Event::Probe {
+                    interval_ms,
+                    outcome,
+                } => {
+                    let beating = self
+                        .session
+                        .interval_ms()
+                        .map_or_else(String::new, |i| format!("; beating every {i} ms"));
+                    let settled = if self.session.adaptive().is_some_and(|a| a.is_settled()) {
+                        "; settled"
+                    } else {
+                        ""
+                    };
+                    info!(
+                        "probe of {interval_ms} ms: {}{beating}{settled}",
+                        outcome.as_str()
                     );
                 }
                 Event::ReconnectScheduled {

@@ -27,6 +27,32 @@ pub const DEFAULT_MAX_MESSAGE: usize = crate::protocol::line::DEFAULT_MAX_LINE;
 /// "Backoff reset".
 pub const HEALTHY_INTERVALS: u64 = 2;
 
+/// The beats at the adaptive minimum after entering the background, before
+/// the adaptive interval is used (seed 004: "a few minimum beats").
+pub const BACKGROUND_MIN_BEATS: u32 = 3;
+
+/// Whether the app is in use (foreground) or not (background); see
+/// [`Session::set_mode`](super::Session::set_mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In use: beat at a fixed interval
+    /// ([`SessionConfig::foreground_interval_ms`]).
+    Foreground,
+    /// Not in use: a few beats at the adaptive minimum, then the adaptive
+    /// interval. The default.
+    Background,
+}
+
+impl Mode {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Foreground => "foreground",
+            Mode::Background => "background",
+        }
+    }
+}
+
 /// Which server in the driver's list: an index into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerIndex(pub usize);
@@ -92,6 +118,9 @@ pub struct SessionConfig {
     /// The seed of the jitter generator. Default: 0; a driver running many
     /// sessions should give each its own.
     pub seed: u64,
+    /// With an adaptive policy, the fixed interval in the foreground, in
+    /// ms; `None` (the default): the server's `WELCOME` interval.
+    pub foreground_interval_ms: Option<std::num::NonZeroU64>,
 }
 
 impl SessionConfig {
@@ -109,6 +138,7 @@ impl SessionConfig {
             max_message: DEFAULT_MAX_MESSAGE,
             max_pending: DEFAULT_MAX_PENDING,
             seed: 0,
+            foreground_interval_ms: None,
         }
     }
 }

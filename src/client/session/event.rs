@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io;
 
-use crate::client::adaptive::ChangeReason;
+use crate::client::adaptive::{ChangeReason, ProbeOutcome};
 use crate::protocol::CloseReason;
 use crate::time::Tick;
 
@@ -143,6 +143,13 @@ pub enum Event {
         to_ms: u64,
         /// Why.
         reason: ChangeReason,
+    },
+    /// A probe connection of the adaptive search ended.
+    Probe {
+        /// The interval it tested, in ms.
+        interval_ms: u64,
+        /// How it ended.
+        outcome: ProbeOutcome,
     },
     /// The next connect is scheduled.
     ReconnectScheduled {

@@ -4,7 +4,8 @@
 use std::io;
 
 use super::*;
-use crate::client::adaptive::{AdaptiveConfig, ChangeReason};
+use crate::client::adaptive::{AdaptiveConfig, ChangeReason, ProbeOutcome};
+use crate::client::session::Mode;
 use crate::protocol::LineProtocol;
 use crate::server::session::{Session as ServerSession, Sessions, Settings};
 use crate::server::{LocalPresence, PresenceOnly};
@@ -53,6 +54,10 @@ fn show_event(e: &Event) -> String {
             attempt,
             delay_ms,
         } => format!("reconnect {} attempt={attempt} delay={delay_ms}", server.0),
+        Event::Probe {
+            interval_ms,
+            outcome,
+        } => format!("probe {interval_ms} {}", outcome.as_str()),
     }
 }
 
@@ -85,6 +90,20 @@ impl Harness {
                 self.trace.push(format!("{t} tx {line}"));
             }
             self.s.handle_transmitted(n);
+        }
+        while let Some(a) = self.s.poll_probe_action() {
+            self.trace.push(match a {
+                ProbeAction::Connect(i) => format!("{t} probe-connect {}", i.0),
+                ProbeAction::Close => format!("{t} probe-close"),
+            });
+        }
+        while let Some(bytes) = self.s.poll_probe_transmit() {
+            let n = bytes.len();
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            for line in text.lines() {
+                self.trace.push(format!("{t} probe-tx {line}"));
+            }
+            self.s.handle_probe_transmitted(n);
         }
         while let Some(e) = self.s.poll_event() {
             if let Event::PingSent { seq, due_ms } = e {
@@ -125,6 +144,24 @@ impl Harness {
             }
         }
         panic!("deadlines do not advance");
+    }
+
+    fn probe_connected(&mut self, t: u64) {
+        self.at(t);
+        self.s.handle_probe_connected(t);
+        self.drain();
+    }
+
+    fn probe_recv(&mut self, t: u64, bytes: &[u8]) {
+        self.at(t);
+        self.s.handle_probe_received(t, bytes);
+        self.drain();
+    }
+
+    fn probe_closed(&mut self, t: u64, end: TransportEnd) {
+        self.at(t);
+        self.s.handle_probe_closed(t, end);
+        self.drain();
     }
 
     fn connected(&mut self, t: u64) {
@@ -1084,6 +1121,14 @@ impl Nat {
         }
     }
 
+    /// A NAT put on the link at `now` (the flow is fresh then).
+    fn since(timeout_ms: u64, now: u64) -> Nat {
+        Nat {
+            last_packet: now,
+            ..Nat::new(timeout_ms)
+        }
+    }
+
     /// Whether a packet sent at `now` gets through.
     fn pass(&mut self, now: u64) -> bool {
         if now.saturating_sub(self.last_packet) >= self.timeout_ms {
@@ -1098,20 +1143,31 @@ impl Nat {
     }
 }
 
+/// Which of the client's connections a flight belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Flow {
+    Main,
+    Probe,
+}
+
 /// A client session and a [`SimServer`] joined by a link with a fixed
 /// one-way latency, run on a fake clock (quinn's `Pair` idea), optionally
-/// through a [`Nat`].
+/// through a [`Nat`]. The main connection and the probe connections are
+/// separate flows: each has its own NAT mapping with the same timeout.
 struct Pair {
     client: Session,
     server: SimServer,
-    /// The server's key for each client connection, by generation.
-    server_keys: std::collections::HashMap<u64, u32>,
+    /// The server's key for each client connection, by flow and generation.
+    server_keys: std::collections::HashMap<(Flow, u64), u32>,
     nat: Option<Nat>,
+    /// The probe flow's mapping (a new one per probe connection).
+    probe_nat: Option<Nat>,
     now: u64,
     latency: u64,
-    /// What is on the wire: (arrival time, connection generation, what).
-    flights: Vec<(u64, u64, Flight)>,
+    /// What is on the wire: (arrival time, flow, connection generation, what).
+    flights: Vec<(u64, Flow, u64, Flight)>,
     generation: u64,
+    probe_generation: u64,
     next_push: Option<u64>,
     events: Vec<(u64, Event)>,
 }
@@ -1124,10 +1180,12 @@ impl Pair {
             server,
             server_keys: std::collections::HashMap::new(),
             nat: None,
+            probe_nat: None,
             now: 0,
             latency: 20,
             flights: Vec::new(),
             generation: 0,
+            probe_generation: 0,
             next_push: None,
             events: Vec::new(),
         };
@@ -1136,7 +1194,18 @@ impl Pair {
     }
 
     fn send(&mut self, flight: Flight) {
-        if let Some(nat) = &mut self.nat {
+        self.send_on(Flow::Main, flight);
+    }
+
+    fn send_on(&mut self, flow: Flow, flight: Flight) {
+        if flow == Flow::Probe && matches!(flight, Flight::Connected | Flight::Refused) {
+            self.probe_nat = self.nat.as_ref().map(|n| Nat::new(n.timeout_ms));
+        }
+        let nat = match flow {
+            Flow::Main => &mut self.nat,
+            Flow::Probe => &mut self.probe_nat,
+        };
+        if let Some(nat) = nat {
             let passes = match flight {
                 Flight::ToClient(_) | Flight::ToServer(_) => nat.pass(self.now),
                 // A new connection: a new flow, a new mapping.
@@ -1150,8 +1219,12 @@ impl Pair {
                 return;
             }
         }
+        let generation = match flow {
+            Flow::Main => self.generation,
+            Flow::Probe => self.probe_generation,
+        };
         self.flights
-            .push((self.now + self.latency, self.generation, flight));
+            .push((self.now + self.latency, flow, generation, flight));
     }
 
     /// Acts on everything the client asked for.
@@ -1174,6 +1247,22 @@ impl Pair {
             let (bytes, n) = (b.to_vec(), b.len());
             self.client.handle_transmitted(n);
             self.send(Flight::ToServer(bytes));
+        }
+        while let Some(a) = self.client.poll_probe_action() {
+            self.probe_generation += 1;
+            if let ProbeAction::Connect(_) = a {
+                let f = if self.server.up {
+                    Flight::Connected
+                } else {
+                    Flight::Refused
+                };
+                self.send_on(Flow::Probe, f);
+            }
+        }
+        while let Some(b) = self.client.poll_probe_transmit() {
+            let (bytes, n) = (b.to_vec(), b.len());
+            self.client.handle_probe_transmitted(n);
+            self.send_on(Flow::Probe, Flight::ToServer(bytes));
         }
         while let Some(e) = self.client.poll_event() {
             self.events.push((self.now, e));
@@ -1201,26 +1290,42 @@ impl Pair {
                 }
             } else if flight == Some(next) {
                 let i = self.flights.iter().position(|f| f.0 == next).expect("due");
-                let (_, generation, f) = self.flights.remove(i);
-                if generation != self.generation {
+                let (_, flow, generation, f) = self.flights.remove(i);
+                let current = match flow {
+                    Flow::Main => self.generation,
+                    Flow::Probe => self.probe_generation,
+                };
+                if generation != current {
                     continue; // belongs to a connection since closed
                 }
-                match f {
-                    Flight::Connected => {
+                match (flow, f) {
+                    (Flow::Main, Flight::Connected) => {
                         let key = self.server.accept(next);
-                        self.server_keys.insert(generation, key);
+                        self.server_keys.insert((flow, generation), key);
                         self.client.handle_connected(next);
                         self.next_push = self.server.push_every.map(|p| next + p);
                     }
-                    Flight::Refused => self
+                    (Flow::Probe, Flight::Connected) => {
+                        let key = self.server.accept(next);
+                        self.server_keys.insert((flow, generation), key);
+                        self.client.handle_probe_connected(next);
+                    }
+                    (Flow::Main, Flight::Refused) => self
                         .client
                         .handle_closed(next, TransportEnd::Error(io::ErrorKind::ConnectionRefused)),
-                    Flight::ToServer(b) => {
-                        let key = self.server_keys[&generation];
+                    (Flow::Probe, Flight::Refused) => self.client.handle_probe_closed(
+                        next,
+                        TransportEnd::Error(io::ErrorKind::ConnectionRefused),
+                    ),
+                    (_, Flight::ToServer(b)) => {
+                        let key = self.server_keys[&(flow, generation)];
                         let answer = self.server.receive(next, key, &b);
                         self.deliver(answer);
                     }
-                    Flight::ToClient(b) => self.client.handle_received(next, &b),
+                    (Flow::Main, Flight::ToClient(b)) => self.client.handle_received(next, &b),
+                    (Flow::Probe, Flight::ToClient(b)) => {
+                        self.client.handle_probe_received(next, &b)
+                    }
                 }
             } else if server == Some(next) {
                 let answer = self.server.handle_timeout(next);
@@ -1235,10 +1340,22 @@ impl Pair {
     /// Sends the server's bytes for the client's current connection; those
     /// for connections the client has left go nowhere.
     fn deliver(&mut self, answer: Vec<(u32, Vec<u8>)>) {
-        let current = self.server_keys.get(&self.generation).copied();
+        let main = self
+            .server_keys
+            .get(&(Flow::Main, self.generation))
+            .copied();
+        let probe = self
+            .server_keys
+            .get(&(Flow::Probe, self.probe_generation))
+            .copied();
         for (key, bytes) in answer {
-            if Some(key) == current && !bytes.is_empty() {
-                self.send(Flight::ToClient(bytes));
+            if bytes.is_empty() {
+                continue;
+            }
+            if Some(key) == main {
+                self.send_on(Flow::Main, Flight::ToClient(bytes));
+            } else if Some(key) == probe {
+                self.send_on(Flow::Probe, Flight::ToClient(bytes));
             }
         }
     }
@@ -1382,134 +1499,439 @@ fn interval_changes(p: &Pair) -> Vec<(u64, u64, u64, ChangeReason)> {
         .collect()
 }
 
+/// Moves the clock to `until` like [`Harness::at`], answering every main
+/// `PING` 5 ms after it goes out.
+fn answering(h: &mut Harness, until: u64) {
+    let mut answered = h.pings.len();
+    while let Some(d) = h.s.poll_timeout().filter(|d| *d <= until) {
+        h.at(d);
+        while answered < h.pings.len() {
+            let (seq, _, sent) = h.pings[answered];
+            answered += 1;
+            if sent + 5 <= until {
+                h.recv(sent + 5, format!("PONG {seq}\n").as_bytes());
+            }
+        }
+    }
+    h.at(until);
+}
+
+fn probes(p: &Pair) -> Vec<(u64, u64, ProbeOutcome)> {
+    p.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::Probe {
+                interval_ms,
+                outcome,
+            } => Some((*t, *interval_ms, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn adaptive_trace_probe_loss_and_server_cap() {
+fn adaptive_trace_probe_answered_lost_and_server_cap() {
     let mut c = config();
-    let mut a = AdaptiveConfig::new(1_000, 10_000);
-    a.step_after = 2;
-    c.interval = IntervalPolicy::Adaptive(a);
+    c.interval = IntervalPolicy::Adaptive(AdaptiveConfig::new(1_000, 10_000));
     let mut h = Harness::new(c);
     h.connected(0);
-    // The server's timeout (3 s) caps the search at 2.7 s.
-    h.recv(4, b"WELCOME dev interval=30000 timeout=3000\n");
-    assert_eq!(h.s.adaptive().map(|a| a.ceiling()), Some(2_700));
-    h.take();
-    h.at(1000);
-    h.recv(1010, b"PONG 1\n");
-    h.at(2000);
-    h.recv(2010, b"PONG 2\n");
+    // The server's timeout (5 s) caps the search at 4.5 s.
+    h.recv(4, b"WELCOME dev interval=30000 timeout=5000\n");
+    assert_eq!(h.s.adaptive().map(|a| a.ceiling()), Some(4_500));
+    check(
+        &mut h,
+        &[
+            "0 connect 0",
+            "0 tx HELLO dev",
+            "0 connected 0",
+            "4 welcome interval=1000 server=30000 timeout=Some(5000)",
+            // Online: the first probe (2 s) starts at once, on its own socket.
+            "4 probe-connect 0",
+        ],
+    );
+    // Silent for 2 s after it connects, then a PING without HELLO. The
+    // main connection beats at 1 s meanwhile (its PONGs come 5 ms later).
+    h.probe_connected(10);
+    answering(&mut h, 2_010);
+    h.probe_recv(2_015, b"PONG 3\n");
     check(
         &mut h,
         &[
             "1000 tx PING 1",
-            "1010 pong 1 rtt=10",
+            "1005 pong 1 rtt=5",
             "2000 tx PING 2",
-            "2010 pong 2 rtt=10",
-            "2010 interval 1000->2000 probe",
+            "2005 pong 2 rtt=5",
+            "2010 probe-tx PING 3",
+            "2015 probe-close",
+            "2015 probe 2000 answered",
+            // Only now does the main connection move: 2 s less 10%.
+            "2015 interval 1000->1800 probe",
         ],
     );
-    // The next beat two seconds after the last, and it is lost.
-    h.at(4300);
-    check(
-        &mut h,
-        &[
-            "4000 tx PING 3",
-            "4300 close",
-            "4300 down 0 PingTimeout",
-            "4300 interval 2000->1000 loss",
-            "4300 reconnect 0 attempt=0 delay=0",
-            "4300 connect 0",
-        ],
+    // Next candidate: 4 s; no PONG within the reply timeout (300 ms).
+    h.probe_connected(2_020);
+    answering(&mut h, 6_400);
+    let trace = h.take_without("pong ");
+    assert!(
+        trace.contains(&"2015 probe-connect 0".to_owned()),
+        "{trace:?}"
+    );
+    assert!(
+        trace.contains(&"6020 probe-tx PING 6".to_owned()),
+        "{trace:?}"
+    );
+    assert!(
+        trace.contains(&"6320 probe 4000 lost".to_owned()),
+        "{trace:?}"
+    );
+    // The main connection never beat at more than 1.8 s, and is still up.
+    assert!(trace.iter().all(|l| !l.contains("interval ")), "{trace:?}");
+    assert!(trace.iter().all(|l| !l.contains("down")), "{trace:?}");
+    assert_eq!(h.s.adaptive().and_then(|a| a.failed()), Some(4_000));
+    // A probe reset during its silence (a NAT that resets a forgotten
+    // flow) is a loss; a refused probe connect proves nothing.
+    assert_eq!(h.s.adaptive().and_then(|a| a.running()), Some(3_000));
+    h.probe_connected(6_400);
+    h.probe_closed(6_450, TransportEnd::Error(io::ErrorKind::ConnectionReset));
+    assert_eq!(h.s.adaptive().and_then(|a| a.failed()), Some(3_000));
+    answering(&mut h, 6_450);
+    assert_eq!(h.s.adaptive().and_then(|a| a.running()), Some(2_500));
+    h.probe_closed(6_460, TransportEnd::Error(io::ErrorKind::ConnectionRefused));
+    let trace = h.take();
+    assert!(
+        trace.contains(&"6460 probe 2500 inconclusive".to_owned()),
+        "{trace:?}"
+    );
+    // Retried after the candidate's length.
+    answering(&mut h, 8_959);
+    assert!(!h.s.probe_active());
+    answering(&mut h, 8_960);
+    assert!(h.s.probe_active());
+    // Bytes during the silence break it; a BYE ends it: both inconclusive.
+    h.probe_connected(8_970);
+    h.probe_recv(8_980, b"ERR unexpected\n");
+    assert!(h
+        .take()
+        .contains(&"8980 probe 2500 inconclusive".to_owned()));
+    // The main connection ends: the probe goes with it, unjudged.
+    answering(&mut h, 11_480);
+    assert!(h.s.probe_active());
+    h.closed(11_500, TransportEnd::Eof);
+    assert!(!h.s.probe_active());
+    let trace = h.take();
+    assert!(trace.contains(&"11500 probe-close".to_owned()), "{trace:?}");
+    assert!(trace.iter().all(|l| !l.contains("probe 2500")), "{trace:?}");
+    assert_eq!(h.s.adaptive().map(|a| a.proven()), Some(2_000));
+}
+
+#[test]
+fn probe_garbage_never_panics_and_is_bounded() {
+    let mut c = config();
+    c.interval = IntervalPolicy::Adaptive(AdaptiveConfig::new(1_000, 10_000));
+    c.max_line = 64;
+    let mut h = Harness::new(c);
+    h.online(0, 30_000);
+    h.take();
+    h.probe_connected(5);
+    answering(&mut h, 2_005);
+    // Other PONGs and lines are skipped; an over-long line ends the probe.
+    h.probe_recv(2_006, b"PONG 999\nnews\n");
+    assert!(h.s.probe_active());
+    h.probe_recv(2_007, &[b'x'; 200]);
+    assert!(!h.s.probe_active());
+    // Inputs for a probe that is not there are ignored.
+    h.probe_recv(2_008, b"PONG 3\n");
+    h.probe_closed(2_009, TransportEnd::Eof);
+    h.s.handle_probe_connected(2_010);
+    h.s.handle_probe_transmitted(1_000);
+    assert!(!h.s.probe_active());
+    let trace = h.take();
+    assert!(
+        trace.contains(&"2007 probe 2000 inconclusive".to_owned()),
+        "{trace:?}"
+    );
+    // A BYE under the PING proves nothing; an end of stream under it is a
+    // loss (a NAT answering a forgotten flow with a reset, or a FIN).
+    answering(&mut h, 4_007);
+    assert!(h.s.probe_active());
+    h.probe_connected(4_010);
+    answering(&mut h, 6_010);
+    h.probe_recv(6_011, b"BYE shutdown\n");
+    assert!(h
+        .take()
+        .contains(&"6011 probe 2000 inconclusive".to_owned()));
+    answering(&mut h, 8_011);
+    h.probe_connected(8_012);
+    answering(&mut h, 10_012);
+    h.probe_closed(10_013, TransportEnd::Eof);
+    let trace = h.take();
+    assert!(
+        trace.contains(&"10013 probe 2000 lost".to_owned()),
+        "{trace:?}"
     );
     assert_eq!(h.s.adaptive().and_then(|a| a.failed()), Some(2_000));
-    // A server that says BYE while a ping is out: not the path's fault.
-    h.connected(4400);
-    h.recv(4404, b"WELCOME dev interval=30000 timeout=60000\n");
-    h.at(5400);
-    h.recv(5410, b"BYE shutdown\n");
-    let trace = h.take();
-    assert!(trace.iter().all(|l| !l.contains("interval ")), "{trace:?}");
 }
 
+/// The main connection is never lost to the search: over twelve hours
+/// behind NATs from 30 s to 30 min, every loss is a probe's.
 #[test]
-fn adaptive_settles_below_a_nat_timeout_and_keeps_the_connection() {
-    // The netns test's numbers: a NAT that forgets flows idle for 3 s.
-    let mut p = adaptive_pair(400, 20_000, |_| {});
-    p.nat = Some(Nat::new(3_000));
-    p.run(120_000);
-    let changes = interval_changes(&p);
-    let (settled_at, _, held, reason) = *changes.last().expect("changes");
-    assert_eq!(reason, ChangeReason::Settle, "{changes:?}");
-    assert!(settled_at <= 60_000, "{changes:?}");
-    assert!((2_400..3_000).contains(&held), "{held}");
-    assert!(p.client.adaptive().is_some_and(|a| a.is_settled()));
-    // Every loss was the NAT: a ping unanswered, never anything else.
-    let downs = p.disconnects();
-    assert!(!downs.is_empty() && downs.len() <= 4, "{downs:?}");
-    assert!(
-        downs
+fn probes_never_cost_the_main_connection() {
+    for nat_ms in [30_000, 60_000, 300_000, 600_000, 1_800_000] {
+        let mut a = AdaptiveConfig::new(10_000, 3_600_000);
+        a.reprobe_after = 10;
+        let mut c = SessionConfig::new("dev", 1);
+        c.interval = IntervalPolicy::Adaptive(a);
+        c.reply_timeout_ms = 5_000;
+        c.seed = 9;
+        // The server's own timeout (90 min) is far away: only the NAT limits.
+        let mut p = Pair::new(c, SimServer::new(3_600_000));
+        p.nat = Some(Nat::new(nat_ms));
+        p.run(12 * 3_600_000);
+        assert_eq!(p.disconnects(), [], "NAT {nat_ms}");
+        // One connection, one login: the server saw no offline/online flap.
+        let welcomes = p
+            .events
             .iter()
-            .all(|(t, r)| *r == DisconnectReason::PingTimeout && *t < settled_at),
-        "{downs:?}"
-    );
-    // Then a whole minute on one connection, beating at the held interval.
-    assert_eq!(p.client.phase(), Phase::Online);
-    assert_eq!(p.client.interval_ms(), Some(held));
-    let rtts_after = p
-        .events
-        .iter()
-        .filter(|(t, e)| *t > settled_at && matches!(e, Event::Pong { .. }))
-        .count();
-    assert!(rtts_after >= 20, "{rtts_after}");
-}
-
-#[test]
-fn adaptive_reprobes_at_the_bound_ever_less_often() {
-    let mut p = adaptive_pair(400, 20_000, |a| a.reprobe_after = 4);
-    p.nat = Some(Nat::new(3_000));
-    p.run(1_800_000);
-    let changes = interval_changes(&p);
-    let reprobes: Vec<u64> = changes
-        .iter()
-        .filter(|c| c.3 == ChangeReason::Reprobe)
-        .map(|c| c.0)
-        .collect();
-    assert!(reprobes.len() >= 3, "{changes:?}");
-    // Each re-probe of the bound is lost, and the holds between them grow
-    // to 32 times 4 beats at the held interval.
-    let held = p.client.interval_ms().expect("online");
-    let gaps: Vec<u64> = reprobes.windows(2).map(|w| w[1] - w[0]).collect();
-    let late = &gaps[gaps.len() - 2..];
-    assert!(late.iter().all(|g| *g >= 128 * held), "{gaps:?}");
-    assert!(reprobes.len() <= 12, "{gaps:?}");
-    for c in &changes {
-        assert!((400..=20_000).contains(&c.2), "{c:?}");
+            .filter(|(_, e)| matches!(e, Event::Welcome { .. }))
+            .count();
+        assert_eq!(welcomes, 1, "NAT {nat_ms}");
+        let held = p.client.interval_ms().expect("online");
+        assert!(
+            held < nat_ms && held * 100 >= nat_ms * 80,
+            "NAT {nat_ms}: held {held}"
+        );
+        assert!(p.client.adaptive().is_some_and(|a| a.is_settled()));
+        // The probes did meet the NAT, and every interval the main
+        // connection used was proven by a probe first.
+        let probes = probes(&p);
+        assert!(
+            probes.iter().any(|(_, _, o)| *o == ProbeOutcome::Lost),
+            "NAT {nat_ms}: {probes:?}"
+        );
+        for (t, from, to, reason) in interval_changes(&p) {
+            assert!(to < nat_ms, "NAT {nat_ms}: {from}->{to} {reason} at {t}");
+            assert!(
+                probes
+                    .iter()
+                    .any(|(pt, i, o)| *pt <= t && *o == ProbeOutcome::Answered && *i >= to),
+                "NAT {nat_ms}: {to} unproven at {t}"
+            );
+        }
+        // The main connection kept the NAT mapping alive all along.
+        assert_eq!(p.nat.as_ref().map(|n| n.dropped), Some(0));
+        // The failed bound is probed again ever less often.
+        let bound = p.client.adaptive().and_then(|a| a.failed()).expect("bound");
+        let retries: Vec<u64> = probes
+            .iter()
+            .filter(|(_, i, _)| *i == bound)
+            .map(|(t, _, _)| *t)
+            .collect();
+        let gaps: Vec<u64> = retries.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.windows(2).all(|g| g[1] >= g[0]),
+            "NAT {nat_ms}: {gaps:?}"
+        );
     }
-    // Never a restart: the held interval itself always worked.
-    assert!(changes.iter().all(|c| c.3 != ChangeReason::Restart));
-    assert_eq!(p.client.phase(), Phase::Online);
 }
 
 #[test]
-fn adaptive_without_a_nat_climbs_to_the_max_and_stays() {
-    let mut p = adaptive_pair(1_000, 20_000, |_| {});
+fn without_a_nat_the_probes_climb_to_the_max() {
+    let mut a = AdaptiveConfig::new(1_000, 20_000);
+    a.reprobe_after = 4;
+    let mut c = SessionConfig::new("dev", 1);
+    c.interval = IntervalPolicy::Adaptive(a);
+    c.reply_timeout_ms = 1_000;
+    let mut p = Pair::new(c, SimServer::new(30_000));
     p.run(600_000);
     assert_eq!(p.disconnects(), []);
     let changes: Vec<(u64, u64)> = interval_changes(&p).iter().map(|c| (c.1, c.2)).collect();
+    // Each step is a probe proven, less the 10% margin.
     assert_eq!(
         changes,
         [
-            (1_000, 2_000),
-            (2_000, 4_000),
-            (4_000, 8_000),
-            (8_000, 16_000),
-            (16_000, 20_000)
+            (1_000, 1_800),
+            (1_800, 3_600),
+            (3_600, 7_200),
+            (7_200, 14_400),
+            (14_400, 18_000)
         ]
     );
-    assert_eq!(p.client.interval_ms(), Some(20_000));
+    // At the ceiling with nothing failed: no more probes.
+    let after = probes(&p).last().map(|x| x.0).unwrap_or_default();
+    assert!(after < 100_000, "{:?}", probes(&p));
+    // The server's longest silence is a probe's: 20 s and the link's latency.
     assert!(
-        p.server.longest_silence <= 20_000,
+        p.server.longest_silence <= 20_000 + p.latency,
         "{}",
         p.server.longest_silence
     );
+}
+
+#[test]
+fn a_main_loss_at_a_proven_interval_restarts_from_min() {
+    // The NAT is generous while the search runs, then a new one (3 s)
+    // takes over: the main connection's next beat is lost.
+    let mut p = adaptive_pair(400, 20_000, |a| a.reprobe_after = 4);
+    p.run(200_000);
+    let held = p.client.interval_ms().expect("online");
+    assert!(held >= 3_000, "{held}");
+    p.nat = Some(Nat::since(3_000, p.now));
+    p.run(400_000);
+    let downs = p.disconnects();
+    assert_eq!(downs.len(), 1, "{downs:?}");
+    let changes = interval_changes(&p);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.3 == ChangeReason::Loss && c.2 == 400),
+        "{changes:?}"
+    );
+    // Then the probes find the new NAT without another main loss.
+    let held = p.client.interval_ms().expect("online");
+    assert!((2_400..3_000).contains(&held), "{held}: {changes:?}");
+}
+
+// ---- foreground and background, network changes ------------------------
+
+/// The `PingSent` times in `from..to`.
+fn pings_between(p: &Pair, from: u64, to: u64) -> Vec<u64> {
+    p.events
+        .iter()
+        .filter(|(t, e)| (from..to).contains(t) && matches!(e, Event::PingSent { .. }))
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+fn gaps(times: &[u64]) -> Vec<u64> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[test]
+fn foreground_is_fixed_and_background_starts_with_minimum_beats() {
+    let mut c = SessionConfig::new("dev", 1);
+    c.interval = IntervalPolicy::Adaptive(AdaptiveConfig::new(1_000, 20_000));
+    c.reply_timeout_ms = 1_000;
+    c.foreground_interval_ms = std::num::NonZeroU64::new(5_000);
+    let mut p = Pair::new(c, SimServer::new(30_000));
+    // The default is the background: the search runs, the beats follow.
+    assert_eq!(p.client.mode(), Mode::Background);
+    p.run(300_000);
+    assert_eq!(p.client.interval_ms(), Some(18_000));
+    // Foreground: the fixed interval at once.
+    assert!(p.client.set_mode(300_000, Mode::Foreground));
+    assert!(!p.client.set_mode(300_000, Mode::Foreground));
+    assert_eq!(p.client.interval_ms(), Some(5_000));
+    p.run(360_000);
+    let fg = pings_between(&p, 300_000, 360_000);
+    assert!(gaps(&fg).iter().all(|g| *g == 5_000), "{fg:?}");
+    assert!(fg.len() >= 11, "{fg:?}");
+    // Background again: three beats at the minimum, then the adaptive one.
+    assert!(p.client.set_mode(360_000, Mode::Background));
+    assert_eq!(p.client.interval_ms(), Some(1_000));
+    // The shorter interval is overdue: a driver fires it at once.
+    p.client.handle_timeout(360_000);
+    p.outputs();
+    p.run(460_000);
+    let bg = pings_between(&p, 360_000, 460_000);
+    let bg_gaps = gaps(&bg);
+    assert_eq!(&bg_gaps[..2], [1_000, 1_000], "{bg:?}");
+    assert!(bg_gaps[2..].iter().all(|g| *g == 18_000), "{bg:?}");
+    assert_eq!(p.client.interval_ms(), Some(18_000));
+    assert_eq!(p.disconnects(), []);
+}
+
+#[test]
+fn modes_change_nothing_without_an_adaptive_policy() {
+    let mut p = Pair::new(SessionConfig::new("dev", 1), SimServer::new(10_000));
+    p.run(50_000);
+    assert!(p.client.set_mode(50_000, Mode::Foreground));
+    assert_eq!(p.client.interval_ms(), Some(10_000));
+    assert!(p.client.set_mode(50_000, Mode::Background));
+    assert_eq!(p.client.interval_ms(), Some(10_000));
+}
+
+#[test]
+fn a_network_change_reconnects_at_once_and_keeps_what_was_learned() {
+    let home = NetworkKey {
+        local: Some([10, 0, 0, 2].into()),
+        gateway: Some([10, 0, 0, 1].into()),
+    };
+    let office = NetworkKey {
+        local: Some([192, 168, 1, 7].into()),
+        gateway: Some([192, 168, 1, 1].into()),
+    };
+    let mut p = adaptive_pair(400, 20_000, |a| a.reprobe_after = 4);
+    p.nat = Some(Nat::new(3_000));
+    p.client.handle_network(0, home);
+    p.run(200_000);
+    let at_home = p.client.interval_ms().expect("online");
+    assert!((2_400..3_000).contains(&at_home), "{at_home}");
+
+    // The phone moves to the office (a 10 s NAT): reconnect at once, to
+    // the same server, and search from scratch.
+    p.client.handle_network_change(200_000);
+    p.outputs();
+    p.nat = Some(Nat::since(10_000, 200_000));
+    let moved: Vec<String> = p
+        .events
+        .iter()
+        .filter(|(t, _)| *t == 200_000)
+        .map(|(_, e)| show_event(e))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            format!("interval {at_home}->400 network"),
+            "down 0 Failed(NetworkDown)".to_owned(),
+            "reconnect 0 attempt=0 delay=0".to_owned(),
+        ]
+    );
+    p.run(200_100);
+    assert_eq!(p.client.phase(), Phase::Online);
+    p.client.handle_network(200_100, office);
+    assert_eq!(p.client.network(), Some(office));
+    p.run(600_000);
+    let at_office = p.client.interval_ms().expect("online");
+    assert!((8_000..10_000).contains(&at_office), "{at_office}");
+
+    // Back home: what was learned there applies as soon as it is known.
+    p.client.handle_network_change(600_000);
+    p.outputs();
+    p.nat = Some(Nat::since(3_000, 600_000));
+    p.run(600_100);
+    p.client.handle_network(600_100, home);
+    assert_eq!(p.client.interval_ms(), Some(at_home));
+    p.run(700_000);
+    // The only disconnects were the two moves.
+    let downs = p.disconnects();
+    assert_eq!(
+        downs,
+        [
+            (
+                200_000,
+                DisconnectReason::Failed(io::ErrorKind::NetworkDown)
+            ),
+            (
+                600_000,
+                DisconnectReason::Failed(io::ErrorKind::NetworkDown)
+            ),
+        ]
+    );
+    // A network noticed late (no change reported first) also switches.
+    p.client.handle_network(700_000, office);
+    assert_eq!(p.client.interval_ms(), Some(at_office));
+}
+
+#[test]
+fn a_network_change_cuts_a_backoff_wait_short() {
+    let mut h = Harness::new(config());
+    h.connected(0);
+    h.closed(10, TransportEnd::Error(io::ErrorKind::NetworkUnreachable));
+    h.take();
+    // Backoff 0 in this config: waiting until 10; a long one shown by hand.
+    h.s.state = State::Waiting { until: 60_000 };
+    h.now = 20;
+    h.s.handle_network_change(20);
+    h.drain();
+    check(&mut h, &["20 connect 0"]);
 }
