@@ -110,6 +110,8 @@ pub struct ClientConfig {
     /// The seed of the reconnect jitter; `None` (the default) derives one
     /// from the time and the process id.
     pub seed: Option<u64>,
+    /// The wire protocol. Default: the line protocol.
+    pub protocol: crate::protocol::client::ClientCodec,
 }
 
 impl ClientConfig {
@@ -128,6 +130,7 @@ impl ClientConfig {
             backoff_cap: Duration::from_millis(DEFAULT_BACKOFF_CAP_MS),
             quiet: false,
             seed: None,
+            protocol: crate::protocol::client::ClientCodec::LINE,
         }
     }
 
@@ -166,6 +169,15 @@ impl ClientConfig {
         c.backoff_base_ms = millis_ceil(self.backoff_base);
         c.backoff_cap_ms = millis_ceil(self.backoff_cap);
         c.seed = self.seed.unwrap_or_else(default_seed);
+        c.protocol = self.protocol;
+        if c.protocol.login() != crate::protocol::client::Login::WelcomeWithInterval
+            && c.interval == IntervalPolicy::Server
+        {
+            return Err(Error::config(format!(
+                "the {} protocol's server does not say how often to beat: give --interval or --adaptive",
+                c.protocol.name()
+            )));
+        }
         Ok(c)
     }
 }

@@ -58,6 +58,21 @@ pub struct ClientArgs {
     /// Do not print the server's lines to stdout.
     #[arg(long)]
     pub quiet: bool,
+
+    /// The wire protocol, as the server's --protocol: line, resp, binary or
+    /// raw. With resp and raw the server does not say the interval: give
+    /// --interval (or --adaptive). resp carries no messages (stdin lines are
+    /// refused); raw takes any bytes from the server as the answer.
+    #[arg(long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
+    pub protocol: String,
+}
+
+/// `--protocol`: one of the built-in client codecs.
+fn parse_protocol(s: &str) -> Result<String, String> {
+    match vigil::protocol::client::ClientCodec::by_name(s) {
+        Some(c) => Ok(c.name().to_owned()),
+        None => Err("expected line, resp, binary or raw".to_owned()),
+    }
 }
 
 impl ClientArgs {
@@ -70,6 +85,9 @@ impl ClientArgs {
         config.tcp_user_timeout = self.tcp_user_timeout;
         config.reply_timeout = self.timeout;
         config.quiet = self.quiet;
+        if let Some(codec) = vigil::protocol::client::ClientCodec::by_name(&self.protocol) {
+            config.protocol = codec;
+        }
         config
     }
 }

@@ -11,6 +11,7 @@ use vigil::load::config::{
 };
 use vigil::load::render::{format_hgrm, format_json, format_progress, format_table};
 use vigil::load::{self, ErrorKind, LoadConfig, Phase, Progress, SourceRange};
+use vigil::protocol::client::ClientCodec;
 
 use super::Dur;
 
@@ -83,6 +84,19 @@ pub struct LoadArgs {
     /// ready for HdrHistogram's plotter.
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<std::path::PathBuf>,
+
+    /// The wire protocol, as the server's --protocol: line, resp, binary or
+    /// raw. Every session beats at --interval whatever the server says.
+    #[arg(long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
+    pub protocol: String,
+}
+
+/// `--protocol`: one of the built-in client codecs.
+fn parse_protocol(s: &str) -> Result<String, String> {
+    match ClientCodec::by_name(s) {
+        Some(c) => Ok(c.name().to_owned()),
+        None => Err("expected line, resp, binary or raw".to_owned()),
+    }
 }
 
 fn parse_source_ips(s: &str) -> Result<SourceRange, String> {
@@ -105,6 +119,7 @@ impl LoadArgs {
             .clone()
             .unwrap_or_else(|| format!("load-{}-", std::process::id()));
         c.seed = self.seed.unwrap_or_else(clock_seed);
+        c.protocol = ClientCodec::by_name(&self.protocol).unwrap_or_default();
         Ok(c)
     }
 }
@@ -341,6 +356,8 @@ mod tests {
             "12",
             "--hgrm",
             "out.hgrm",
+            "--protocol",
+            "binary",
         ])
         .unwrap();
         assert_eq!(a.max_errors, 12);
@@ -353,6 +370,7 @@ mod tests {
         assert_eq!(c.reply_timeout, Duration::from_secs(1));
         assert_eq!(c.source_ips.map(|r| r.len()), Some(8));
         assert_eq!((c.id_prefix.as_str(), c.seed), ("t-", 7));
+        assert_eq!(c.protocol, ClientCodec::BINARY);
         assert!(a.json);
     }
 
@@ -384,6 +402,10 @@ mod tests {
             (
                 &["--server", "x:1", "--conns", "1", "--max-errors", "some"][..],
                 "--max-errors",
+            ),
+            (
+                &["--server", "x:1", "--conns", "1", "--protocol", "smtp"][..],
+                "expected line, resp, binary or raw",
             ),
         ] {
             let e = parse(args).expect_err(needle);

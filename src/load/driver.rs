@@ -352,6 +352,7 @@ impl Driver {
         sc.reply_timeout_ms = millis_ceil(config.reply_timeout);
         sc.connect_timeout_ms = millis_ceil(config.reply_timeout);
         sc.seed = config.seed ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        sc.protocol = config.protocol;
         let now_us = self.w.clock.now_us();
         let session = Session::new(sc, tick(now_us))
             .map_err(|e| Error::config(super::ConfigError::new(e.to_string())))?;

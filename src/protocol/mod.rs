@@ -18,8 +18,12 @@
 //! - Decoding is independent of how the stream was split into reads: the same
 //!   bytes give the same frames and errors whatever the read sizes were.
 //! - [`Protocol::encode`] appends to `out` and never fails.
+//!
+//! The client's half of each protocol (what `vigil client` and `vigil load`
+//! speak) is [`client::ClientProtocol`], in [`client`].
 
 pub mod binary;
+pub mod client;
 pub mod line;
 pub mod raw;
 pub mod resp;
