@@ -30,7 +30,9 @@
 //! - [`wheel`]: a hashed timing wheel, O(1) arm, cancel and re-arm, no
 //!   allocation in steady state.
 //! - [`protocol`]: the codecs, bytes to [`Frame`]s and [`Reply`]s to bytes
-//!   ([`LineProtocol`] is the default; RESP, binary, raw).
+//!   ([`LineProtocol`] is the default; RESP, binary, raw), and in
+//!   [`protocol::client`] the client side of each (what `vigil client` and
+//!   `vigil load` speak), shared by sessions as a [`protocol::client::ClientCodec`].
 //! - [`events`]: presence events and their JSON lines; [`duration`]: the
 //!   duration syntax of the flags.
 //!

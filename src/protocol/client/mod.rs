@@ -35,10 +35,10 @@
 //!
 //! [`ConfigError::NeedsInterval`]: crate::client::session::ConfigError::NeedsInterval
 
-mod binary;
-mod line;
-mod raw;
-mod resp;
+pub mod binary;
+pub mod line;
+pub mod raw;
+pub mod resp;
 
 use std::fmt;
 
