@@ -71,10 +71,22 @@
 //!   delays growing instead of drawing a reconnect storm.
 //!
 //! # Memory
-//! Per session: the config, a partial-line buffer that exists only while a
-//! line is split across reads (at most `max_line + 2` bytes), pending output
-//! freed as soon as it is all written, and the event queue, freed when
-//! drained. Complete lines are parsed straight from the caller's slice.
+//! Per session: the config (with the protocol: one shared 8-byte
+//! [`ClientCodec`](crate::protocol::client::ClientCodec)), a partial-frame
+//! buffer that exists only while a frame is split across reads (at most the
+//! codec's `max_incomplete(max_line) + 1` bytes: `max_line + 2` for lines),
+//! pending output freed as soon as it is all written, and the event queue,
+//! freed when drained. Complete frames are decoded straight from the
+//! caller's slice.
+//!
+//! # Protocols
+//! The session speaks the protocol its config names
+//! ([`SessionConfig::protocol`], the line protocol by default) through
+//! [`crate::protocol::client`]; the rules below are written in the line
+//! protocol's words (`HELLO`, `WELCOME`, `PING`, `PONG`, `BYE`). Where a
+//! protocol has no login (raw), the session is online as soon as it is
+//! connected; where the answer to a ping cannot name it (raw), any answer
+//! clears the outstanding ping.
 //!
 //! # Example
 //! ```
@@ -312,8 +324,8 @@ impl Session {
             // codec to decide (it must, past `max_incomplete`), so the
             // buffer stays bounded whatever the read sizes.
             let had = self.partial.len();
-            let room = (protocol.max_incomplete(limit) + 1).saturating_sub(had);
-            let take = rest.len().min(room);
+            let bound = protocol.max_incomplete(limit);
+            let take = rest.len().min(bound.saturating_add(1).saturating_sub(had));
             self.partial.extend_from_slice(&rest[..take]);
             let buf = std::mem::take(&mut self.partial);
             match protocol.decode(&buf, limit) {
@@ -323,12 +335,13 @@ impl Session {
                     rest = &rest[used.saturating_sub(had).min(rest.len())..];
                     self.handle_frame(now, frame);
                 }
-                Ok(None) if take == rest.len() => {
+                // Within the bound, `take` was all of `rest`.
+                Ok(None) if buf.len() <= bound => {
                     self.partial = buf;
                     return;
                 }
-                // A codec still undecided past its own bound: treat the
-                // frame as too long rather than buffer on.
+                // A codec of one's own may break its bound: never buffer
+                // past it, the frame is too long.
                 Ok(None) => {
                     return self.handle_decode_error(now, DecodeError::TooLong { limit });
                 }
@@ -340,6 +353,11 @@ impl Session {
                 Ok(Some((frame, used))) => {
                     self.handle_frame(now, frame);
                     rest = &rest[used.min(rest.len())..];
+                }
+                // A codec of one's own may break its bound: never buffer
+                // past it.
+                Ok(None) if rest.len() > protocol.max_incomplete(limit) => {
+                    return self.handle_decode_error(now, DecodeError::TooLong { limit });
                 }
                 Ok(None) => {
                     if !rest.is_empty() {

@@ -621,3 +621,63 @@ proptest! {
         let _ = trace(codec, limit, &bytes);
     }
 }
+
+/// A codec of one's own that never decides (breaking its own bound) cannot
+/// make the session buffer without limit: past the bound, the frame is
+/// too long and the connection ends.
+#[test]
+fn a_codec_that_never_decides_is_cut_off_at_its_bound() {
+    #[derive(Debug)]
+    struct Undecided;
+    impl ClientProtocol for Undecided {
+        fn name(&self) -> &'static str {
+            "undecided"
+        }
+        fn login(&self) -> Login {
+            Login::None
+        }
+        fn decode<'a>(
+            &self,
+            _: &'a [u8],
+            _: usize,
+        ) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
+            Ok(None)
+        }
+        fn max_incomplete(&self, _: usize) -> usize {
+            4
+        }
+        fn encode_hello(&self, _: &str, _: &mut Vec<u8>) {}
+        fn encode_ping(&self, _: u64, _: &mut Vec<u8>) {}
+        fn check_message(&self, _: &[u8]) -> Result<(), MessageError> {
+            Ok(())
+        }
+        fn encode_message(&self, _: &[u8], _: &mut Vec<u8>) {}
+    }
+    static UNDECIDED: &dyn ClientProtocol = &Undecided;
+    for reads in [
+        &[&b"0123456789"[..]][..],
+        &[b"012", b"345"],
+        &[b"0123", b"4"],
+    ] {
+        let mut config = SessionConfig::new("dev", 1);
+        config.protocol = ClientCodec::new(&UNDECIDED);
+        config.interval = IntervalPolicy::Fixed(1000);
+        let mut s = Session::new(config, 0).unwrap();
+        s.poll_action();
+        s.handle_connected(0);
+        for read in reads {
+            s.handle_received(1, read);
+        }
+        let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::Disconnected {
+                    reason: crate::client::session::DisconnectReason::LineTooLong,
+                    ..
+                }
+            )),
+            "{reads:?}: {events:?}"
+        );
+    }
+}
