@@ -31,7 +31,9 @@
 //! - [`wheel`]: a hashed timing wheel, O(1) arm, cancel and re-arm, no
 //!   allocation in steady state.
 //! - [`protocol`]: the codecs, bytes to [`Frame`]s and [`Reply`]s to bytes
-//!   ([`LineProtocol`] is the default; RESP, binary, raw).
+//!   ([`LineProtocol`] is the default; RESP, binary, raw), and in
+//!   [`protocol::client`] the client side of each (what `vigil client` and
+//!   `vigil load` speak), shared by sessions as a [`protocol::client::ClientCodec`].
 //! - [`events`]: presence events, the run's records and their JSON lines,
 //!   written through a bounded queue by a thread of its own (the loop never
 //!   waits on the events file); [`logging`]: the log, through the same kind

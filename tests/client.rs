@@ -323,6 +323,16 @@ fn probes_are_anonymous_and_the_main_connection_never_flaps() {
         "{:#?}",
         client.lines()
     );
+    // The events file is written by the server's writer thread: wait for
+    // the probes' offline lines (four probes) to be there.
+    util::eventually("the probes' offline events", || {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        parse_events(&text)
+            .iter()
+            .filter(|e| e.event == "offline" && e.client.is_none())
+            .count()
+            >= 4
+    });
     let text = std::fs::read_to_string(&events).unwrap();
     let evs = parse_events(&text);
     // One login, never offline; the probes were connections of no one.

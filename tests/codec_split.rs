@@ -681,3 +681,194 @@ proptest! {
         prop_assert_eq!(parse_binary(&out), Ok(expected));
     }
 }
+
+// ---- the client codecs ----------------------------------------------------
+//
+// - Split invariance (line, resp, binary client codecs): a client session
+//   fed the server's replies in any cut sees the same events as one fed
+//   them at once, through its own partial-frame buffer; and the codec
+//   alone, decoding from the front of what is buffered, gives the same
+//   frames, the same error and the same leftover. Streams are the server
+//   codec's own replies with occasional garbage, under small limits.
+// - The bound: an incomplete frame never holds more than the codec's
+//   `max_incomplete(limit)`.
+// - Round trip: whatever the server codec writes (a reply of any kind),
+//   the client codec of the same protocol reads, under a large limit.
+
+use vigil::client::session::{Event, IntervalPolicy, Session, SessionConfig};
+use vigil::protocol::client::{ClientCodec, ServerFrame};
+
+/// Each client codec with a server codec of its protocol.
+fn client_codec() -> impl Strategy<Value = (ClientCodec, usize)> {
+    (select(vec![0usize, 1, 2]), 1usize..40).prop_map(|(k, limit)| {
+        (
+            [ClientCodec::LINE, ClientCodec::RESP, ClientCodec::BINARY][k],
+            limit,
+        )
+    })
+}
+
+fn server_of(codec: ClientCodec) -> Box<dyn Protocol> {
+    match codec.name() {
+        "line" => Box::new(LineProtocol::default()),
+        "resp" => Box::new(RespProtocol::default()),
+        _ => Box::new(BinaryProtocol::default()),
+    }
+}
+
+/// Replies of the server codec for `codec`'s protocol, with garbage bytes
+/// (`Some`) in between now and then.
+fn reply_stream(codec: ClientCodec, replies: &[(Owned, Option<u8>)]) -> Vec<u8> {
+    let server = server_of(codec);
+    let mut out = Vec::new();
+    for (reply, garbage) in replies {
+        server.encode(&reply.reply(), &mut out);
+        out.extend(garbage);
+    }
+    out
+}
+
+fn replies_with_garbage() -> impl Strategy<Value = Vec<(Owned, Option<u8>)>> {
+    (
+        replies(),
+        vec(proptest::option::weighted(0.1, any::<u8>()), 10),
+    )
+        .prop_map(|(r, g)| r.into_iter().zip(g.into_iter().cycle()).collect())
+}
+
+/// What a client makes of `reads` with the codec alone: each frame, then
+/// the first error or what is left buffered.
+#[track_caller]
+fn client_reads(codec: ClientCodec, limit: usize, reads: &[&[u8]]) -> Vec<String> {
+    let mut trace = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for read in reads {
+        buf.extend_from_slice(read);
+        loop {
+            match codec.decode(&buf, limit) {
+                Ok(Some((frame, used))) => {
+                    assert!(
+                        used >= 1 && used <= buf.len(),
+                        "used {used} of {}",
+                        buf.len()
+                    );
+                    trace.push(format!("{frame:?}"));
+                    buf.drain(..used);
+                }
+                Ok(None) => {
+                    let max = codec.max_incomplete(limit);
+                    assert!(
+                        buf.len() <= max,
+                        "{} bytes incomplete, max {max}",
+                        buf.len()
+                    );
+                    break;
+                }
+                Err(e) => {
+                    trace.push(format!("error: {e}"));
+                    return trace;
+                }
+            }
+        }
+    }
+    trace.push(format!("left {}", buf.len()));
+    trace
+}
+
+/// A session speaking `codec`, logged in (where the protocol logs in with
+/// an interval, the stream's own WELCOMEs set it; otherwise it is fixed),
+/// fed `reads`: everything it reports.
+fn session_events(codec: ClientCodec, limit: usize, reads: &[&[u8]]) -> Vec<String> {
+    let mut config = SessionConfig::new("dev", 1);
+    config.protocol = codec;
+    config.max_line = limit;
+    config.interval = IntervalPolicy::Fixed(1000);
+    let mut s = Session::new(config, 0).unwrap();
+    s.poll_action();
+    s.handle_connected(0);
+    for read in reads {
+        s.handle_received(1, read);
+    }
+    std::iter::from_fn(|| s.poll_event())
+        .filter(|e| !matches!(e, Event::ReconnectScheduled { .. }))
+        .map(|e| format!("{e:?}"))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn client_codecs_split(
+        (codec, limit) in client_codec(),
+        replies in replies_with_garbage(),
+        sizes in sizes(),
+    ) {
+        let stream = reply_stream(codec, &replies);
+        prop_assert_eq!(
+            client_reads(codec, limit, &reads(&stream, &sizes)),
+            client_reads(codec, limit, &[&stream])
+        );
+    }
+
+    #[test]
+    fn client_sessions_split(
+        (codec, limit) in client_codec(),
+        replies in replies_with_garbage(),
+        sizes in sizes(),
+    ) {
+        let stream = reply_stream(codec, &replies);
+        let whole = session_events(codec, limit, &[&stream]);
+        prop_assert_eq!(session_events(codec, limit, &reads(&stream, &sizes)), whole.clone());
+        prop_assert_eq!(session_events(codec, limit, &reads(&stream, &[1])), whole);
+    }
+
+    #[test]
+    fn client_codecs_read_their_server(
+        (codec, _) in client_codec(),
+        replies in replies(),
+    ) {
+        let server = server_of(codec);
+        for reply in &replies {
+            // Lines cannot carry a line ending: the line server never has a
+            // payload with one to send (its frames are lines).
+            let payload = match reply {
+                Owned::Pong(Some(b)) | Owned::Message(b) | Owned::Unknown(b) => &b[..],
+                _ => &[],
+            };
+            if codec.name() == "line" && payload.iter().any(|&b| b == b'\n' || b == b'\r') {
+                continue;
+            }
+            let mut out = Vec::new();
+            server.encode(&reply.reply(), &mut out);
+            let got = client_reads(codec, 1 << 20, &[&out]);
+            // A WELCOME with interval 0 is refused (a client told to beat
+            // every 0 ms would spin); everything else is one frame.
+            let refused_welcome = matches!(reply, Owned::Welcome(_, 0, _));
+            if refused_welcome && codec.name() != "resp" {
+                prop_assert!(got[0].contains("interval is zero"), "{:?}", got);
+            } else {
+                prop_assert_eq!(got.len(), 2, "{:?}", got);
+                prop_assert_eq!(got[1].as_str(), "left 0");
+                let frame = &got[0];
+                let kind_ok = match reply {
+                    Owned::Pong(_) => frame.starts_with("Pong") || frame.starts_with("Echo"),
+                    Owned::Welcome(..) => frame.starts_with("Welcome"),
+                    Owned::Message(_) => frame.starts_with("Message") || frame.starts_with("Echo"),
+                    Owned::Bye(_) => frame.starts_with("Bye { reason: Some"),
+                    Owned::Quit => frame.starts_with("Bye") || frame.starts_with("Welcome"),
+                    Owned::Unknown(_) => frame.starts_with("Message") || frame.starts_with("Other"),
+                };
+                prop_assert!(kind_ok, "{:?} read as {}", reply, frame);
+            }
+        }
+    }
+}
+
+/// The raw client takes each read as one answer, whatever its bytes.
+#[test]
+fn raw_client_one_answer_per_read() {
+    for read in [&b"a"[..], b"ack\n", b"\0\xff", &[7; 5000]] {
+        let got = ClientCodec::RAW.decode(read, 0);
+        assert_eq!(got, Ok(Some((ServerFrame::Ack, read.len()))));
+    }
+    assert_eq!(ClientCodec::RAW.decode(b"", 0), Ok(None));
+}

@@ -37,6 +37,25 @@ fn check_latency(j: &Value, count: u64) {
     }
 }
 
+/// The `--json` report of a run that had errors: it exits with status 3
+/// (more errors than `--max-errors`, 0 by default), the report printed all
+/// the same, and stderr says how many.
+#[track_caller]
+fn json_with_errors(run: &util::LoadRun) -> Value {
+    assert_eq!(run.status.code(), Some(3), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("more than --max-errors 0"),
+        "{}",
+        run.stderr
+    );
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// The plain progress lines of a run's stderr (it is a pipe here).
+fn progress_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains(" hb/s ")).collect()
+}
+
 fn reasons(j: &Value, which: &str) -> BTreeMap<String, u64> {
     j[which]["by_reason"]
         .as_object()
@@ -91,8 +110,22 @@ fn two_hundred_sessions_for_three_seconds_have_no_errors() {
     // The loop notices the end of the hold at its next wake-up.
     assert!((3000..3100).contains(&n(&j["hold_ms"])), "{j}");
     check_latency(&j, received);
-    // The progress line is for terminals only.
-    assert!(!run.stderr.contains("hb/s"), "{}", run.stderr);
+    // On a pipe, progress comes as plain lines, about one a second, with
+    // the errors and reconnects; no terminal control codes.
+    let lines = progress_lines(&run.stderr);
+    assert!((3..=8).contains(&lines.len()), "{}", run.stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" hold ") && l.contains("online 200/200")),
+        "{}",
+        run.stderr
+    );
+    for l in &lines {
+        assert!(l.ends_with("errors 0  reconnects 0"), "{l}");
+        assert!(l.contains("p99 rtt "), "{l}");
+    }
+    assert!(!run.stderr.contains('\r') && !run.stderr.contains('\x1b'));
     assert!(run.stderr.contains("holding: "), "{}", run.stderr);
 }
 
@@ -232,9 +265,25 @@ fn a_server_stopping_mid_run_counts_its_bye() {
     thread::sleep(Duration::from_millis(1800));
     let (status, _) = server.stop();
     assert!(status.success());
-    let j = run.finish(WITHIN).json();
+    let run = run.finish(WITHIN);
+    let j = json_with_errors(&run);
     let closes = reasons(&j, "closes");
     assert_eq!(closes.get("BYE shutdown"), Some(&50), "{j}");
+    // The progress lines count the errors and reconnects as they happen.
+    let last = progress_lines(&run.stderr)
+        .pop()
+        .unwrap_or_default()
+        .to_owned();
+    let field = |name: &str| -> u64 {
+        let after = last.split(&format!("{name} ")).nth(1).unwrap_or_default();
+        after
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert!(field("errors") >= 50 && field("reconnects") >= 50, "{last}");
     assert_eq!(n(&j["closes"]["total"]), 50, "{j}");
     // The sessions try again, and find nobody.
     assert!(n(&j["connect_errors"]["total"]) > 0, "{j}");
@@ -274,7 +323,7 @@ fn a_server_killed_mid_run_counts_its_closes() {
     thread::sleep(Duration::from_millis(1800));
     server.signal(libc::SIGKILL);
     server.wait_exit();
-    let j = run.finish(WITHIN).json();
+    let j = json_with_errors(&run.finish(WITHIN));
     let closes = reasons(&j, "closes");
     assert_eq!(n(&j["closes"]["total"]), 40, "{j}");
     assert!(
@@ -313,7 +362,7 @@ fn a_hung_server_is_declared_dead_and_its_pings_are_missing() {
     thread::sleep(Duration::from_millis(1500));
     // Its kernel still acknowledges our bytes; it answers nothing.
     server.signal(libc::SIGSTOP);
-    let j = run.finish(WITHIN).json();
+    let j = json_with_errors(&run.finish(WITHIN));
     server.signal(libc::SIGCONT);
     // Declared dead by the unanswered ping, or (when the loop sent the ping
     // a little late) by the silence backstop, whichever came first.
@@ -483,4 +532,199 @@ fn a_worker_refuses_a_bad_share() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad worker config"), "{err}");
+}
+
+#[test]
+fn an_unreachable_server_fails_the_run_unless_errors_are_allowed() {
+    // Port 1 on 127.0.0.1: nothing listens, every connect is refused.
+    let args = [
+        "--server",
+        "127.0.0.1:1",
+        "--conns",
+        "3",
+        "--connect-rate",
+        "1000",
+        "--interval",
+        "100ms",
+        "--duration",
+        "1s",
+        "--timeout",
+        "500ms",
+        "--json",
+    ];
+    let run = load(&args, WITHIN);
+    let j = json_with_errors(&run);
+    let refused = n(&j["connect_errors"]["total"]);
+    assert!(refused >= 3, "{j}");
+    assert_eq!(n(&j["connections"]["connected"]), 0, "{j}");
+    assert!(run
+        .stderr
+        .contains(&format!("{refused} errors ({refused} connect errors")));
+    // Allowed as many errors as it had (or more): it passes.
+    let allow = (refused + 1_000).to_string();
+    let mut lenient = args.to_vec();
+    lenient.extend(["--max-errors", &allow]);
+    let run = load(&lenient, WITHIN);
+    assert!(run.status.success(), "{}", run.stderr);
+    // The table output fails the same way, after printing the table.
+    let run = load(&args[..args.len() - 1], WITHIN);
+    assert_eq!(run.status.code(), Some(3), "{}", run.stderr);
+    assert!(run.stdout.contains("connect errors"), "{}", run.stdout);
+}
+
+#[test]
+fn a_server_that_closes_every_connection_fails_the_run() {
+    // A listener that accepts and closes at once: every session connects,
+    // then sees the end of the stream before its WELCOME.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    listener.set_nonblocking(true).unwrap();
+    let closer = thread::spawn(move || {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, _)) => drop(s),
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let run = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "5",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "100ms",
+            "--duration",
+            "1s",
+            "--timeout",
+            "500ms",
+            "--json",
+        ],
+        WITHIN,
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    closer.join().unwrap();
+    let j = json_with_errors(&run);
+    assert!(n(&j["closes"]["total"]) >= 5, "{j}");
+    // Closed before reading our HELLO: an end of stream, or a reset.
+    let closes = reasons(&j, "closes");
+    assert!(
+        closes.keys().all(|k| k == "eof" || k == "connection-reset"),
+        "{j}"
+    );
+    assert_eq!(n(&j["connections"]["welcomed"]), 0, "{j}");
+}
+
+#[test]
+fn hgrm_writes_the_full_distribution() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("vigil-load-hgrm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("latency.hgrm");
+    let run = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "50",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "100ms",
+            "--duration",
+            "2s",
+            "--json",
+            "--hgrm",
+            file.to_str().unwrap(),
+        ],
+        WITHIN,
+    );
+    let j = run.json();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    );
+    assert_eq!(lines.next(), Some(""));
+    let mut rows = Vec::new();
+    for line in lines.by_ref() {
+        if line.starts_with("#[") {
+            break;
+        }
+        let f: Vec<f64> = line
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(f.len() == 4 || (f.len() == 3 && f[1] == 1.0), "{line}");
+        rows.push(f);
+    }
+    assert!(rows.len() > 20, "{text}");
+    for w in rows.windows(2) {
+        assert!(
+            w[0][0] <= w[1][0] && w[0][1] <= w[1][1] && w[0][2] <= w[1][2],
+            "{w:?}"
+        );
+    }
+    let last = rows.last().unwrap();
+    let sched = &j["latency_us"]["scheduled"];
+    // The distribution of the scheduled latencies, in ms: all of them, up
+    // to the max the JSON reports (same histogram, three decimals).
+    assert_eq!(last[2] as u64, n(&sched["count"]), "{text}");
+    assert!(
+        (last[0] - n(&sched["max"]) as f64 / 1000.0).abs() < 0.002,
+        "{text}"
+    );
+    let p50 = rows.iter().find(|r| r[1] >= 0.5).unwrap()[0];
+    assert!(
+        (p50 - n(&sched["p50"]) as f64 / 1000.0).abs() < 0.002,
+        "{p50} {j}"
+    );
+    assert!(text.contains(&format!("Total count    = {:>12}]", n(&sched["count"]))));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_processes_show_one_merged_progress_line_a_second() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let run = load(
+        &[
+            "--server",
+            &addr,
+            "--conns",
+            "40",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "100ms",
+            "--duration",
+            "3s",
+            "--procs",
+            "2",
+            "--json",
+        ],
+        WITHIN,
+    );
+    let j = run.json();
+    assert_eq!(n(&j["errors"]), 0, "{j}");
+    let lines = progress_lines(&run.stderr);
+    assert!((2..=8).contains(&lines.len()), "{}", run.stderr);
+    // Merged: both workers' sessions on one line, a p99 of both workers'
+    // replies (the merge itself is checked exactly in the unit tests).
+    // (The line at the start of the hold may come before the last
+    // WELCOMEs; the ones a second later have every session.)
+    let hold: Vec<&&str> = lines.iter().filter(|l| l.contains(" hold ")).collect();
+    assert!(hold.len() >= 2, "{}", run.stderr);
+    for l in &hold[1..] {
+        assert!(l.contains("online 40/40"), "{l}");
+        assert!(!l.contains("p99 rtt -"), "{l}");
+    }
 }

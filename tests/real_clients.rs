@@ -181,6 +181,11 @@ fn check_select_client(scratch: &Scratch, client: impl FnOnce(u16) -> Command) {
     // a kernel closing a socket with unread data sends RST, not FIN: the
     // server sees the connection reset, and says so.
     server.wait_log("offline: reset");
+    // The events file is written by the server's writer thread, a moment
+    // after the log line.
+    util::eventually("the offline event in the file", || {
+        parse_events(&std::fs::read_to_string(&events).unwrap_or_default()).len() >= 2
+    });
     let seen = parse_events(&std::fs::read_to_string(&events).unwrap());
     assert_eq!(seen.len(), 2, "{seen:#?}");
     assert_eq!(

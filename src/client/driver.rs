@@ -137,6 +137,8 @@ pub struct ClientConfig {
     /// reconnect at once when the connection's network changes. Default:
     /// true (Linux).
     pub watch_network: bool,
+    /// The wire protocol. Default: the line protocol.
+    pub protocol: crate::protocol::client::ClientCodec,
 }
 
 impl ClientConfig {
@@ -159,6 +161,7 @@ impl ClientConfig {
             foreground_interval: None,
             foreground: false,
             watch_network: true,
+            protocol: crate::protocol::client::ClientCodec::LINE,
         }
     }
 
@@ -201,6 +204,15 @@ impl ClientConfig {
             Some(d) => std::num::NonZeroU64::new(positive(d, "foreground interval")?),
             None => None,
         };
+        c.protocol = self.protocol;
+        if c.protocol.login() != crate::protocol::client::Login::WelcomeWithInterval
+            && c.interval == IntervalPolicy::Server
+        {
+            return Err(Error::config(format!(
+                "the {} protocol's server does not say how often to beat: give --interval or --adaptive",
+                c.protocol.name()
+            )));
+        }
         Ok(c)
     }
 }

@@ -82,10 +82,22 @@
 //!   delays growing instead of drawing a reconnect storm.
 //!
 //! # Memory
-//! Per session: the config, a partial-line buffer that exists only while a
-//! line is split across reads (at most `max_line + 2` bytes), pending output
-//! freed as soon as it is all written, and the event queue, freed when
-//! drained. Complete lines are parsed straight from the caller's slice.
+//! Per session: the config (with the protocol: one shared 8-byte
+//! [`ClientCodec`](crate::protocol::client::ClientCodec)), a partial-frame
+//! buffer that exists only while a frame is split across reads (at most the
+//! codec's `max_incomplete(max_line) + 1` bytes: `max_line + 2` for lines),
+//! pending output freed as soon as it is all written, and the event queue,
+//! freed when drained. Complete frames are decoded straight from the
+//! caller's slice.
+//!
+//! # Protocols
+//! The session speaks the protocol its config names
+//! ([`SessionConfig::protocol`], the line protocol by default) through
+//! [`crate::protocol::client`]; the rules below are written in the line
+//! protocol's words (`HELLO`, `WELCOME`, `PING`, `PONG`, `BYE`). Where a
+//! protocol has no login (raw), the session is online as soon as it is
+//! connected; where the answer to a ping cannot name it (raw), any answer
+//! clears the outstanding ping.
 //!
 //! # Example
 //! ```
@@ -110,7 +122,8 @@ use std::collections::VecDeque;
 
 use super::adaptive::ProbePlanner;
 use super::backoff::Backoff;
-use super::wire::{self, ServerLine};
+use super::wire;
+use crate::protocol::client::{Login, MessageError, ServerFrame};
 use crate::protocol::{valid_client_id, DecodeError};
 use crate::time::Tick;
 
@@ -206,6 +219,11 @@ impl Session {
         if config.servers == 0 {
             return Err(ConfigError::NoServers);
         }
+        if config.protocol.login() != Login::WelcomeWithInterval
+            && config.interval == IntervalPolicy::Server
+        {
+            return Err(ConfigError::NeedsInterval);
+        }
         let adaptive = match config.interval {
             IntervalPolicy::Adaptive(c) => {
                 c.check().map_err(|_| ConfigError::BadAdaptive)?;
@@ -287,10 +305,21 @@ impl Session {
         };
         self.last_rx = now;
         self.last_tx = now;
-        wire::encode_hello(&self.config.client_id, &mut self.out);
+        let protocol = self.config.protocol;
+        protocol.encode_hello(&self.config.client_id, &mut self.out);
         self.events.push_back(Event::Connected {
             server: ServerIndex(self.server),
         });
+        if protocol.login() == Login::None {
+            // Nothing to wait for: online now, at the client's interval.
+            self.handle_frame(
+                now,
+                ServerFrame::Welcome {
+                    interval_ms: None,
+                    timeout_ms: None,
+                },
+            );
+        }
     }
 
     /// Bytes arrived from the server. Any split of the stream into calls
@@ -299,37 +328,48 @@ impl Session {
         if !self.is_connected() {
             return;
         }
-        let max_line = self.config.max_line;
+        let protocol = self.config.protocol;
+        let limit = self.config.max_line;
         let mut rest = data;
         if !self.partial.is_empty() {
-            // Finish the split line with just enough bytes: up to its `\n`,
-            // and never more than a full line with "\r\n" (enough to know).
-            let want = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(rest.len(), |nl| nl + 1);
-            let room = (max_line.max(1) + 2).saturating_sub(self.partial.len());
-            let take = want.min(room);
+            // Finish the split frame with at most enough bytes for the
+            // codec to decide (it must, past `max_incomplete`), so the
+            // buffer stays bounded whatever the read sizes.
+            let had = self.partial.len();
+            let bound = protocol.max_incomplete(limit);
+            let take = rest.len().min(bound.saturating_add(1).saturating_sub(had));
             self.partial.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
             let buf = std::mem::take(&mut self.partial);
-            match wire::decode(&buf, max_line) {
-                // `partial` never holds a `\n`, so the line ends at the byte
-                // just added and used all of `buf`.
-                Ok(Some((line, _))) => self.handle_line(now, line),
-                Ok(None) => {
-                    // `rest` is empty here: no `\n` was found and all was taken.
+            match protocol.decode(&buf, limit) {
+                // `partial` held no complete frame, so this one ends in the
+                // bytes just added.
+                Ok(Some((frame, used))) => {
+                    rest = &rest[used.saturating_sub(had).min(rest.len())..];
+                    self.handle_frame(now, frame);
+                }
+                // Within the bound, `take` was all of `rest`.
+                Ok(None) if buf.len() <= bound => {
                     self.partial = buf;
                     return;
+                }
+                // A codec of one's own may break its bound: never buffer
+                // past it, the frame is too long.
+                Ok(None) => {
+                    return self.handle_decode_error(now, DecodeError::TooLong { limit });
                 }
                 Err(e) => return self.handle_decode_error(now, e),
             }
         }
         while self.is_connected() {
-            match wire::decode(rest, max_line) {
-                Ok(Some((line, used))) => {
-                    self.handle_line(now, line);
-                    rest = &rest[used..];
+            match protocol.decode(rest, limit) {
+                Ok(Some((frame, used))) => {
+                    self.handle_frame(now, frame);
+                    rest = &rest[used.min(rest.len())..];
+                }
+                // A codec of one's own may break its bound: never buffer
+                // past it.
+                Ok(None) if rest.len() > protocol.max_incomplete(limit) => {
+                    return self.handle_decode_error(now, DecodeError::TooLong { limit });
                 }
                 Ok(None) => {
                     if !rest.is_empty() {
@@ -397,12 +437,12 @@ impl Session {
         if !self.is_connected() {
             return Err(SendError::NotConnected);
         }
-        if message.contains(&b'\n') || message.last() == Some(&b'\r') {
-            return Err(SendError::NotOneLine);
-        }
-        if wire::is_command(message) {
-            return Err(SendError::Command);
-        }
+        let protocol = self.config.protocol;
+        protocol.check_message(message).map_err(|e| match e {
+            MessageError::NotOneLine => SendError::NotOneLine,
+            MessageError::Command => SendError::Command,
+            MessageError::Unsupported => SendError::Unsupported,
+        })?;
         if message.len() > self.config.max_message {
             return Err(SendError::TooLong {
                 limit: self.config.max_message,
@@ -412,7 +452,7 @@ impl Session {
             return Err(SendError::Full);
         }
         self.compact_output();
-        wire::encode_message(message, &mut self.out);
+        protocol.encode_message(message, &mut self.out);
         // Sending counts for the server's view of us, never for ours of it.
         self.last_tx = now;
         Ok(())
@@ -545,7 +585,7 @@ impl Session {
             quiet,
         });
         self.compact_output();
-        wire::encode_ping(seq, &mut self.out);
+        self.config.protocol.encode_ping(seq, &mut self.out);
         self.last_tx = now;
         self.events.push_back(Event::PingSent {
             seq,
@@ -553,23 +593,28 @@ impl Session {
         });
     }
 
-    fn handle_line(&mut self, now: Tick, line: ServerLine<'_>) {
-        // Every line is a sign of life.
+    fn handle_frame(&mut self, now: Tick, frame: ServerFrame<'_>) {
+        // Every frame is a sign of life.
         self.last_rx = now;
-        match line {
-            ServerLine::Welcome(w) => {
+        match frame {
+            ServerFrame::Welcome {
+                interval_ms,
+                timeout_ms,
+            } => {
                 if let Some(a) = &mut self.adaptive {
-                    let change = a.planner.handle_server_timeout(w.timeout_ms);
+                    let change = a.planner.handle_server_timeout(timeout_ms);
                     self.report_change(change);
                 }
                 let online = match self.state {
                     State::Online(o) => Online {
-                        server_interval_ms: w.interval_ms,
+                        server_interval_ms: interval_ms.unwrap_or(o.server_interval_ms),
                         ..o
                     },
                     _ => Online {
                         welcomed_at: now,
-                        server_interval_ms: w.interval_ms,
+                        // 0 when the server does not say: the session then
+                        // has a fixed or adaptive interval (checked in `new`).
+                        server_interval_ms: interval_ms.unwrap_or(0),
                         ping: None,
                         pong_seen: false,
                     },
@@ -577,36 +622,55 @@ impl Session {
                 self.state = State::Online(online);
                 self.events.push_back(Event::Welcome {
                     interval_ms: self.interval_of(&online),
-                    server_interval_ms: w.interval_ms,
-                    server_timeout_ms: w.timeout_ms,
+                    server_interval_ms: online.server_interval_ms,
+                    server_timeout_ms: timeout_ms,
                 });
             }
-            ServerLine::Pong { token } => {
-                let State::Online(o) = &mut self.state else {
-                    return;
-                };
-                let Some(ping) = o.ping else {
-                    return;
-                };
-                if token.and_then(wire::parse_ms) == Some(ping.seq) {
-                    o.ping = None;
-                    o.pong_seen = true;
-                    self.events.push_back(Event::Pong {
-                        seq: ping.seq,
-                        rtt_ms: now.saturating_sub(ping.sent_at),
-                    });
-                    if let Some(a) = self.adaptive.as_deref_mut() {
-                        if self.mode == Mode::Background {
-                            a.min_beats_left = a.min_beats_left.saturating_sub(1);
-                        }
-                    }
+            ServerFrame::Pong { token } => {
+                let seq = token.and_then(wire::parse_ms);
+                self.handle_answer(now, |ping| seq == Some(ping));
+            }
+            ServerFrame::Ack => {
+                self.handle_answer(now, |_| true);
+            }
+            ServerFrame::Echo(data) => {
+                let seq = wire::parse_ms(data);
+                if !self.handle_answer(now, |ping| seq == Some(ping)) {
+                    self.events.push_back(Event::Line(data.to_vec()));
                 }
             }
-            ServerLine::Bye { reason } => {
+            ServerFrame::Bye { reason } => {
                 self.disconnect(now, DisconnectReason::Bye(reason), true);
             }
-            ServerLine::Message(m) => self.events.push_back(Event::Line(m.to_vec())),
+            ServerFrame::Message(m) => self.events.push_back(Event::Line(m.to_vec())),
+            ServerFrame::Other(_) => {}
         }
+    }
+
+    /// An answer arrived: it clears the outstanding ping if `answers` says
+    /// it is that ping's. Returns whether it did.
+    fn handle_answer(&mut self, now: Tick, answers: impl Fn(u64) -> bool) -> bool {
+        let State::Online(o) = &mut self.state else {
+            return false;
+        };
+        let Some(ping) = o.ping.filter(|p| answers(p.seq)) else {
+            return false;
+        };
+        o.ping = None;
+        o.pong_seen = true;
+        self.events.push_back(Event::Pong {
+            seq: ping.seq,
+            rtt_ms: now.saturating_sub(ping.sent_at),
+        });
+        // The main connection's beats teach the probe search nothing (it
+        // only uses proven intervals); in the background they count down
+        // the beats at the minimum that come first.
+        if let Some(a) = self.adaptive.as_deref_mut() {
+            if self.mode == Mode::Background {
+                a.min_beats_left = a.min_beats_left.saturating_sub(1);
+            }
+        }
+        true
     }
 
     fn handle_decode_error(&mut self, now: Tick, e: DecodeError) {

@@ -66,28 +66,42 @@ pub struct ClientArgs {
     /// Send stdin's lines to the server, and exit at end of input [default:
     /// on only when stdin is a terminal; otherwise stdin is never read and
     /// the client runs until SIGINT/SIGTERM, as a daemon].
-    #[arg(long, conflicts_with = "no_stdin")]
+    #[arg(env = "VIGIL_CLIENT_STDIN", long, conflicts_with = "no_stdin")]
     pub stdin: bool,
 
     /// Never read stdin (run as a daemon even on a terminal).
-    #[arg(long)]
+    #[arg(env = "VIGIL_CLIENT_NO_STDIN", long)]
     pub no_stdin: bool,
 
     /// Start in the foreground mode (default: background). With --adaptive,
     /// the foreground beats at a fixed interval and the background, after a
     /// few beats at the minimum, at the adaptive one. SIGUSR1 switches to
     /// the foreground, SIGUSR2 to the background.
-    #[arg(long)]
+    #[arg(env = "VIGIL_CLIENT_FOREGROUND", long)]
     pub foreground: bool,
 
     /// With --adaptive, the fixed interval in the foreground [default: the server's].
-    #[arg(long, value_name = "D", value_parser = parse_duration, requires = "adaptive")]
+    #[arg(env = "VIGIL_CLIENT_FOREGROUND_INTERVAL", long, value_name = "D", value_parser = parse_duration, requires = "adaptive")]
     pub foreground_interval: Option<Duration>,
 
     /// Do not watch the kernel's address and route changes (netlink); by
     /// default a change of the connection's network reconnects at once.
-    #[arg(long)]
+    #[arg(env = "VIGIL_CLIENT_NO_WATCH_NETWORK", long)]
     pub no_watch_network: bool,
+    /// The wire protocol, as the server's --protocol: line, resp, binary or
+    /// raw. With resp and raw the server does not say the interval: give
+    /// --interval (or --adaptive). resp carries no messages (stdin lines are
+    /// refused); raw takes any bytes from the server as the answer.
+    #[arg(env = "VIGIL_CLIENT_PROTOCOL", long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
+    pub protocol: String,
+}
+
+/// `--protocol`: one of the built-in client codecs.
+fn parse_protocol(s: &str) -> Result<String, String> {
+    match vigil::protocol::client::ClientCodec::by_name(s) {
+        Some(c) => Ok(c.name().to_owned()),
+        None => Err("expected line, resp, binary or raw".to_owned()),
+    }
 }
 
 impl ClientArgs {
@@ -108,6 +122,9 @@ impl ClientArgs {
         config.foreground = self.foreground;
         config.foreground_interval = self.foreground_interval;
         config.watch_network = !self.no_watch_network;
+        if let Some(codec) = vigil::protocol::client::ClientCodec::by_name(&self.protocol) {
+            config.protocol = codec;
+        }
         config
     }
 }

@@ -9,8 +9,9 @@ use vigil::duration::format_duration;
 use vigil::load::config::{
     DEFAULT_CONNECT_RATE, DEFAULT_DURATION, DEFAULT_INTERVAL, DEFAULT_REPLY_TIMEOUT,
 };
-use vigil::load::render::{format_json, format_progress, format_table};
+use vigil::load::render::{format_hgrm, format_json, format_progress, format_table};
 use vigil::load::{self, ErrorKind, LoadConfig, Phase, Progress, SourceRange};
+use vigil::protocol::client::ClientCodec;
 
 use super::Dur;
 
@@ -83,6 +84,32 @@ pub struct LoadArgs {
     /// Run as a worker of `--procs`: the share comes on stdin.
     #[arg(long, hide = true)]
     pub worker: bool,
+
+    /// Exit with status 3 when connect errors, unexpected closes and
+    /// unanswered heartbeats add up to more than N (the report is printed
+    /// either way).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_errors: u64,
+
+    /// Write the full latency distribution (from the scheduled send) to
+    /// FILE, in HdrHistogram's percentile format as wrk2 prints it
+    /// (`Value Percentile TotalCount 1/(1-Percentile)`, values in ms),
+    /// ready for HdrHistogram's plotter.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<std::path::PathBuf>,
+
+    /// The wire protocol, as the server's --protocol: line, resp, binary or
+    /// raw. Every session beats at --interval whatever the server says.
+    #[arg(env = "VIGIL_LOAD_PROTOCOL", long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
+    pub protocol: String,
+}
+
+/// `--protocol`: one of the built-in client codecs.
+fn parse_protocol(s: &str) -> Result<String, String> {
+    match ClientCodec::by_name(s) {
+        Some(c) => Ok(c.name().to_owned()),
+        None => Err("expected line, resp, binary or raw".to_owned()),
+    }
 }
 
 fn parse_source_ips(s: &str) -> Result<SourceRange, String> {
@@ -105,6 +132,7 @@ impl LoadArgs {
             .clone()
             .unwrap_or_else(|| format!("load-{}-", std::process::id()));
         c.seed = self.seed.unwrap_or_else(clock_seed);
+        c.protocol = ClientCodec::by_name(&self.protocol).unwrap_or_default();
         Ok(c)
     }
 }
@@ -125,8 +153,12 @@ fn clock_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-/// Runs the load; 0 when the run completed (whatever it measured: read
-/// the errors in the report), 2 for unusable flags, 1 for other failures.
+/// Exit status when the run completed but had more errors than `--max-errors`.
+pub const TOO_MANY_ERRORS: u8 = 3;
+
+/// Runs the load; 0 when the run completed with at most `--max-errors`
+/// errors, 3 when it completed with more, 2 for unusable flags, 1 for
+/// other failures (including a `--hgrm` file that cannot be written).
 pub fn run(args: LoadArgs) -> ExitCode {
     if args.worker {
         return match load::run_worker() {
@@ -173,13 +205,32 @@ pub fn run(args: LoadArgs) -> ExitCode {
                 format_table(&config, &report)
             };
             let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    vigil::logging::fatal(&format!("vigil load: cannot write the report: {e}"));
-                    ExitCode::FAILURE
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                vigil::logging::fatal(&format!("vigil load: cannot write the report: {e}"));
+                return ExitCode::FAILURE;
+            }
+            if let Some(path) = &args.hgrm {
+                if let Err(e) = std::fs::write(path, format_hgrm(&report.scheduled)) {
+                    vigil::logging::fatal(&format!(
+                        "vigil load: cannot write {}: {e}",
+                        path.display()
+                    ));
+                    return ExitCode::FAILURE;
                 }
             }
+            let errors = report.errors();
+            if errors > args.max_errors {
+                eprintln!(
+                    "vigil load: {errors} errors ({} connect errors, {} unexpected closes, \
+                     {} heartbeats unanswered), more than --max-errors {}",
+                    report.connect_errors_total(),
+                    report.closes_total(),
+                    report.missing,
+                    args.max_errors
+                );
+                return ExitCode::from(TOO_MANY_ERRORS);
+            }
+            ExitCode::SUCCESS
         }
         Err(e) => {
             vigil::logging::fatal(&format!("vigil load: {e}"));
@@ -192,12 +243,14 @@ pub fn run(args: LoadArgs) -> ExitCode {
     }
 }
 
-/// The live progress line on a terminal, and the phase changes in the log.
+/// The progress line: redrawn in place on a terminal, one plain line a
+/// second otherwise (a CI log, a pipe); and the phase changes in the log.
 struct Live {
     target: usize,
     tty: bool,
     shown: bool,
-    last: Option<Progress>,
+    /// The previous snapshot's time and heartbeats sent, for the rate.
+    last: Option<(u64, u64)>,
     phase: Phase,
 }
 
@@ -234,15 +287,20 @@ impl Live {
             self.phase = p.phase;
         }
         let rate = match self.last {
-            Some(l) if p.elapsed_ms > l.elapsed_ms => {
-                p.sent.saturating_sub(l.sent) as f64 * 1000.0 / (p.elapsed_ms - l.elapsed_ms) as f64
+            Some((elapsed_ms, sent)) if p.elapsed_ms > elapsed_ms => {
+                p.sent.saturating_sub(sent) as f64 * 1000.0 / (p.elapsed_ms - elapsed_ms) as f64
             }
             _ => 0.0,
         };
-        self.last = Some(*p);
-        if self.tty && p.phase != Phase::Done {
+        self.last = Some((p.elapsed_ms, p.sent));
+        if p.phase == Phase::Done {
+            return;
+        }
+        if self.tty {
             eprint!("\r{}\x1b[K", format_progress(p, self.target, rate));
             self.shown = true;
+        } else {
+            eprintln!("{}", format_progress(p, self.target, rate));
         }
     }
 
@@ -283,6 +341,7 @@ mod tests {
         assert_eq!(a.duration, Dur(DEFAULT_DURATION));
         assert_eq!(a.timeout, Dur(DEFAULT_REPLY_TIMEOUT));
         assert_eq!(a.procs, 1);
+        assert_eq!((a.max_errors, a.hgrm.is_none()), (0, true));
         let c = a.config().unwrap();
         assert_eq!(c.conns, 5);
         assert_eq!(c.connect_rate, DEFAULT_CONNECT_RATE);
@@ -311,8 +370,16 @@ mod tests {
             "--seed",
             "7",
             "--json",
+            "--max-errors",
+            "12",
+            "--hgrm",
+            "out.hgrm",
+            "--protocol",
+            "binary",
         ])
         .unwrap();
+        assert_eq!(a.max_errors, 12);
+        assert_eq!(a.hgrm.as_deref(), Some(std::path::Path::new("out.hgrm")));
         let c = a.config().unwrap();
         assert_eq!(c.server, "127.0.0.1:9".parse().unwrap());
         assert_eq!(c.connect_rate, 2.5);
@@ -321,6 +388,7 @@ mod tests {
         assert_eq!(c.reply_timeout, Duration::from_secs(1));
         assert_eq!(c.source_ips.map(|r| r.len()), Some(8));
         assert_eq!((c.id_prefix.as_str(), c.seed), ("t-", 7));
+        assert_eq!(c.protocol, ClientCodec::BINARY);
         assert!(a.json);
     }
 
@@ -348,6 +416,14 @@ mod tests {
             (
                 &["--server", "x:1", "--conns", "1", "--connect-rate", "fast"][..],
                 "--connect-rate",
+            ),
+            (
+                &["--server", "x:1", "--conns", "1", "--max-errors", "some"][..],
+                "--max-errors",
+            ),
+            (
+                &["--server", "x:1", "--conns", "1", "--protocol", "smtp"][..],
+                "expected line, resp, binary or raw",
             ),
         ] {
             let e = parse(args).expect_err(needle);

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::protocol::client::ClientCodec;
 use crate::protocol::valid_client_id;
 use crate::time::millis_ceil;
 
@@ -162,6 +163,11 @@ pub struct LoadConfig {
     /// worker's share starts where the previous one ends): it numbers the
     /// client ids and picks the source addresses.
     pub first_index: usize,
+    /// The wire protocol every session speaks. Default:
+    /// [`ClientCodec::LINE`]. A protocol of your own runs in one process
+    /// ([`run`](super::run)); `--procs` workers are told the protocol by
+    /// name, so they need a built-in one.
+    pub protocol: ClientCodec,
 }
 
 impl LoadConfig {
@@ -178,6 +184,7 @@ impl LoadConfig {
             source_ips: None,
             seed: 0,
             first_index: 0,
+            protocol: ClientCodec::LINE,
         }
     }
 
@@ -193,6 +200,12 @@ impl LoadConfig {
         let err = |m: String| Err(ConfigError::new(m));
         if self.conns == 0 {
             return err("--conns must be at least 1".to_owned());
+        }
+        if procs > 1 && !self.protocol.is_built_in() {
+            return err(format!(
+                "the {} protocol is not built in: run it in one process, without --procs",
+                self.protocol.name()
+            ));
         }
         if !(self.connect_rate.is_finite() && self.connect_rate > 0.0) {
             return err(format!(
@@ -339,11 +352,12 @@ impl LoadConfig {
         if let Some(r) = self.source_ips {
             s.push_str(&format!("source_ips {r}\n"));
         }
+        s.push_str(&format!("protocol {}\n", self.protocol.name()));
         s
     }
 
     /// Reads what [`encode`](LoadConfig::encode) wrote. Every key but
-    /// `source_ips` is required.
+    /// `source_ips` and `protocol` (default: line) is required.
     pub fn decode(text: &str) -> Result<LoadConfig, ConfigError> {
         let bad = |what: &str| ConfigError::new(format!("bad worker config: {what}"));
         let mut c = LoadConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)), 0);
@@ -392,6 +406,10 @@ impl LoadConfig {
                 }
                 "source_ips" => {
                     c.source_ips = Some(value.parse()?);
+                    0
+                }
+                "protocol" => {
+                    c.protocol = ClientCodec::by_name(value).ok_or_else(|| bad(line))?;
                     0
                 }
                 _ => return Err(bad(line)),
@@ -656,6 +674,41 @@ mod tests {
     }
 
     #[test]
+    fn a_protocol_of_ones_own_runs_in_one_process() {
+        #[derive(Debug)]
+        struct Mine;
+        impl crate::protocol::client::ClientProtocol for Mine {
+            fn name(&self) -> &'static str {
+                "mine"
+            }
+            fn decode<'a>(
+                &self,
+                _: &'a [u8],
+                _: usize,
+            ) -> Result<
+                Option<(crate::protocol::client::ServerFrame<'a>, usize)>,
+                crate::protocol::DecodeError,
+            > {
+                Ok(None)
+            }
+            fn max_incomplete(&self, _: usize) -> usize {
+                0
+            }
+            fn encode_hello(&self, _: &str, _: &mut Vec<u8>) {}
+            fn encode_ping(&self, _: u64, _: &mut Vec<u8>) {}
+            fn check_message(&self, _: &[u8]) -> Result<(), crate::protocol::client::MessageError> {
+                Ok(())
+            }
+            fn encode_message(&self, _: &[u8], _: &mut Vec<u8>) {}
+        }
+        let mut c = config(10);
+        c.protocol = ClientCodec::leak(Mine);
+        assert_eq!(c.check(1, 1000, None), Ok(()));
+        let e = c.check(2, 1000, None).unwrap_err().to_string();
+        assert!(e.contains("the mine protocol is not built in"), "{e}");
+    }
+
+    #[test]
     fn the_worker_form_reads_back() {
         let mut c = config(1234);
         c.connect_rate = 333.333_333_333_333_3;
@@ -669,7 +722,18 @@ mod tests {
         c.source_ips = Some("127.0.0.2-127.0.0.40".parse().unwrap());
         c.server = "[::1]:9".parse().unwrap();
         assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
+        for codec in ClientCodec::BUILT_IN {
+            c.protocol = codec;
+            assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
+        }
+        // Without the key: the line protocol.
+        let old = c.encode().replace("protocol raw\n", "");
+        assert_eq!(
+            LoadConfig::decode(&old).map(|c| c.protocol),
+            Ok(ClientCodec::LINE)
+        );
         for bad in [
+            c.encode().replace("protocol raw", "protocol smtp"),
             String::new(),
             c.encode().replace("conns 1234", "conns x"),
             c.encode().replace("seed", "sead"),

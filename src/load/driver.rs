@@ -213,17 +213,16 @@ fn tick(now_us: u64) -> Tick {
 
 impl World {
     fn progress(&mut self, now_us: u64) -> Progress {
-        let p = Progress {
-            elapsed_ms: now_us / 1000,
-            phase: self.phases.phase(),
-            online: self.online,
-            sent: self.report.sent,
-            received: self.report.received,
-            rtt_p99_us: self.recent_rtt.quantile(0.99),
-            scheduled_p99_us: self.recent_scheduled.quantile(0.99),
-        };
-        self.recent_rtt.clear();
-        self.recent_scheduled.clear();
+        let mut p = Progress::new(now_us / 1000, self.phases.phase());
+        p.online = self.online;
+        p.sent = self.report.sent;
+        p.received = self.report.received;
+        p.errors = self.report.errors();
+        p.reconnects = self.report.reconnects;
+        // The snapshot takes the window's histograms; new empty ones start
+        // the next window (once a second: the allocation does not matter).
+        p.rtt = std::mem::take(&mut self.recent_rtt);
+        p.scheduled = std::mem::take(&mut self.recent_scheduled);
         p
     }
 }
@@ -353,6 +352,7 @@ impl Driver {
         sc.reply_timeout_ms = millis_ceil(config.reply_timeout);
         sc.connect_timeout_ms = millis_ceil(config.reply_timeout);
         sc.seed = config.seed ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        sc.protocol = config.protocol;
         let now_us = self.w.clock.now_us();
         let session = Session::new(sc, tick(now_us))
             .map_err(|e| Error::config(super::ConfigError::new(e.to_string())))?;

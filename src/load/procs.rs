@@ -34,7 +34,7 @@ const WORKER_MARGIN: Duration = Duration::from_secs(30);
 
 /// What a worker's reader thread passes on.
 enum Msg {
-    Progress(usize, Progress),
+    Progress(usize, Box<Progress>),
     Report(usize, Box<Report>),
     /// The worker's stdout ended; `Err` if it wrote something unreadable.
     Ended(usize, Result<(), String>),
@@ -142,6 +142,8 @@ fn supervise(
 
     let procs = shares.len();
     let mut latest: Vec<Option<Progress>> = vec![None; procs];
+    // The latencies the workers reported since the last line shown.
+    let mut window = Progress::new(0, Phase::Ramp);
     let mut reports: Vec<Option<Report>> = vec![None; procs];
     let mut ended = 0;
     let mut shown_phase = Phase::Ramp;
@@ -163,21 +165,26 @@ fn supervise(
             ));
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(Msg::Progress(k, p)) => {
+            Ok(Msg::Progress(k, mut p)) => {
+                // Every reply since the last shown line counts once, in
+                // whichever worker's line it came.
+                window.rtt.add(&p.rtt);
+                window.scheduled.add(&p.scheduled);
+                p.rtt.clear();
+                p.scheduled.clear();
                 if let Some(slot) = latest.get_mut(k) {
-                    *slot = Some(p);
+                    *slot = Some(*p);
                 }
                 if latest.iter().all(Option::is_some) {
-                    let mut merged = latest.iter().flatten().copied();
-                    if let Some(mut m) = merged.next() {
-                        merged.for_each(|p| m.merge(&p));
-                        if m.phase != shown_phase
-                            || last_shown.elapsed() >= Duration::from_millis(950)
-                        {
-                            shown_phase = m.phase;
-                            last_shown = Instant::now();
-                            on_progress(&m);
-                        }
+                    let mut m = Progress::new(0, Phase::Done);
+                    latest.iter().flatten().for_each(|p| m.merge(p));
+                    if m.phase != shown_phase || last_shown.elapsed() >= Duration::from_millis(950)
+                    {
+                        m.rtt = std::mem::take(&mut window.rtt);
+                        m.scheduled = std::mem::take(&mut window.scheduled);
+                        shown_phase = m.phase;
+                        last_shown = Instant::now();
+                        on_progress(&m);
                     }
                 }
             }

@@ -1,5 +1,6 @@
-//! How a load report prints: the live progress line, the summary table
-//! and the JSON object of `vigil load --json`.
+//! How a load report prints: the live progress line, the summary table,
+//! the JSON object of `vigil load --json` and the percentile distribution
+//! of `vigil load --hgrm`.
 //!
 //! Pure: text out, no I/O. The JSON is built with `serde_json`, so numbers
 //! print exactly as they are (`--connect-rate 0.25` is `0.25`) and strings
@@ -13,19 +14,23 @@ use super::config::LoadConfig;
 use super::report::{Latency, Progress, Report};
 use crate::time::millis_ceil;
 
-/// The live line: `12.0s hold  online 15000/15000  hb/s 15023  p99 rtt 180µs sched 950µs`.
-/// `sent_per_s` is the caller's (it knows the previous snapshot).
+/// The live line:
+/// `12.0s hold   online 15000/15000  hb/s 15023  p99 rtt 180µs sched 950µs  errors 0  reconnects 0`.
+/// `sent_per_s` is the caller's (it knows the previous snapshot). The p99s
+/// are of the replies since the previous snapshot.
 pub fn format_progress(p: &Progress, target: usize, sent_per_s: f64) -> String {
     let us = |v: Option<u64>| v.map_or("-".to_owned(), format_us);
     format!(
-        "{:>6.1}s {:<5}  online {}/{}  hb/s {:.0}  p99 rtt {} sched {}",
+        "{:>6.1}s {:<5}  online {}/{}  hb/s {:.0}  p99 rtt {} sched {}  errors {}  reconnects {}",
         p.elapsed_ms as f64 / 1000.0,
         p.phase.as_str(),
         p.online,
         target,
         sent_per_s,
-        us(p.rtt_p99_us),
-        us(p.scheduled_p99_us),
+        us(p.rtt_p99_us()),
+        us(p.scheduled_p99_us()),
+        p.errors,
+        p.reconnects,
     )
 }
 
@@ -89,28 +94,34 @@ pub fn format_table(config: &LoadConfig, r: &Report) -> String {
         offered_rate(config),
         r.hold_reply_rate()
     );
-    let _ = writeln!(
-        s,
-        "{:<24}{:>10}{:>10}{:>10}{:>10}{:>10}",
-        "latency (µs)", "count", "p50", "p99", "p99.9", "max"
-    );
+    let _ = write!(s, "{:<24}{:>10}{:>10}", "latency (µs)", "count", "mean");
+    for (name, _) in QUANTILES {
+        let _ = write!(s, "{name:>10}");
+    }
+    let _ = writeln!(s, "{:>10}", "max");
     for (name, l) in [
         ("  from scheduled send", &r.scheduled),
         ("  round trip", &r.rtt),
     ] {
-        let q = |q: f64| l.quantile(q).map_or("-".to_owned(), |v| v.to_string());
-        let _ = writeln!(
-            s,
-            "{name:<24}{:>10}{:>10}{:>10}{:>10}{:>10}",
-            l.count(),
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            l.max().map_or("-".to_owned(), |v| v.to_string())
-        );
+        let show = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+        let mean = l.mean().map_or("-".to_owned(), |m| format!("{m:.1}"));
+        let _ = write!(s, "{name:<24}{:>10}{mean:>10}", l.count());
+        for (_, q) in QUANTILES {
+            let _ = write!(s, "{:>10}", show(l.quantile(q)));
+        }
+        let _ = writeln!(s, "{:>10}", show(l.max()));
     }
     s
 }
+
+/// The quantiles the table and the JSON show, with their column names.
+pub const QUANTILES: [(&str, f64); 5] = [
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p99.9", 0.999),
+    ("p99.99", 0.9999),
+];
 
 /// The heartbeat rate the configuration offers: one per connection per
 /// interval.
@@ -125,8 +136,8 @@ pub fn offered_rate(config: &LoadConfig) -> f64 {
 /// ms as the run used them), `ramp_ms`, `hold_ms`, `connections`,
 /// `connect_errors` and `closes` (`total`, `by_reason`), `heartbeats`,
 /// `errors`, `latency_us` (`scheduled` and `rtt`: `count`, `p50`, `p99`,
-/// `p99_9`, `max`, `null` when empty). A number that is not finite is
-/// `null`.
+/// `p99_9`, `max`, then `p90`, `p99_99` and `mean`; `null` when empty). A
+/// number that is not finite is `null`.
 pub fn format_json(config: &LoadConfig, r: &Report) -> String {
     let by_reason = |total: u64, map: &std::collections::BTreeMap<String, u64>| json!({ "total": total, "by_reason": map });
     json!({
@@ -172,7 +183,67 @@ fn json_latency(l: &Latency) -> Value {
         "p99": l.quantile(0.99),
         "p99_9": l.quantile(0.999),
         "max": l.max(),
+        "p90": l.quantile(0.9),
+        "p99_99": l.quantile(0.9999),
+        "mean": l.mean(),
     })
+}
+
+/// The full percentile distribution of `l` (µs) in HdrHistogram's text
+/// format, as wrk2's `--latency` prints it and HdrHistogram's plotter
+/// reads it: a header, one row per step (`Value Percentile TotalCount
+/// 1/(1-Percentile)`, values in ms with three decimals, five steps per
+/// halving of the distance to 100 %), then a summary in `#[...]` lines.
+/// The 100 % row has no last column (it would be infinite). An empty
+/// histogram gives the header and the summary only.
+pub fn format_hgrm(l: &Latency) -> String {
+    let ms = |us: f64| us / 1000.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let h = l.histogram();
+    let mut total = 0u64;
+    if !h.is_empty() {
+        for v in h.iter_quantiles(5) {
+            total += v.count_since_last_iteration();
+            let q = v.quantile_iterated_to();
+            let value = ms(h.highest_equivalent(v.value_iterated_to()) as f64);
+            if q < 1.0 {
+                let _ = writeln!(
+                    s,
+                    "{value:>12.3} {q:>14.12} {total:>10} {:>14.2}",
+                    1.0 / (1.0 - q)
+                );
+            } else {
+                let _ = writeln!(s, "{value:>12.3} {q:>14.12} {total:>10}");
+            }
+        }
+    }
+    let (mean, stdev, max) = if h.is_empty() {
+        (0.0, 0.0, 0.0)
+    } else {
+        (ms(h.mean()), ms(h.stdev()), ms(h.max() as f64))
+    };
+    let _ = writeln!(
+        s,
+        "#[Mean    = {mean:>12.3}, StdDeviation   = {stdev:>12.3}]"
+    );
+    let _ = writeln!(
+        s,
+        "#[Max     = {max:>12.3}, Total count    = {:>12}]",
+        h.len()
+    );
+    let _ = writeln!(
+        s,
+        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+        h.buckets(),
+        // The sub-bucket count HdrHistogram derives from the precision.
+        (2 * 10u64.pow(u32::from(super::report::SIGNIFICANT_DIGITS))).next_power_of_two()
+    );
+    s
 }
 
 #[cfg(test)]
@@ -183,27 +254,19 @@ mod tests {
 
     #[test]
     fn the_progress_line() {
-        let p = Progress {
-            elapsed_ms: 1500,
-            phase: Phase::Ramp,
-            online: 15,
-            sent: 101,
-            received: 100,
-            rtt_p99_us: Some(120),
-            scheduled_p99_us: Some(7),
-        };
+        let mut p = Progress::new(1500, Phase::Ramp);
+        (p.online, p.sent, p.received, p.errors, p.reconnects) = (15, 101, 100, 2, 3);
+        p.rtt.record(120);
+        p.scheduled.record(7);
         assert_eq!(
             format_progress(&p, 20, 10.0),
-            "   1.5s ramp   online 15/20  hb/s 10  p99 rtt 120µs sched 7µs"
+            "   1.5s ramp   online 15/20  hb/s 10  p99 rtt 120µs sched 7µs  errors 2  reconnects 3"
         );
-        let p = Progress {
-            rtt_p99_us: None,
-            phase: Phase::Drain,
-            ..p
-        };
+        p.rtt.clear();
+        p.phase = Phase::Drain;
         assert_eq!(
             format_progress(&p, 20, 0.4),
-            "   1.5s drain  online 15/20  hb/s 0  p99 rtt - sched 7µs"
+            "   1.5s drain  online 15/20  hb/s 0  p99 rtt - sched 7µs  errors 2  reconnects 3"
         );
     }
 
@@ -247,15 +310,16 @@ mod tests {
             "closes          1\n  BYE shutdown",
             "sent 1200  replies 1199  missing 1",
             "offered 400.0/s  replied 400.0/s",
-            "  from scheduled send            5       470      5403      5403      5403",
-            "  round trip                     5        70      5003      5003      5003",
+            "latency (µs)                 count      mean       p50       p90       p99     p99.9    p99.99       max",
+            "  from scheduled send            5    1452.4       470      5403      5403      5403      5403      5403",
+            "  round trip                     5    1052.4        70      5003      5003      5003      5003      5003",
         ] {
             assert!(t.contains(needle), "{needle:?} not in\n{t}");
         }
         let empty = format_table(&config(), &Report::new());
         assert!(
             empty.contains(
-                "  round trip                     0         -         -         -         -"
+                "  round trip                     0         -         -         -         -         -         -         -"
             ),
             "{empty}"
         );
@@ -281,9 +345,13 @@ mod tests {
         assert_eq!(rtt["count"], 100);
         assert_eq!(rtt["p50"].as_u64(), r.rtt.quantile(0.5));
         assert!(rtt["p99_9"].as_u64() <= rtt["max"].as_u64());
+        assert_eq!(rtt["p90"].as_u64(), r.rtt.quantile(0.9));
+        assert_eq!(rtt["p99_99"].as_u64(), r.rtt.quantile(0.9999));
+        assert_eq!(rtt["mean"].as_f64(), r.rtt.mean());
         let e: serde_json::Value =
             serde_json::from_str(&format_json(&config(), &Report::new())).unwrap();
         assert!(e["latency_us"]["scheduled"]["p99"].is_null());
+        assert!(e["latency_us"]["scheduled"]["mean"].is_null());
     }
 
     /// Every key of `v`, depth first, in the order printed (`a.b`).
@@ -309,8 +377,10 @@ mod tests {
         let mut got = Vec::new();
         keys(&v, "", &mut got);
         let latency = |name: &str| {
-            ["", ".count", ".p50", ".p99", ".p99_9", ".max"]
-                .map(|k| format!("latency_us.{name}{k}"))
+            [
+                "", ".count", ".p50", ".p99", ".p99_9", ".max", ".p90", ".p99_99", ".mean",
+            ]
+            .map(|k| format!("latency_us.{name}{k}"))
         };
         let mut want: Vec<String> = [
             "server",
@@ -380,5 +450,72 @@ mod tests {
             v["heartbeats"]["replies_per_s"].as_f64(),
             Some(1000.0 / 3.0)
         );
+    }
+
+    /// The rows of an hgrm text: (value ms, percentile, total count, 1/(1-p)).
+    fn hgrm_rows(text: &str) -> Vec<(f64, f64, u64, Option<f64>)> {
+        text.lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with('#'))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let inv = f.get(3).map(|v| v.parse().unwrap());
+                (
+                    f[0].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    inv,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hgrm_is_the_full_distribution() {
+        let mut l = Latency::new();
+        // 1 ms to 1 s, 1000 values.
+        for v in 1..=1000u64 {
+            l.record(v * 1000);
+        }
+        let text = format_hgrm(&l);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        );
+        assert_eq!(lines.next(), Some(""));
+        let rows = hgrm_rows(&text);
+        assert!(rows.len() > 50, "{text}");
+        // Values, percentiles and counts only grow; the count ends at all.
+        for w in rows.windows(2) {
+            assert!(
+                w[0].0 <= w[1].0 && w[0].1 <= w[1].1 && w[0].2 <= w[1].2,
+                "{w:?}"
+            );
+        }
+        let last = rows[rows.len() - 1];
+        assert_eq!((last.1, last.2, last.3), (1.0, 1000, None));
+        assert!((last.0 - 1000.0).abs() / 1000.0 < 0.001, "{last:?}");
+        for &(value, p, count, inv) in &rows[..rows.len() - 1] {
+            let inv = inv.unwrap();
+            assert!((inv - 1.0 / (1.0 - p)).abs() / inv < 0.01, "{p} {inv}");
+            // The value at a percentile is the count-th smallest value.
+            assert!(
+                (value - count as f64).abs() <= 1.0 + count as f64 / 1000.0,
+                "{value} {count}"
+            );
+        }
+        let median = rows.iter().find(|r| r.1 >= 0.5).unwrap();
+        assert!((median.0 - 500.0).abs() < 2.0, "{median:?}");
+        assert!(
+            text.contains("#[Mean    =      500.505, StdDeviation   ="),
+            "{text}"
+        );
+        assert!(text.contains("Total count    =         1000]"), "{text}");
+        // Empty: header and summary only.
+        let empty = format_hgrm(&Latency::new());
+        assert!(hgrm_rows(&empty).is_empty(), "{empty}");
+        assert!(empty.contains("Total count    =            0]"), "{empty}");
     }
 }

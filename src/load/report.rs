@@ -63,6 +63,11 @@ impl Latency {
         (!self.hist.is_empty()).then(|| self.hist.max())
     }
 
+    /// The mean, in µs; `None` when empty.
+    pub fn mean(&self) -> Option<f64> {
+        (!self.hist.is_empty()).then(|| self.hist.mean())
+    }
+
     /// Adds every value of `other`.
     pub fn add(&mut self, other: &Latency) {
         // Same bounds on both sides, so adding cannot fail; saturate anyway.
@@ -299,7 +304,11 @@ impl Report {
 }
 
 /// A snapshot of a running load, once a second and at each phase change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// It carries the latencies of the last second themselves, not their p99:
+/// snapshots of several processes then merge exactly, and the p99 shown
+/// for `--procs` is the p99 of every worker's replies together.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     /// Time since the run started, in ms.
     pub elapsed_ms: u64,
@@ -311,24 +320,56 @@ pub struct Progress {
     pub sent: u64,
     /// Replies received so far.
     pub received: u64,
-    /// The round trip p99 since the previous snapshot, in µs.
-    pub rtt_p99_us: Option<u64>,
-    /// The p99 from the scheduled send since the previous snapshot, in µs.
-    pub scheduled_p99_us: Option<u64>,
+    /// Connect errors, unexpected closes and missing replies so far
+    /// ([`Report::errors`]).
+    pub errors: u64,
+    /// Reconnects scheduled so far.
+    pub reconnects: u64,
+    /// Round trips since the previous snapshot.
+    pub rtt: Latency,
+    /// Latencies from the scheduled send since the previous snapshot.
+    pub scheduled: Latency,
 }
 
 impl Progress {
+    /// A snapshot at `elapsed_ms` in `phase` with nothing counted yet.
+    pub fn new(elapsed_ms: u64, phase: Phase) -> Progress {
+        Progress {
+            elapsed_ms,
+            phase,
+            online: 0,
+            sent: 0,
+            received: 0,
+            errors: 0,
+            reconnects: 0,
+            rtt: Latency::new(),
+            scheduled: Latency::new(),
+        }
+    }
+
+    /// The round trip p99 since the previous snapshot, in µs.
+    pub fn rtt_p99_us(&self) -> Option<u64> {
+        self.rtt.quantile(0.99)
+    }
+
+    /// The p99 from the scheduled send since the previous snapshot, in µs.
+    pub fn scheduled_p99_us(&self) -> Option<u64> {
+        self.scheduled.quantile(0.99)
+    }
+
     /// Adds another process's snapshot: counts add, the phase is the
-    /// earliest, the p99s the largest (an approximation: percentiles do
-    /// not add).
+    /// earliest, the latencies merge exactly (so the p99 is the p99 of
+    /// both processes' replies, not the larger of two p99s).
     pub fn merge(&mut self, other: &Progress) {
         self.elapsed_ms = self.elapsed_ms.max(other.elapsed_ms);
         self.phase = self.phase.min(other.phase);
         self.online += other.online;
         self.sent += other.sent;
         self.received += other.received;
-        self.rtt_p99_us = self.rtt_p99_us.max(other.rtt_p99_us);
-        self.scheduled_p99_us = self.scheduled_p99_us.max(other.scheduled_p99_us);
+        self.errors += other.errors;
+        self.reconnects += other.reconnects;
+        self.rtt.add(&other.rtt);
+        self.scheduled.add(&other.scheduled);
     }
 }
 
@@ -436,28 +477,56 @@ pub(crate) mod tests {
 
     #[test]
     fn progress_merges() {
-        let mut m = Progress {
-            elapsed_ms: 1500,
-            phase: Phase::Hold,
-            online: 10,
-            sent: 100,
-            received: 99,
-            rtt_p99_us: Some(120),
-            scheduled_p99_us: None,
-        };
-        m.merge(&Progress {
-            elapsed_ms: 1400,
-            phase: Phase::Ramp,
-            online: 5,
-            sent: 1,
-            received: 1,
-            rtt_p99_us: Some(90),
-            scheduled_p99_us: Some(7),
-        });
+        let mut m = Progress::new(1500, Phase::Hold);
+        (m.online, m.sent, m.received, m.errors, m.reconnects) = (10, 100, 99, 1, 2);
+        // Two slow replies in a hundred here; a hundred at 200 µs there.
+        for v in (0..98).map(|_| 100).chain([10_000, 10_000]) {
+            m.rtt.record(v);
+        }
+        let mut other = Progress::new(1400, Phase::Ramp);
+        (
+            other.online,
+            other.sent,
+            other.received,
+            other.errors,
+            other.reconnects,
+        ) = (5, 1, 1, 3, 4);
+        for _ in 0..100 {
+            other.rtt.record(200);
+        }
+        other.scheduled.record(7);
         assert_eq!(
-            (m.elapsed_ms, m.phase, m.online, m.sent, m.received),
-            (1500, Phase::Ramp, 15, 101, 100)
+            (m.rtt_p99_us(), other.rtt_p99_us()),
+            (Some(10_007), Some(200))
         );
-        assert_eq!((m.rtt_p99_us, m.scheduled_p99_us), (Some(120), Some(7)));
+        m.merge(&other);
+        assert_eq!(
+            (
+                m.elapsed_ms,
+                m.phase,
+                m.online,
+                m.sent,
+                m.received,
+                m.errors,
+                m.reconnects
+            ),
+            (1500, Phase::Ramp, 15, 101, 100, 4, 6)
+        );
+        // The p99 of all 200 replies: 2 of them are slow, 1 % is 2, so the
+        // p99 is 200 µs, where the larger of the two p99s would say 10 ms.
+        assert_eq!(m.rtt.count(), 200);
+        assert_eq!(m.rtt_p99_us(), Some(200));
+        assert_eq!(m.rtt.quantile(0.999), Some(10_007));
+        assert_eq!(m.scheduled_p99_us(), Some(7));
+    }
+
+    #[test]
+    fn mean() {
+        let mut l = Latency::new();
+        assert_eq!(l.mean(), None);
+        for v in [100, 200, 300] {
+            l.record(v);
+        }
+        assert_eq!(l.mean(), Some(200.0));
     }
 }

@@ -8,7 +8,7 @@
 //! exits. Fields are separated by one space; numbers are decimal `u64`.
 //!
 //! ```text
-//! progress <elapsed_ms> <phase> <online> <sent> <received> <rtt_p99_us|-> <sched_p99_us|->
+//! progress <elapsed_ms> <phase> <online> <sent> <received> <errors> <reconnects> rtt=<buckets> sched=<buckets>
 //! report 1
 //! count <name> <n>                  one per counter, every counter
 //! connect-error <n> <reason>        one per reason a connect failed for
@@ -17,7 +17,11 @@
 //! end
 //! ```
 //!
-//! - `<phase>` is [`Phase::as_str`]; `-` is a p99 with no value.
+//! - `<phase>` is [`Phase::as_str`]. `<buckets>` are the latencies since
+//!   the previous progress line (round trip, and from the scheduled send),
+//!   as `<value>:<count>` pairs separated by commas (nothing when there
+//!   were none): the parent merges them into one histogram, so the p99 it
+//!   shows for `--procs` is that of every worker's replies together.
 //! - `<name>` of a `count` is a [`Report`] field (`sent`, `hold_ms`, ...).
 //! - `<reason>` comes last because it may hold spaces (`BYE timeout`); it
 //!   is a [`ReasonName::as_str`](super::reason::ReasonName::as_str)
@@ -81,18 +85,20 @@ impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Line::Progress(p) => {
-                let opt = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
                 write!(
                     f,
-                    "progress {} {} {} {} {} {} {}",
+                    "progress {} {} {} {} {} {} {} rtt=",
                     p.elapsed_ms,
                     p.phase.as_str(),
                     p.online,
                     p.sent,
                     p.received,
-                    opt(p.rtt_p99_us),
-                    opt(p.scheduled_p99_us),
-                )
+                    p.errors,
+                    p.reconnects,
+                )?;
+                write_buckets(f, &p.rtt)?;
+                f.write_str(" sched=")?;
+                write_buckets(f, &p.scheduled)
             }
             Line::Report => f.write_str("report 1"),
             Line::Count(name, n) => write!(f, "count {name} {n}"),
@@ -118,25 +124,20 @@ impl Line {
         Some(match kind {
             "progress" => {
                 let fields: Vec<&str> = rest.split(' ').collect();
-                let [elapsed, phase, online, sent, received, rtt, sched] = fields[..] else {
+                let [elapsed, phase, online, sent, received, errors, reconnects, rtt, sched] =
+                    fields[..]
+                else {
                     return None;
                 };
-                let opt = |s: &str| {
-                    if s == "-" {
-                        Some(None)
-                    } else {
-                        num(s).map(Some)
-                    }
-                };
-                Line::Progress(Progress {
-                    elapsed_ms: num(elapsed)?,
-                    phase: Phase::parse(phase)?,
-                    online: num(online)?,
-                    sent: num(sent)?,
-                    received: num(received)?,
-                    rtt_p99_us: opt(rtt)?,
-                    scheduled_p99_us: opt(sched)?,
-                })
+                let mut p = Progress::new(num(elapsed)?, Phase::parse(phase)?);
+                p.online = num(online)?;
+                p.sent = num(sent)?;
+                p.received = num(received)?;
+                p.errors = num(errors)?;
+                p.reconnects = num(reconnects)?;
+                p.rtt = parse_buckets(rtt.strip_prefix("rtt=")?)?;
+                p.scheduled = parse_buckets(sched.strip_prefix("sched=")?)?;
+                Line::Progress(p)
             }
             "report" if rest == "1" => Line::Report,
             "count" => {
@@ -171,9 +172,29 @@ impl Line {
     }
 }
 
+/// Writes `l`'s non-empty buckets as `<value>:<count>` pairs, separated
+/// by commas.
+fn write_buckets(f: &mut fmt::Formatter<'_>, l: &Latency) -> fmt::Result {
+    for (i, (value, count)) in l.buckets().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(f, "{sep}{value}:{count}")?;
+    }
+    Ok(())
+}
+
+/// Reads what [`write_buckets`] wrote.
+fn parse_buckets(text: &str) -> Option<Latency> {
+    let mut l = Latency::new();
+    for pair in text.split(',').filter(|p| !p.is_empty()) {
+        let (value, count) = pair.split_once(':')?;
+        l.record_bucket(value.parse().ok()?, count.parse().ok()?)?;
+    }
+    Some(l)
+}
+
 /// The progress line of `p`, without its newline.
 pub fn progress_line(p: &Progress) -> String {
-    Line::Progress(*p).to_string()
+    Line::Progress(p.clone()).to_string()
 }
 
 /// The lines of a report, from `report 1` to `end`, each with its newline.
@@ -204,7 +225,7 @@ pub fn report_text(r: &Report) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A progress snapshot.
-    Progress(Progress),
+    Progress(Box<Progress>),
     /// The worker's complete report.
     Report(Box<Report>),
 }
@@ -232,7 +253,7 @@ impl Reader {
         let line = Line::parse(text);
         let Some(report) = self.report.as_mut() else {
             return match line {
-                Some(Line::Progress(p)) => Ok(Some(Output::Progress(p))),
+                Some(Line::Progress(p)) => Ok(Some(Output::Progress(Box::new(p)))),
                 Some(Line::Report) => {
                     self.report = Some(Report {
                         procs: 0,
@@ -292,15 +313,12 @@ mod tests {
     }
 
     fn progress() -> Progress {
-        Progress {
-            elapsed_ms: 1500,
-            phase: Phase::Hold,
-            online: 10,
-            sent: 100,
-            received: 99,
-            rtt_p99_us: Some(120),
-            scheduled_p99_us: None,
-        }
+        let mut p = Progress::new(1500, Phase::Hold);
+        (p.online, p.sent, p.received, p.errors, p.reconnects) = (10, 100, 99, 2, 3);
+        p.rtt.record(120);
+        p.rtt.record(120);
+        p.rtt.record(4_000_000);
+        p
     }
 
     #[test]
@@ -326,7 +344,7 @@ mod tests {
         }
         assert_eq!(
             progress_line(&progress()),
-            "progress 1500 hold 10 100 99 120 -"
+            "progress 1500 hold 10 100 99 2 3 rtt=120:2,4001791:1 sched="
         );
         assert_eq!(
             Line::Hist(Hist::Rtt, Latency::new()).to_string(),
@@ -344,7 +362,7 @@ mod tests {
         assert_eq!(
             read(&text),
             Ok(vec![
-                Output::Progress(progress()),
+                Output::Progress(Box::new(progress())),
                 Output::Report(Box::new(r))
             ])
         );
@@ -359,10 +377,26 @@ mod tests {
     fn lines_that_do_not_belong_are_refused_by_name() {
         let report = |line: &str| format!("report 1\n{line}\nend\n");
         for (text, error) in [
-            ("progress 1 hold 1 1 1 1", "bad progress line"),
-            ("progress 1 hold 1 1 1 1 1 1", "bad progress line"),
-            ("progress 1 nope 1 1 1 1 1", "bad progress line"),
-            ("progress x hold 1 1 1 1 1", "bad progress line"),
+            ("progress 1 hold 1 1 1 1 1 rtt=", "bad progress line"),
+            (
+                "progress 1 hold 1 1 1 1 1 rtt= sched= x",
+                "bad progress line",
+            ),
+            ("progress 1 nope 1 1 1 1 1 rtt= sched=", "bad progress line"),
+            ("progress x hold 1 1 1 1 1 rtt= sched=", "bad progress line"),
+            ("progress 1 hold 1 1 1 1 1 sched= rtt=", "bad progress line"),
+            (
+                "progress 1 hold 1 1 1 1 1 rtt=1 sched=",
+                "bad progress line",
+            ),
+            (
+                "progress 1 hold 1 1 1 1 1 rtt=1:x sched=",
+                "bad progress line",
+            ),
+            (
+                "progress 1 hold 1 1 1 1 1 rtt= sched=99999999999999:1",
+                "bad progress line",
+            ),
             ("report 2", "unexpected output"),
             ("count sent 1", "unexpected output"),
             ("end", "unexpected output"),
@@ -374,7 +408,10 @@ mod tests {
             (&report("hist rtt 1:x"), "bad report line"),
             (&report("hist rtt 99999999999999:1"), "bad report line"),
             (&report("hist other 1:1"), "bad report line"),
-            (&report("progress 1 hold 1 1 1 1 1"), "bad report line"),
+            (
+                &report("progress 1 hold 1 1 1 1 1 rtt= sched="),
+                "bad report line",
+            ),
             (&report("report 1"), "bad report line"),
             (&report("what"), "bad report line"),
             ("report 1\ncount sent 1\n", "its report ends early"),

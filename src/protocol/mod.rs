@@ -33,8 +33,12 @@
 //!   server answers each with [`Reply::Command`], which carries the
 //!   connection's state, and hands nothing to the application. A codec
 //!   that never produces them may encode [`Reply::Command`] as nothing.
+//!
+//! The client's half of each protocol (what `vigil client` and `vigil load`
+//! speak) is [`client::ClientProtocol`], in [`client`].
 
 pub mod binary;
+pub mod client;
 pub mod line;
 pub mod raw;
 pub mod resp;

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::client::adaptive::AdaptiveConfig;
 use crate::client::wire;
+use crate::protocol::client::ClientCodec;
 
 /// The default time the server gets to answer a `PING` or a `HELLO`, in ms.
 pub const DEFAULT_REPLY_TIMEOUT_MS: u64 = 10_000;
@@ -121,6 +122,11 @@ pub struct SessionConfig {
     /// With an adaptive policy, the fixed interval in the foreground, in
     /// ms; `None` (the default): the server's `WELCOME` interval.
     pub foreground_interval_ms: Option<std::num::NonZeroU64>,
+    /// The wire protocol, shared by reference. Default:
+    /// [`ClientCodec::LINE`]. With a protocol whose server does not say the
+    /// interval (resp, raw), the interval must be [`IntervalPolicy::Fixed`]
+    /// or [`IntervalPolicy::Adaptive`].
+    pub protocol: ClientCodec,
 }
 
 impl SessionConfig {
@@ -139,6 +145,7 @@ impl SessionConfig {
             max_pending: DEFAULT_MAX_PENDING,
             seed: 0,
             foreground_interval_ms: None,
+            protocol: ClientCodec::LINE,
         }
     }
 }
@@ -152,6 +159,9 @@ pub enum ConfigError {
     NoServers,
     /// The adaptive range is empty or its tuning is out of range.
     BadAdaptive,
+    /// The protocol's server does not say the interval, and the policy is
+    /// to use the server's ([`IntervalPolicy::Server`]).
+    NeedsInterval,
 }
 
 impl fmt::Display for ConfigError {
@@ -163,6 +173,9 @@ impl fmt::Display for ConfigError {
             ConfigError::NoServers => f.write_str("no server to connect to"),
             ConfigError::BadAdaptive => f.write_str(
                 "adaptive interval: the minimum must be above 0 and at most the maximum",
+            ),
+            ConfigError::NeedsInterval => f.write_str(
+                "this protocol's server does not say how often to beat: give an interval",
             ),
         }
     }

@@ -193,6 +193,8 @@ pub enum SendError {
     },
     /// Too much output is already waiting for the socket.
     Full,
+    /// The protocol cannot carry application data (RESP).
+    Unsupported,
 }
 
 impl fmt::Display for SendError {
@@ -203,6 +205,7 @@ impl fmt::Display for SendError {
             SendError::Command => f.write_str("a message may not start with PING or HELLO"),
             SendError::TooLong { limit } => write!(f, "message longer than {limit} bytes"),
             SendError::Full => f.write_str("too much output waiting for the server"),
+            SendError::Unsupported => f.write_str("this protocol cannot carry messages"),
         }
     }
 }

@@ -840,9 +840,11 @@ fn buffers_are_freed_when_empty() {
     assert_eq!(h.s.out.capacity(), 0);
     h.drain();
     assert_eq!(h.s.events.capacity(), 0);
-    // A session is small.
+    // A session is small: the load generator holds tens of thousands.
+    // 392 bytes: 376 before the protocol codec (an 8-byte shared pointer)
+    // and the foreground interval (8 bytes) came in.
     assert!(
-        std::mem::size_of::<Session>() <= 384,
+        std::mem::size_of::<Session>() <= 392,
         "{}",
         std::mem::size_of::<Session>()
     );

@@ -1,0 +1,66 @@
+//! The line protocol, client side: [`crate::client::wire`] behind the
+//! [`ClientProtocol`] trait.
+
+use super::{ClientProtocol, MessageError, ServerFrame};
+use crate::client::wire::{self, ServerLine};
+use crate::protocol::DecodeError;
+
+/// The line protocol's client codec: `HELLO <id>`, `PING <seq>`, message
+/// lines; reads `WELCOME`, `PONG`, `BYE` and message lines
+/// ([`crate::client::wire`] has the details).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineClient;
+
+impl ClientProtocol for LineClient {
+    fn name(&self) -> &'static str {
+        "line"
+    }
+
+    fn decode<'a>(
+        &self,
+        input: &'a [u8],
+        limit: usize,
+    ) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
+        let Some((line, used)) = wire::decode(input, limit)? else {
+            return Ok(None);
+        };
+        let frame = match line {
+            ServerLine::Welcome(w) => ServerFrame::Welcome {
+                interval_ms: Some(w.interval_ms),
+                timeout_ms: w.timeout_ms,
+            },
+            ServerLine::Pong { token } => ServerFrame::Pong { token },
+            ServerLine::Bye { reason } => ServerFrame::Bye { reason },
+            ServerLine::Message(m) => ServerFrame::Message(m),
+        };
+        Ok(Some((frame, used)))
+    }
+
+    /// A line of `limit` bytes and its `\r`, waiting for the `\n` (a zero
+    /// limit behaves as 1).
+    fn max_incomplete(&self, limit: usize) -> usize {
+        limit.max(1) + 1
+    }
+
+    fn encode_hello(&self, client_id: &str, out: &mut Vec<u8>) {
+        wire::encode_hello(client_id, out);
+    }
+
+    fn encode_ping(&self, seq: u64, out: &mut Vec<u8>) {
+        wire::encode_ping(seq, out);
+    }
+
+    fn check_message(&self, message: &[u8]) -> Result<(), MessageError> {
+        if message.contains(&b'\n') || message.last() == Some(&b'\r') {
+            return Err(MessageError::NotOneLine);
+        }
+        if wire::is_command(message) {
+            return Err(MessageError::Command);
+        }
+        Ok(())
+    }
+
+    fn encode_message(&self, message: &[u8], out: &mut Vec<u8>) {
+        wire::encode_message(message, out);
+    }
+}
