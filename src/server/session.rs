@@ -282,6 +282,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         self.presence.len()
     }
 
+    /// The presence table, to read (the admin endpoint's lookups).
+    pub fn presence(&self) -> &D {
+        &self.presence
+    }
+
     /// When `s` is silent past its deadline if nothing more arrives.
     pub fn deadline(&self, s: &Session) -> Tick {
         s.last_seen.saturating_add(self.settings.timeout_ms)
@@ -508,7 +513,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     if let Some(old) = s.client.take() {
                         self.presence.release(&old, cref);
                     }
-                    let (id, previous) = self.presence.claim(client_id, cref);
+                    let (id, previous) = self.presence.claim(client_id, cref, now);
                     if let Some(previous) = previous {
                         self.closes.push_back((previous, CloseReason::Replaced));
                     }
