@@ -92,8 +92,10 @@ pub struct OnlineClient {
     pub conn: u64,
     /// The connection's peer address.
     pub peer: SocketAddr,
-    /// When it said HELLO, on the wall clock (derived from the server's
-    /// monotonic clock and the wall clock at start).
+    /// When it said HELLO, on the wall clock: the server's monotonic
+    /// stamp of the HELLO (whole milliseconds, rounded up) added to the
+    /// wall-clock time of the server's start, so a later change of the
+    /// system date does not move it.
     pub since: SystemTime,
 }
 

@@ -201,7 +201,8 @@ impl Config {
             {
                 return err("the admin token must be printable ASCII without spaces, not empty");
             }
-            if self.listen.contains(&admin.addr) {
+            // Port 0 picks a free port for each: no clash.
+            if admin.addr.port() != 0 && self.listen.contains(&admin.addr) {
                 return err("the admin address must differ from the listen addresses");
             }
         }
@@ -349,6 +350,13 @@ mod tests {
         check(
             |c| c.admin = admin(DEFAULT_LISTEN, false, None),
             Some("must differ from the listen"),
+        );
+        check(
+            |c| {
+                c.listen = vec!["127.0.0.1:0".parse().expect("literal")];
+                c.admin = admin("127.0.0.1:0", false, None);
+            },
+            None,
         );
     }
 

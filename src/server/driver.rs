@@ -163,7 +163,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 .register(s, SIGNALS, Interest::READABLE)
                 .map_err(|e| Error::with_source(ErrorKind::Io, "cannot register signals", e))?;
         }
+        let clock = Clock::new();
         Ok(Driver {
+            admin: AdminState::new(&clock),
             poll,
             events: Some(Events::with_capacity(1024)),
             listeners,
@@ -172,7 +174,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             sessions,
             wheel,
             advanced_to: 0,
-            clock: Clock::new(),
+            clock,
             now: 0,
             turn: Turn::default(),
             accepting: Accepting::new(),
@@ -182,7 +184,6 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             signals,
             stop,
             traffic: Traffic::default(),
-            admin: AdminState::new(),
         })
     }
 

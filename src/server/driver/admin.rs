@@ -23,7 +23,7 @@ use super::super::presence::PresenceTable;
 use super::super::session::ConnRef;
 use super::{Driver, Handler, Stats};
 use crate::protocol::{CloseReason, Protocol};
-use crate::time::Tick;
+use crate::time::{Clock, Tick};
 
 /// The admin listener's token; admin connection `k` has `ADMIN_LISTENER +
 /// 1 + k`. Far from heartbeat connections (slab keys, below 2^32 and
@@ -70,9 +70,15 @@ struct AdminConn {
 }
 
 impl AdminState {
-    pub fn new() -> AdminState {
+    /// The state for a loop whose clock is `clock`.
+    pub fn new(clock: &Clock) -> AdminState {
+        // The wall clock when `clock` read 0, whenever this runs.
+        let now = SystemTime::now();
+        let started = now
+            .checked_sub(Duration::from_micros(clock.now_us()))
+            .unwrap_or(now);
         AdminState {
-            started: SystemTime::now(),
+            started,
             queries: None,
             endpoint: None,
         }
@@ -273,8 +279,19 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
 
     fn admin_close(&mut self, k: usize) {
         if let Some(e) = self.admin.endpoint.as_deref_mut() {
-            if let Some(c) = e.conns.try_remove(k) {
-                // FIN after the answer; dropping deregisters and closes.
+            if let Some(mut c) = e.conns.try_remove(k) {
+                // Read what the client sent and we will not (a body, the
+                // rest of an oversized head), so the close is a FIN after
+                // our answer, not a reset that could make the client drop
+                // the answer unread. Bounded: at most 64 KiB.
+                let mut discard = [0u8; 4096];
+                for _ in 0..16 {
+                    match c.stream.read(&mut discard) {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
+                // Dropping deregisters and closes.
                 let _ = c.stream.shutdown(Shutdown::Write);
             }
         }
