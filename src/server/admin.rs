@@ -14,7 +14,8 @@
 //! - `GET /clients?after=ID&limit=N`: online clients in id order, after
 //!   `ID` (exclusive), at most `N` ([`DEFAULT_PAGE`] by default, at most
 //!   [`MAX_PAGE`]), as JSON: `{"clients":[...],"next":ID|null}`; `next` is
-//!   the `after` of the next page, `null` on the last page.
+//!   the `after` of the next page when this one is full, `null` when it is
+//!   not (so a full last page is followed by an empty one).
 //! - `GET /clients/{id}`: one client, or 404 when it is offline.
 //! - `POST /clients/{id}/kick`: closes the client's connection with
 //!   `BYE kicked`; 404 when it is offline.

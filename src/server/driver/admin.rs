@@ -151,7 +151,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 }
             };
             if e.conns.len() >= MAX_ADMIN_CONNS {
-                log::warn!("admin: {peer} refused: {MAX_ADMIN_CONNS} admin connections open");
+                // Debug, not warn: a flood of connections must not flood the log.
+                log::debug!("admin: {peer} refused: {MAX_ADMIN_CONNS} admin connections open");
                 // Best effort; the connection is dropped either way.
                 let _ = stream.write(&admin::busy());
                 continue;
