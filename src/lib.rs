@@ -146,6 +146,7 @@
 
 pub mod addr;
 pub mod client;
+pub mod detector;
 pub mod duration;
 pub mod error;
 pub mod events;

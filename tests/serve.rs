@@ -770,3 +770,49 @@ fn changing_the_system_date_moves_no_deadline() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The φ detector on a real server: a client beating every 100 ms for 2 s
+/// is never closed while it beats, and once silent is closed well before
+/// the fixed timeout (here 3 s), but never sooner than its mean interval.
+/// The same traffic against `--detector fixed` waits the whole timeout.
+#[test]
+fn the_phi_detector_gives_up_sooner_on_a_regular_client() {
+    let mut waited = Vec::new();
+    for detector in ["phi:8,min-std=20ms", "fixed"] {
+        let server = Serve::start(&[
+            "--timeout",
+            "3s",
+            "--interval",
+            "100ms",
+            "--tick",
+            "10ms",
+            "--detector",
+            detector,
+        ]);
+        let mut peer = server.connect();
+        assert!(peer.ask("HELLO regular\n").starts_with("WELCOME regular"));
+        for seq in 1..=20 {
+            thread::sleep(Duration::from_millis(100));
+            assert_eq!(peer.ask(&format!("PING {seq}\n")), format!("PONG {seq}"));
+        }
+        let silent_since = Instant::now();
+        peer.expect_bye("timeout");
+        waited.push(silent_since.elapsed());
+        server.wait_log("offline: timeout");
+        assert_eq!(
+            server
+                .log()
+                .iter()
+                .filter(|l| l.contains("offline"))
+                .count(),
+            1
+        );
+    }
+    let (phi, fixed) = (waited[0], waited[1]);
+    println!("silent to BYE: phi {phi:?}, fixed {fixed:?}");
+    // φ: the mean interval (~100 ms) plus 5.2 σ (σ ≥ 20 ms) plus a tick
+    // and this machine's scheduling; fixed: the 3 s timeout.
+    assert!(phi >= Duration::from_millis(100), "{phi:?}");
+    assert!(phi < Duration::from_millis(1500), "{phi:?}");
+    assert!(fixed >= Duration::from_secs(3), "{fixed:?}");
+}

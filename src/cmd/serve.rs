@@ -6,6 +6,7 @@ use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use vigil::detector::Detector;
 use vigil::duration::parse_duration;
 use vigil::events::EventSink;
 use vigil::protocol::line::DEFAULT_MAX_LINE;
@@ -90,6 +91,12 @@ pub struct ServeArgs {
     /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     tcp_user_timeout: Option<std::time::Duration>,
+    /// Who declares a silent connection dead: `fixed` (after --timeout) or
+    /// `phi:THRESHOLD[,min-std=D][,pause=D]`, a φ accrual detector that learns each
+    /// connection's rhythm and gives up sooner on a regular one, never later than --timeout
+    /// (min-std defaults to a twentieth of --interval, pause to 0).
+    #[arg(long, value_name = "fixed|phi:N", default_value = "fixed", value_parser = check_detector)]
+    detector: String,
     /// Serve the admin endpoint (HTTP: /metrics, /clients, /healthz, kick) on ADDR; loopback only unless --admin-public [default: off].
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
@@ -99,6 +106,12 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer <token>` on the admin endpoint (but /healthz), the token read from FILE.
     #[arg(long, value_name = "FILE", requires = "admin")]
     admin_token_file: Option<std::path::PathBuf>,
+}
+
+/// Checks the detector's syntax when flags are parsed (a usage error);
+/// its defaults depend on --interval and are filled in later.
+fn check_detector(s: &str) -> Result<String, String> {
+    Detector::parse(s, 1000).map(|_| s.to_owned())
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -145,6 +158,8 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = args.tcp_user_timeout {
         builder = builder.tcp_user_timeout(t);
     }
+    let interval_ms = vigil::time::millis_ceil(args.interval.0);
+    builder = builder.detector(Detector::parse(&args.detector, interval_ms)?);
     if let Some(addr) = &args.admin {
         builder = builder.admin(admin(
             addr,

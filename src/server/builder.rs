@@ -147,6 +147,12 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
+    /// Which detector declares a silent connection dead. See [`Config::detector`].
+    pub fn detector(mut self, detector: crate::detector::Detector) -> Self {
+        self.config.detector = detector;
+        self
+    }
+
     /// `TCP_USER_TIMEOUT` on every connection. See [`Config::tcp_user_timeout`].
     pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
         self.config.tcp_user_timeout = Some(timeout);

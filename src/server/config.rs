@@ -54,7 +54,7 @@ pub const DEFAULT_BACKLOG: u32 = 4096;
 /// assert!(server.local_addr().ip().is_loopback());
 /// # Ok::<(), vigil::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
     /// Where to listen: one or more addresses, none of them repeated.
@@ -98,6 +98,11 @@ pub struct Config {
     /// go unacknowledged before the kernel gives up on the peer. Default
     /// off (the kernel's retransmission limit, about 15 minutes).
     pub tcp_user_timeout: Option<Duration>,
+    /// Which detector declares a silent connection dead: the fixed
+    /// `timeout` (the default), or a φ accrual detector that learns each
+    /// connection's heartbeat rhythm and gives up sooner on a regular one,
+    /// with `timeout` as its upper bound. See [`crate::detector`].
+    pub detector: crate::detector::Detector,
     /// The admin endpoint (HTTP: metrics, online clients, kick, health),
     /// served on the server's own loop. Default off. See
     /// [`AdminConfig`](super::AdminConfig).
@@ -120,6 +125,7 @@ impl Default for Config {
             handle_signals: false,
             tcp_keepalive: None,
             tcp_user_timeout: None,
+            detector: crate::detector::Detector::Fixed,
             admin: None,
         }
     }

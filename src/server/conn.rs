@@ -11,8 +11,10 @@ use super::spill::Spill;
 use crate::protocol::CloseReason;
 use crate::wheel::TimerKey;
 
-/// A connection in the loop's slab. About 130 bytes while idle; its buffers
-/// exist only while it holds a partial frame or unsent output.
+/// A connection in the loop's slab: 112 bytes in a release build while idle
+/// (the socket 4, the session 88, the output and timer handles 8 each, the
+/// read state 3); its buffers exist only while it holds a partial frame or
+/// unsent output.
 pub(crate) struct Conn {
     pub stream: TcpStream,
     pub session: Session,
@@ -20,14 +22,8 @@ pub(crate) struct Conn {
     pub output: Spill,
     /// The wheel entry for this connection's deadline, while armed.
     pub timer: Option<TimerKey>,
-    /// Already on the list of connections to read (see `Turn`).
-    pub queued: bool,
-    /// The peer's FIN has been reported: read to the end of stream.
-    pub fin: bool,
-    /// The turn whose read budget `reads` counts.
-    pub read_turn: u16,
-    /// Reads made in turn `read_turn`.
-    pub reads: u8,
+    /// The loop's per-turn bookkeeping for reads.
+    pub read: ReadState,
 }
 
 impl Conn {
@@ -37,10 +33,7 @@ impl Conn {
             session,
             output: Spill::default(),
             timer: None,
-            queued: false,
-            fin: false,
-            read_turn: 0,
-            reads: 0,
+            read: ReadState::default(),
         }
     }
 
@@ -78,6 +71,61 @@ impl Conn {
     }
 }
 
+/// What the loop keeps per connection about reading: whether it is on the
+/// list of connections to read, whether its FIN has been reported, and how
+/// many reads it has had in which turn. Three bytes, so that a connection
+/// stays at 112 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReadState {
+    /// The turn (modulo 2^16) whose budget `bits` counts.
+    turn: u16,
+    /// `QUEUED`, `FIN`, and the reads made in `turn` from bit 2 up.
+    bits: u8,
+}
+
+const QUEUED: u8 = 1;
+const FIN: u8 = 2;
+const READ_ONE: u8 = 4;
+
+impl ReadState {
+    /// Already on the list of connections to read (see `Turn`).
+    pub fn is_queued(&self) -> bool {
+        self.bits & QUEUED != 0
+    }
+
+    pub fn set_queued(&mut self, queued: bool) {
+        if queued {
+            self.bits |= QUEUED;
+        } else {
+            self.bits &= !QUEUED;
+        }
+    }
+
+    /// The peer's FIN has been reported: read to the end of stream.
+    pub fn saw_fin(&self) -> bool {
+        self.bits & FIN != 0
+    }
+
+    pub fn mark_fin(&mut self) {
+        self.bits |= FIN;
+    }
+
+    /// Takes one read from turn `turn`'s budget of `budget` (at most 63);
+    /// false when it is spent. A turn number met again 65,536 turns later
+    /// may find a stale count: the read then waits one turn, never more.
+    pub fn take_read(&mut self, turn: u16, budget: u8) -> bool {
+        if self.turn != turn {
+            self.turn = turn;
+            self.bits &= QUEUED | FIN;
+        }
+        if self.bits / READ_ONE >= budget {
+            return false;
+        }
+        self.bits += READ_ONE;
+        true
+    }
+}
+
 /// Writes as much of `data` as the socket takes now.
 fn write_some(stream: &mut TcpStream, data: &[u8]) -> Result<usize, CloseReason> {
     let mut written = 0;
@@ -110,11 +158,26 @@ mod tests {
     #[test]
     fn idle_connection_is_small() {
         // The user-space cost of an idle connection, beside the slab and
-        // wheel entries: keep an eye on it (the target is < 200 bytes all in).
-        assert!(
-            std::mem::size_of::<Conn>() <= 128,
-            "{}",
-            std::mem::size_of::<Conn>()
-        );
+        // wheel entries: keep an eye on it (the target is < 200 bytes all
+        // in). Debug builds add 12 bytes to mio's socket, hence 128 here
+        // for the 112 of a release build.
+        use std::mem::size_of;
+        assert!(size_of::<Session>() <= 88, "{}", size_of::<Session>());
+        assert!(size_of::<ReadState>() <= 4, "{}", size_of::<ReadState>());
+        assert!(size_of::<Conn>() <= 128, "{}", size_of::<Conn>());
+    }
+
+    #[test]
+    fn the_read_budget_is_counted_per_turn() {
+        let mut r = ReadState::default();
+        r.mark_fin();
+        r.set_queued(true);
+        let taken: Vec<bool> = (0..5).map(|_| r.take_read(7, 4)).collect();
+        assert_eq!(taken, [true, true, true, true, false]);
+        // A new turn, a new budget; the flags stay.
+        assert!(r.take_read(8, 4));
+        assert!(r.saw_fin() && r.is_queued());
+        r.set_queued(false);
+        assert!(!r.is_queued() && r.saw_fin());
     }
 }

@@ -73,9 +73,9 @@ pub(crate) const READ_BUDGET: u8 = 4;
 #[derive(Debug, Default)]
 struct Turn {
     /// Counts turns, so a connection knows whether its read budget is this
-    /// turn's (see `Conn::read_turn`).
+    /// turn's (see `ReadState`).
     number: u16,
-    /// Connections to read this turn, each once (`Conn::queued`).
+    /// Connections to read this turn, each once (`ReadState::is_queued`).
     reads: Vec<ConnRef>,
     /// Connections whose read budget ran out with input left: read first
     /// next turn.
@@ -336,11 +336,13 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     };
                     // A FIN is seen once: remember it, so the read that
                     // reaches it is not skipped as a drained socket.
-                    conn.fin |= event.is_read_closed();
+                    if event.is_read_closed() {
+                        conn.read.mark_fin();
+                    }
                     if (event.is_readable() || event.is_read_closed() || event.is_error())
-                        && !conn.queued
+                        && !conn.read.is_queued()
                     {
-                        conn.queued = true;
+                        conn.read.set_queued(true);
                         self.turn.reads.push(conn.session.conn_ref(key as u32));
                     }
                     if event.is_writable() && conn.session.is_open() {
@@ -361,7 +363,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         for &c in &reads {
             if let Some(conn) = self.conns.get_mut(c.key as usize) {
                 if conn.session.generation() == c.generation {
-                    conn.queued = false;
+                    conn.read.set_queued(false);
                     self.read(c.key as usize);
                 }
             }
@@ -388,20 +390,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         if !conn.session.is_open() {
             return;
         }
-        if conn.read_turn != turn.number {
-            conn.read_turn = turn.number;
-            conn.reads = 0;
-        }
         let mut end = None;
         loop {
-            if conn.reads >= READ_BUDGET {
-                if !conn.queued {
-                    conn.queued = true;
+            if !conn.read.take_read(turn.number, READ_BUDGET) {
+                if !conn.read.is_queued() {
+                    conn.read.set_queued(true);
                     turn.again.push(conn.session.conn_ref(key as u32));
                 }
                 break;
             }
-            conn.reads += 1;
             match read_some(&mut conn.stream, scratch) {
                 Ok(0) => {
                     end = Some(CloseReason::Closed);
@@ -417,7 +414,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     // Linux new data (or a FIN) raises a new edge, so the
                     // read that would say WouldBlock can be skipped, as
                     // nginx does. A FIN already seen is read to the end.
-                    if n < scratch.len() && !conn.fin {
+                    if n < scratch.len() && !conn.read.saw_fin() {
                         break;
                     }
                 }
@@ -440,6 +437,19 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         if let Some(reason) = end {
             self.close(key, reason);
+        } else if sessions.deadlines_can_move_earlier() {
+            // The φ detector may have learned a faster rhythm: the lazy
+            // wheel entry must not fire later than the new deadline.
+            let deadline = sessions.deadline(key as u32, &conn.session);
+            if let Some(timer) = conn.timer {
+                if self
+                    .wheel
+                    .deadline(timer)
+                    .is_some_and(|armed| deadline < armed)
+                {
+                    self.wheel.reset(timer, deadline);
+                }
+            }
         }
         self.apply_closes();
     }
@@ -521,7 +531,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             let silent = match self.conns.get_mut(key) {
                 Some(conn) if conn.session.generation() == c.generation => {
                     conn.timer = None;
-                    conn.session.is_open() && self.sessions.deadline(&conn.session) <= self.now
+                    conn.session.is_open()
+                        && self.sessions.deadline(key as u32, &conn.session) <= self.now
                 }
                 _ => continue,
             };
@@ -714,7 +725,7 @@ mod tests {
         // The next turn reads it first, with a fresh budget.
         d.turn.number += 1;
         d.turn.again.clear();
-        d.conns[key].queued = false;
+        d.conns[key].read.set_queued(false);
         d.read(key);
         assert_eq!(frames(d), 256);
     }

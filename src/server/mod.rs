@@ -179,6 +179,10 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             interval_ms: millis_ceil(config.interval),
             timeout_ms: millis_ceil(config.timeout),
             max_pings: config.max_pings,
+            phi: match config.detector {
+                crate::detector::Detector::Phi(c) => Some(c),
+                crate::detector::Detector::Fixed => None,
+            },
         };
         // The ordered index (for paging by id) only when something pages.
         let presence = match config.admin {

@@ -76,6 +76,7 @@ use super::handler::{ConnInfo, Context, Handler, Outbox, Target};
 use super::presence::{LocalPresence, PresenceTable};
 use super::spill::Spill;
 use super::stats::Stats;
+use crate::detector::{Arrivals, PhiConfig};
 use crate::events::EventKind;
 use crate::protocol::{CloseReason, Frame, Protocol, Reply};
 use crate::time::Tick;
@@ -91,7 +92,7 @@ pub(crate) struct ConnRef {
 }
 
 /// The limits a [`Sessions`] applies, in ticks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Settings {
     /// The interval told to clients in `WELCOME`, and the `max_pings` window.
     pub interval_ms: Tick,
@@ -99,6 +100,9 @@ pub(crate) struct Settings {
     pub timeout_ms: Tick,
     /// The most heartbeats per interval, if limited.
     pub max_pings: Option<u32>,
+    /// A φ accrual detector, if on: a connection may then be declared dead
+    /// before `timeout_ms` (never after).
+    pub phi: Option<PhiConfig>,
 }
 
 /// Where a connection is in its life. See the module docs.
@@ -247,6 +251,11 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
     /// Where a refused connection's BYE is encoded.
     refusal: Vec<u8>,
     stop: bool,
+    /// With φ on: each connection's arrival moments, by slab key (12 bytes
+    /// a connection, beside the sessions rather than in them), and the
+    /// threshold's `z`.
+    arrivals: Vec<Arrivals>,
+    phi_z: f64,
 }
 
 impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
@@ -265,6 +274,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             targets: Vec::new(),
             refusal: Vec::new(),
             stop: false,
+            arrivals: Vec::new(),
+            phi_z: settings.phi.map_or(0.0, |c| c.z()),
         }
     }
 
@@ -287,9 +298,23 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         &self.presence
     }
 
-    /// When `s` is silent past its deadline if nothing more arrives.
-    pub fn deadline(&self, s: &Session) -> Tick {
-        s.last_seen.saturating_add(self.settings.timeout_ms)
+    /// When connection `key` is silent past its deadline if nothing more
+    /// arrives: `timeout` after its last frame, or sooner when the φ
+    /// detector is on and has seen enough of its rhythm.
+    pub fn deadline(&self, key: u32, s: &Session) -> Tick {
+        let fixed = s.last_seen.saturating_add(self.settings.timeout_ms);
+        let phi = self.settings.phi.and_then(|c| {
+            let a = self.arrivals.get(key as usize)?;
+            a.deadline(s.last_seen, &c, self.phi_z)
+        });
+        phi.map_or(fixed, |d| d.min(fixed))
+    }
+
+    /// Whether a frame can bring a connection's deadline forward (the φ
+    /// detector learning a faster rhythm), so that the loop must compare
+    /// and move its wheel entry after a read rather than wait for it.
+    pub fn deadlines_can_move_earlier(&self) -> bool {
+        self.settings.phi.is_some()
     }
 
     /// A connection accepted at `now`, held under slab key `key`: its
@@ -307,6 +332,13 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             state: State::Open,
         };
         self.stats.accepted += 1;
+        if self.settings.phi.is_some() {
+            let i = key as usize;
+            if self.arrivals.len() <= i {
+                self.arrivals.resize(i + 1, Arrivals::default());
+            }
+            self.arrivals[i] = Arrivals::default();
+        }
         self.event(&session, EventKind::Online);
         self.call_handler(&session, key, true, |h, ctx, info| h.on_online(ctx, info));
         session
@@ -343,6 +375,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         if !s.is_open() {
             return false;
         }
+        let heard_before = s.last_seen;
         let mut pending = s.input.take();
         let from_pending = !pending.is_empty();
         if from_pending {
@@ -374,6 +407,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 }
             }
         }
+        if s.last_seen > heard_before {
+            if let Some(a) = self.arrivals.get_mut(key as usize) {
+                a.record(s.last_seen - heard_before);
+            }
+        }
         match failed {
             Some(reason) => {
                 self.closes.push_back((s.conn_ref(key), reason));
@@ -396,7 +434,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         if !s.is_open() {
             return Deadline::Closed;
         }
-        let deadline = self.deadline(s);
+        let deadline = self.deadline(key, s);
         if deadline > now {
             return Deadline::At(deadline);
         }

@@ -962,6 +962,7 @@ impl SimServer {
             interval_ms,
             timeout_ms: interval_ms * 3 / 2,
             max_pings: None,
+            phi: None,
         };
         SimServer {
             sessions: Sessions::new(
@@ -1016,9 +1017,10 @@ impl SimServer {
         }
         self.conns
             .iter()
-            .flatten()
-            .filter(|s| s.is_open())
-            .map(|s| self.sessions.deadline(s))
+            .enumerate()
+            .filter_map(|(key, s)| Some((key as u32, s.as_ref()?)))
+            .filter(|(_, s)| s.is_open())
+            .map(|(key, s)| self.sessions.deadline(key, s))
             .min()
     }
 

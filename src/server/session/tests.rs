@@ -32,6 +32,7 @@ fn settings() -> Settings {
         interval_ms: 1000,
         timeout_ms: 3000,
         max_pings: None,
+        phi: None,
     }
 }
 
@@ -140,7 +141,7 @@ impl<P: Protocol> Sim<P> {
         let session = self.s.handle_accept(t, key, peer);
         let timer = self
             .wheel
-            .insert(self.s.deadline(&session), session.conn_ref(key));
+            .insert(self.s.deadline(key, &session), session.conn_ref(key));
         self.conns.push(Some(Slot {
             session,
             timer: Some(timer),
@@ -161,6 +162,16 @@ impl<P: Protocol> Sim<P> {
         for &(key, bytes) in inputs {
             if let Some(slot) = self.conns[key as usize].as_mut() {
                 self.s.handle_bytes(t, key, &mut slot.session, bytes);
+                // As the loop does: a deadline that moved earlier (the φ
+                // detector) moves the wheel entry.
+                if self.s.deadlines_can_move_earlier() {
+                    let d = self.s.deadline(key, &slot.session);
+                    if let Some(timer) = slot.timer {
+                        if self.wheel.deadline(timer).is_some_and(|armed| d < armed) {
+                            self.wheel.reset(timer, d);
+                        }
+                    }
+                }
             }
             self.apply_closes();
         }
@@ -717,6 +728,178 @@ fn a_stale_handle_reaches_nobody() {
     };
     assert!(sim.conns[gone.key as usize].is_none());
     assert_eq!(sim.s.poll_transmit(), None);
+}
+
+// ---- the φ accrual detector -----------------------------------------------
+
+fn phi_settings(min_std_dev_ms: u64) -> Settings {
+    Settings {
+        phi: Some(crate::detector::PhiConfig::new(8.0, min_std_dev_ms)),
+        ..settings()
+    }
+}
+
+#[test]
+fn phi_gives_up_on_a_regular_client_sooner_and_never_after_the_timeout() {
+    let mut sim = Sim::new(phi_settings(50));
+    let c = sim.connect(0);
+    for k in 1..=20 {
+        sim.send(k * 1000, c, b"PING\n");
+    }
+    sim.take();
+    // Beats every 1000 ms exactly: σ is the minimum, 50 ms, so φ reaches
+    // 8 about 1000 + 5.2 × 50 ms after the last beat, rounded up to the
+    // wheel's 100 ms tick: 21300, where the fixed timeout says 23000.
+    sim.at(21_299);
+    check(&mut sim, &[]);
+    sim.at(21_300);
+    check(
+        &mut sim,
+        &["21300 c0 < BYE timeout [end]", "21300 offline #1 - timeout"],
+    );
+}
+
+#[test]
+fn phi_waits_for_enough_samples_then_follows_a_slower_rhythm() {
+    // Seven intervals are not enough to trust φ: the fixed timeout applies.
+    let mut sim = Sim::new(phi_settings(50));
+    let c = sim.connect(0);
+    for k in 1..=7 {
+        sim.send(k * 1000, c, b"PING\n");
+    }
+    sim.at(9_999);
+    assert!(sim.is_open(c));
+    sim.at(10_000);
+    assert!(!sim.is_open(c));
+    // A client beating every 2500 ms (within the 3000 ms timeout) is never
+    // closed by φ while it beats, though that is slower than the interval.
+    let mut sim = Sim::new(phi_settings(50));
+    let c = sim.connect(0);
+    for k in 1..=40 {
+        sim.send(k * 2500, c, b"PING\n");
+    }
+    assert!(sim.is_open(c));
+}
+
+/// A tiny deterministic random source for jitter (xorshift64*).
+struct Jitter(u64);
+
+impl Jitter {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Roughly normal, mean 0, standard deviation `sd` (the sum of four
+    /// uniforms), clamped to ±3 sd.
+    fn normal(&mut self, sd: f64) -> f64 {
+        let sum: f64 = (0..4).map(|_| self.unit()).sum();
+        ((sum - 2.0) / (4.0f64 / 12.0).sqrt()).clamp(-3.0, 3.0) * sd
+    }
+}
+
+/// Runs `clients` connections beating every `interval_ms` with delay
+/// jitter of standard deviation `jitter_ms` for 600 simulated seconds, then
+/// silences them all. Returns (false expirations while beating, mean ms
+/// from the last beat to the close, largest such).
+fn jittery_run(
+    settings: Settings,
+    clients: u32,
+    interval_ms: u64,
+    jitter_ms: f64,
+) -> (u32, u64, u64) {
+    let mut sim = Sim::new(settings);
+    let mut rng = Jitter(0x9e37_79b9_7f4a_7c15);
+    let keys: Vec<u32> = (0..clients).map(|_| sim.connect(0)).collect();
+    // Each client's sends: on schedule plus jitter, in time order overall.
+    let mut sends: Vec<(u64, u32)> = Vec::new();
+    for &k in &keys {
+        let mut t = 0u64;
+        let phase = (rng.unit() * interval_ms as f64) as u64;
+        while t < 600_000 {
+            let due = phase + t + interval_ms;
+            let at = (due as f64 + rng.normal(jitter_ms)).max(1.0) as u64;
+            sends.push((at, k));
+            t += interval_ms;
+        }
+    }
+    sends.sort();
+    let mut last = vec![0u64; clients as usize];
+    let mut false_expirations = 0;
+    for (at, k) in sends {
+        if !sim.is_open(k) {
+            continue;
+        }
+        sim.send(at.max(sim.now), k, b"PING\n");
+        last[k as usize] = at.max(sim.now);
+        let trace = sim.take();
+        false_expirations += trace.iter().filter(|l| l.contains("BYE timeout")).count() as u32;
+    }
+    let end = sim.now;
+    let mut delays = Vec::new();
+    let mut t = end;
+    while keys.iter().any(|&k| sim.is_open(k)) {
+        t += 10;
+        sim.at(t);
+        for line in sim.take() {
+            if let Some(rest) = line
+                .split_once(" c")
+                .map(|(time, rest)| (time.parse::<u64>().unwrap(), rest))
+            {
+                if rest.1.contains("BYE timeout") {
+                    let key: usize = rest.1.split(' ').next().unwrap().parse().unwrap();
+                    delays.push(rest.0 - last[key]);
+                }
+            }
+        }
+    }
+    let mean = delays.iter().sum::<u64>() / delays.len().max(1) as u64;
+    (
+        false_expirations,
+        mean,
+        delays.into_iter().max().unwrap_or(0),
+    )
+}
+
+/// The measurement the φ detector is for, on simulated jittery traffic:
+/// 50 clients beating every second for ten minutes, then silent. The
+/// fixed timeout is 3 s; φ has threshold 8 and a minimum σ of 50 ms.
+#[test]
+fn phi_against_the_fixed_timeout_on_jittery_traffic() {
+    let mut rows = Vec::new();
+    for jitter in [20.0, 100.0, 300.0] {
+        let fixed = jittery_run(settings(), 50, 1000, jitter);
+        let phi = jittery_run(phi_settings(50), 50, 1000, jitter);
+        rows.push((jitter, fixed, phi));
+    }
+    println!("jitter sd | fixed: false, mean/max detection | phi:8: false, mean/max detection");
+    for (jitter, f, p) in &rows {
+        println!(
+            "{jitter:>6} ms | {:>3}, {:>5} / {:>5} ms | {:>3}, {:>5} / {:>5} ms",
+            f.0, f.1, f.2, p.0, p.1, p.2
+        );
+    }
+    for (jitter, fixed, phi) in rows {
+        // Neither kills a client that beats, at any of these jitters.
+        assert_eq!(
+            (fixed.0, phi.0),
+            (0, 0),
+            "false expirations at jitter {jitter}"
+        );
+        // φ never waits longer than the fixed timeout; on fairly regular
+        // traffic it gives up in under two thirds of the time (measured:
+        // 1321 against 3043 ms at 20 ms, 1779 against 3051 ms at 100 ms);
+        // on very jittery traffic it learns to wait as long (3012 ms).
+        assert!(phi.2 <= fixed.2, "jitter {jitter}: {phi:?} vs {fixed:?}");
+        if jitter <= 100.0 {
+            assert!(
+                phi.1 * 3 < fixed.1 * 2,
+                "jitter {jitter}: {phi:?} vs {fixed:?}"
+            );
+        }
+    }
 }
 
 proptest! {
