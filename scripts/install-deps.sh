@@ -3,7 +3,8 @@
 # redis-cli and redis-benchmark (real RESP clients), redis-server (the
 # reference in bench-vs-redis), nft, ip, ss and sysctl (network-namespace
 # fault tests), gcc (to build the select() C clients), faketime (to move the
-# system date under a running server), python3 with venv (for redis-py,
+# system date under a running server), promtool (checks the admin endpoint's
+# /metrics; Debian's prometheus package), python3 with venv (for redis-py,
 # below). Needs root for apt-get; does nothing when everything is there
 # already.
 #
@@ -27,6 +28,7 @@ command -v sysctl >/dev/null || need+=(procps)
 command -v python3 >/dev/null || need+=(python3)
 # Debian ships venv's pip bootstrap separately.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v promtool >/dev/null || need+=(prometheus)
 
 if [ ${#need[@]} -ne 0 ]; then
   echo "installing: ${need[*]}" >&2

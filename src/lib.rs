@@ -44,6 +44,9 @@
 //!   (claims, releases, events, leases, reaping dead nodes, reconciling
 //!   after an outage), the Lua scripts Redis runs atomically, and a small
 //!   RESP client codec.
+//! - `server::admin`: the admin endpoint's HTTP (`--admin`): request bytes
+//!   in, response bytes out, from a read-only view of the server (metrics,
+//!   online clients, kick, health).
 //!
 //! Drivers (the only code that touches sockets and reads the clock):
 //! - `server::driver`: the mio loop behind [`Server`]: one `Poll`, every
@@ -51,6 +54,10 @@
 //!   wheel; it feeds the server sessions and writes what they produce.
 //!   `server::listener` sets up the listening sockets (socket2);
 //!   `cluster::link` holds the two Redis sockets in the same `Poll`.
+//!   The driver's `admin` part accepts, reads, answers and closes the admin
+//!   endpoint's connections in the same `Poll` (bounded in number, size
+//!   and time; not heartbeat connections) and answers the [`Handle`]'s
+//!   queries when the waker rings.
 //! - [`client::driver`]: the loop behind `vigil client`; [`load`]'s driver
 //!   runs many client sessions in one loop (`vigil load`), [`load::procs`]
 //!   spreads them over processes.
@@ -106,7 +113,8 @@
 //!   a property test against a `BTreeMap`), codecs, the load phases.
 //! - `tests/` (real processes and sockets on loopback): `serve.rs` (the
 //!   server binary: timeouts, limits, signals, IPv6, a jumping wall clock),
-//!   `client.rs` and `cmd_client.rs` (the client), `load.rs` (the load
+//!   `admin.rs` (the admin endpoint, checked with `promtool`, and the
+//!   handle's queries), `client.rs` and `cmd_client.rs` (the client), `load.rs` (the load
 //!   generator), `library.rs` (the public API), `real_clients.rs`
 //!   (`redis-cli`, `redis-benchmark`, a select() C client), `codec_split.rs`
 //!   (every codec, every split), `many.rs` (5,000 connections), and

@@ -13,8 +13,8 @@ use vigil::protocol::raw::DEFAULT_ACK;
 use vigil::protocol::resp::DEFAULT_MAX_FRAME;
 use vigil::protocol::{BinaryProtocol, Protocol, RawProtocol, RespProtocol};
 use vigil::server::{
-    Builder, PresenceOnly, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT,
-    DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
+    AdminConfig, Builder, PresenceOnly, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN,
+    DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
 };
 use vigil::{Keepalive, LineProtocol, Server};
 
@@ -114,6 +114,20 @@ pub struct ServeArgs {
         requires = "cluster"
     )]
     cluster_prefix: String,
+    /// Serve the admin endpoint (HTTP: /metrics, /clients, /healthz, kick) on ADDR; loopback only unless --admin-public [default: off].
+    #[arg(env = "VIGIL_ADMIN", long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Allow a non-loopback --admin address (protect it with --admin-token-file and a firewall).
+    #[arg(env = "VIGIL_ADMIN_PUBLIC", long, requires = "admin")]
+    admin_public: bool,
+    /// Require `Authorization: Bearer <token>` on the admin endpoint (but /healthz), the token read from FILE.
+    #[arg(
+        env = "VIGIL_ADMIN_TOKEN_FILE",
+        long,
+        value_name = "FILE",
+        requires = "admin"
+    )]
+    admin_token_file: Option<std::path::PathBuf>,
 }
 
 /// Checks the detector's syntax when flags are parsed (a usage error);
@@ -174,6 +188,13 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         cluster.prefix = args.cluster_prefix;
         builder = builder.cluster(cluster);
     }
+    if let Some(addr) = &args.admin {
+        builder = builder.admin(admin(
+            addr,
+            args.admin_public,
+            args.admin_token_file.as_deref(),
+        )?);
+    }
     if let Some(sink) = events(args.events.as_deref(), args.events_queue)? {
         builder = builder.events(sink);
     }
@@ -183,6 +204,32 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ProtocolName::Binary => run_with(builder, BinaryProtocol::new(args.max_frame)),
         ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0)),
     }
+}
+
+/// The admin endpoint of `--admin`, `--admin-public` and
+/// `--admin-token-file` (the token is the file's first line, without the
+/// line end).
+fn admin(
+    addr: &str,
+    public: bool,
+    token_file: Option<&std::path::Path>,
+) -> Result<AdminConfig, String> {
+    let resolved = vigil::addr::resolve(&addr).map_err(|e| format!("--admin: {e}"))?;
+    let Some(&first) = resolved.first() else {
+        return Err(format!("--admin: {addr:?} resolves to no address"));
+    };
+    let mut admin = AdminConfig::new(first);
+    admin.public = public;
+    if let Some(path) = token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?;
+        let token = text.lines().next().unwrap_or("").trim_end();
+        if token.is_empty() {
+            return Err(format!("the admin token file {} is empty", path.display()));
+        }
+        admin.token = Some(token.to_owned());
+    }
+    Ok(admin)
 }
 
 /// The sink of `--events`: none, stdout for `-`, or a file appended to.

@@ -102,6 +102,7 @@ fn bye(r: CloseReason) -> &'static str {
         CloseReason::TooManyPings => "BYE too-many-pings",
         CloseReason::OutputOverflow => "BYE output-overflow",
         CloseReason::Shutdown => "BYE shutdown",
+        CloseReason::Kicked => "BYE kicked",
     }
 }
 

@@ -225,11 +225,14 @@ pub enum CloseReason {
     OutputOverflow,
     /// The server is shutting down.
     Shutdown,
+    /// An operator closed it through the admin endpoint
+    /// (`POST /clients/{id}/kick`).
+    Kicked,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (for statistics).
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 11] = [
         CloseReason::Timeout,
         CloseReason::Closed,
         CloseReason::Reset,
@@ -240,6 +243,7 @@ impl CloseReason {
         CloseReason::TooManyPings,
         CloseReason::OutputOverflow,
         CloseReason::Shutdown,
+        CloseReason::Kicked,
     ];
 
     /// The reason as it is spelled on the wire and in events.
@@ -255,6 +259,7 @@ impl CloseReason {
             CloseReason::TooManyPings => "too-many-pings",
             CloseReason::OutputOverflow => "output-overflow",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Kicked => "kicked",
         }
     }
 

@@ -193,6 +193,13 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         }
     }
 
+    /// Serves the admin endpoint (see [`AdminConfig`](super::AdminConfig)).
+    /// Default off.
+    pub fn admin(mut self, admin: super::AdminConfig) -> Self {
+        self.config.admin = Some(admin);
+        self
+    }
+
     /// Checks the settings and binds the listening socket.
     pub fn build(self) -> Result<Server<P, H>, Error> {
         let mut config = self.config;

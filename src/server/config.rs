@@ -108,6 +108,10 @@ pub struct Config {
     /// Share presence with other nodes through Redis. Default off: see
     /// [`crate::cluster`].
     pub cluster: Option<crate::cluster::ClusterOptions>,
+    /// The admin endpoint (HTTP: metrics, online clients, kick, health),
+    /// served on the server's own loop. Default off. See
+    /// [`AdminConfig`](super::AdminConfig).
+    pub admin: Option<super::AdminConfig>,
 }
 
 impl Default for Config {
@@ -128,6 +132,7 @@ impl Default for Config {
             tcp_user_timeout: None,
             detector: crate::detector::Detector::Fixed,
             cluster: None,
+            admin: None,
         }
     }
 }
@@ -193,6 +198,25 @@ impl Config {
         }
         if self.wheel_slots == 0 || self.wheel_slots > MAX_WHEEL_SLOTS {
             return err("the wheel needs 1 to 16777216 slots");
+        }
+        if let Some(admin) = &self.admin {
+            if !admin.addr.ip().is_loopback() && !admin.public {
+                return Err(ConfigError(format!(
+                    "the admin address {} is not loopback: allow it explicitly (--admin-public)",
+                    admin.addr
+                )));
+            }
+            if admin
+                .token
+                .as_deref()
+                .is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return err("the admin token must be printable ASCII without spaces, not empty");
+            }
+            // Port 0 picks a free port for each: no clash.
+            if admin.addr.port() != 0 && self.listen.contains(&admin.addr) {
+                return err("the admin address must differ from the listen addresses");
+            }
         }
         if self.max_output == 0 {
             return err("the output cap must be at least 1 byte");
@@ -300,6 +324,49 @@ mod tests {
                 c.tick = MAX_DURATION;
                 c.stats_interval = Some(MAX_DURATION);
                 c.tcp_user_timeout = Some(MAX_DURATION);
+            },
+            None,
+        );
+    }
+
+    #[test]
+    fn the_admin_endpoint_is_loopback_unless_made_public() {
+        let admin = |addr: &str, public: bool, token: Option<&str>| {
+            let mut a = super::super::AdminConfig::new(addr.parse().expect("literal"));
+            a.public = public;
+            a.token = token.map(str::to_owned);
+            Some(a)
+        };
+        check(|c| c.admin = admin("127.0.0.1:9000", false, None), None);
+        check(
+            |c| c.admin = admin("[::1]:9000", false, Some("s3cret")),
+            None,
+        );
+        check(
+            |c| c.admin = admin("0.0.0.0:9000", false, None),
+            Some("the admin address 0.0.0.0:9000 is not loopback"),
+        );
+        check(
+            |c| c.admin = admin("192.0.2.1:9000", false, None),
+            Some("--admin-public"),
+        );
+        check(|c| c.admin = admin("0.0.0.0:9000", true, None), None);
+        check(
+            |c| c.admin = admin("127.0.0.1:9000", false, Some("")),
+            Some("admin token"),
+        );
+        check(
+            |c| c.admin = admin("127.0.0.1:9000", false, Some("a b")),
+            Some("admin token"),
+        );
+        check(
+            |c| c.admin = admin(DEFAULT_LISTEN, false, None),
+            Some("must differ from the listen"),
+        );
+        check(
+            |c| {
+                c.listen = vec!["127.0.0.1:0".parse().expect("literal")];
+                c.admin = admin("127.0.0.1:0", false, None);
             },
             None,
         );

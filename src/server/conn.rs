@@ -37,34 +37,37 @@ impl Conn {
         }
     }
 
-    /// Writes `data` after whatever output is already pending. What the
-    /// socket does not take is kept; the error says the connection is
-    /// unusable (`Reset`) or the peer is not reading (`OutputOverflow`).
-    pub fn send(&mut self, data: &[u8], max_output: usize) -> Result<(), CloseReason> {
-        if self.output.is_empty() {
+    /// Writes `data` after whatever output is already pending, and says
+    /// how many bytes the socket took. What the socket does not take is
+    /// kept; the error says the connection is unusable (`Reset`) or the
+    /// peer is not reading (`OutputOverflow`).
+    pub fn send(&mut self, data: &[u8], max_output: usize) -> Result<usize, CloseReason> {
+        let written = if self.output.is_empty() {
             let written = write_some(&mut self.stream, data)?;
             if written < data.len() {
                 self.output.get_mut().extend_from_slice(&data[written..]);
             }
+            written
         } else {
             self.output.get_mut().extend_from_slice(data);
-            self.flush()?;
-        }
+            self.flush()?
+        };
         if self.output.len() > max_output {
             return Err(CloseReason::OutputOverflow);
         }
-        Ok(())
+        Ok(written)
     }
 
-    /// Writes pending output until it is gone or the socket is full.
-    pub fn flush(&mut self) -> Result<(), CloseReason> {
+    /// Writes pending output until it is gone or the socket is full; how
+    /// many bytes the socket took.
+    pub fn flush(&mut self) -> Result<usize, CloseReason> {
         let Some(pending) = self.output.as_mut() else {
-            return Ok(());
+            return Ok(0);
         };
         let written = write_some(&mut self.stream, pending)?;
         pending.drain(..written);
         self.output.release_if_empty();
-        Ok(())
+        Ok(written)
     }
 }
 

@@ -49,6 +49,7 @@ use slab::Slab;
 
 use super::conn::{read_some, Conn};
 use super::session::{ConnRef, Deadline, Sessions};
+use super::stats::TurnTimes;
 use super::{Handler, Stats};
 use crate::cluster::link::ClusterLink;
 use crate::cluster::{Change, Output};
@@ -91,8 +92,10 @@ struct Turn {
 }
 
 mod accept;
+mod admin;
 
 use accept::Accepting;
+pub(crate) use admin::{AdminState, Query};
 
 /// Settings the loop applies itself.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +130,20 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     stop: Arc<AtomicBool>,
     /// Presence shared with other nodes through Redis, when configured.
     cluster: Option<ClusterLink>,
+    /// Bytes in and out, turn times (for stats and metrics).
+    traffic: Traffic,
+    /// The admin endpoint and the handles' queries.
+    admin: AdminState,
+}
+
+/// What the loop itself counts.
+#[derive(Debug, Default)]
+struct Traffic {
+    bytes_in: u64,
+    bytes_out: u64,
+    turns: TurnTimes,
+    /// When the current turn began (`poll` returned), in microseconds.
+    turn_began_us: Option<u64>,
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -157,7 +174,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 .register(s, SIGNALS, Interest::READABLE)
                 .map_err(|e| Error::with_source(ErrorKind::Io, "cannot register signals", e))?;
         }
+        let clock = Clock::new();
         Ok(Driver {
+            admin: AdminState::new(&clock),
             poll,
             events: Some(Events::with_capacity(1024)),
             listeners,
@@ -166,7 +185,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             sessions,
             wheel,
             advanced_to: 0,
-            clock: Clock::new(),
+            clock,
             now: 0,
             turn: Turn::default(),
             accepting: Accepting::new(),
@@ -176,6 +195,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             signals,
             stats_asked: false,
             stop,
+            traffic: Traffic::default(),
             cluster: None,
         })
     }
@@ -183,6 +203,24 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// Shares presence with other nodes through Redis (see [`crate::cluster`]).
     pub fn set_cluster(&mut self, cluster: ClusterLink) {
         self.cluster = Some(cluster);
+    }
+
+    /// The admin endpoint and the handles' queries.
+    pub fn admin(&mut self) -> &mut AdminState {
+        &mut self.admin
+    }
+
+    /// Serves the admin endpoint on `listener` (see `driver::admin`).
+    pub fn listen_admin(
+        &mut self,
+        listener: TcpListener,
+        token: Option<String>,
+    ) -> io::Result<SocketAddr> {
+        self.admin.listen(self.poll.registry(), listener, token)
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.local_addr()
     }
 
     pub fn set_events(&mut self, sink: EventSink) {
@@ -210,6 +248,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let mut stats = self.sessions.stats().clone();
         stats.connections = self.conns.len();
         stats.clients = self.sessions.online_count();
+        stats.bytes_in = self.traffic.bytes_in;
+        stats.bytes_out = self.traffic.bytes_out;
+        stats.turns = self.traffic.turns.clone();
+        stats.wheel_entries = self.wheel.len();
+        stats.max_conns = self.limits.max_conns;
         stats
     }
 
@@ -238,6 +281,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             }
             self.run_cluster();
             self.expire();
+            self.admin_expire();
             self.transmit();
             self.end_turn();
             if std::mem::take(&mut self.stats_asked) {
@@ -258,14 +302,22 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
 
     /// Sleeps in `poll` until something is ready or due; sets the turn's time.
     fn wait(&mut self, next_stats: Option<Tick>) -> Result<(), Error> {
-        let timeout = self.poll_timeout(next_stats);
+        // The reading that ends this turn, before sleeping, also times it.
+        let before_us = self.clock.now_us();
+        if let Some(began) = self.traffic.turn_began_us {
+            self.traffic.turns.record(before_us.saturating_sub(began));
+        }
+        let timeout = self.poll_timeout(next_stats, before_us / 1000);
         let mut events = self
             .events
             .take()
             .unwrap_or_else(|| Events::with_capacity(1024));
         let polled = self.poll.poll(&mut events, timeout);
         self.events = Some(events);
-        self.now = self.clock.now();
+        // `now_us / 1000` is `Clock::now`: whole milliseconds, rounded down.
+        let now_us = self.clock.now_us();
+        self.now = now_us / 1000;
+        self.traffic.turn_began_us = Some(now_us);
         self.turn.number = self.turn.number.wrapping_add(1);
         match polled {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => {
@@ -277,17 +329,23 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
 
     /// How long `poll` may sleep: until the next wheel tick, the next stats
     /// line or the next accept retry, and not at all if work is left over.
-    fn poll_timeout(&self, next_stats: Option<Tick>) -> Option<Duration> {
+    fn poll_timeout(&self, next_stats: Option<Tick>, now: Tick) -> Option<Duration> {
         if !self.turn.again.is_empty() || self.accepting.pending {
             return Some(Duration::ZERO);
         }
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
         let cluster = self.cluster.as_ref().and_then(ClusterLink::poll_timeout);
-        let at = [tick, next_stats, self.accepting.retry_at, cluster]
-            .into_iter()
-            .flatten()
-            .min()?;
-        Some(Duration::from_millis(at.saturating_sub(self.clock.now())))
+        let at = [
+            tick,
+            next_stats,
+            self.accepting.retry_at,
+            self.admin.next_deadline(),
+            cluster,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(Duration::from_millis(at.saturating_sub(now)))
     }
 
     /// Goes through the events `poll` returned: accepts, writes, signals,
@@ -299,13 +357,14 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         };
         for event in events.iter() {
             match event.token() {
-                WAKER => {}
+                WAKER => self.answer_queries(),
                 SIGNALS => self.on_signals(),
                 token if ClusterLink::owns(token) => {
                     if let Some(c) = &mut self.cluster {
                         c.handle_ready(self.poll.registry(), event, self.now);
                     }
                 }
+                t if admin::is_admin(t) => self.on_admin_event(t),
                 Token(t) if t <= FIRST_LISTENER && FIRST_LISTENER - t < self.listeners.len() => {
                     self.accept_from(FIRST_LISTENER - t)
                 }
@@ -325,8 +384,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                         self.turn.reads.push(conn.session.conn_ref(key as u32));
                     }
                     if event.is_writable() && conn.session.is_open() {
-                        if let Err(reason) = conn.flush() {
-                            self.close(key, reason);
+                        match conn.flush() {
+                            Ok(n) => self.traffic.bytes_out += n as u64,
+                            Err(reason) => self.close(key, reason),
                         }
                     }
                 }
@@ -359,6 +419,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             scratch,
             clock,
             turn,
+            traffic,
             ..
         } = self;
         let Some(conn) = conns.get_mut(key) else {
@@ -382,6 +443,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     break;
                 }
                 Ok(n) => {
+                    traffic.bytes_in += n as u64;
                     let now = clock.stamp();
                     if !sessions.handle_bytes(now, key as u32, &mut conn.session, &scratch[..n]) {
                         break;
@@ -481,14 +543,17 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             }
             if t.last || !conn.session.is_open() {
                 // Best effort: the connection is going either way.
-                let _ = conn.send(t.bytes, usize::MAX);
+                if let Ok(n) = conn.send(t.bytes, usize::MAX) {
+                    self.traffic.bytes_out += n as u64;
+                }
                 if t.last {
                     conn.session.handle_ended();
                 }
                 continue;
             }
-            if let Err(reason) = conn.send(t.bytes, self.limits.max_output) {
-                self.close(key, reason);
+            match conn.send(t.bytes, self.limits.max_output) {
+                Ok(n) => self.traffic.bytes_out += n as u64,
+                Err(reason) => self.close(key, reason),
             }
         }
     }

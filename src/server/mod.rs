@@ -12,7 +12,11 @@
 //!   connection as the loop holds it; `presence` is the table of online
 //!   client ids behind a small interface; `handler` is the application's
 //!   side ([`Handler`], [`Context`]).
+//! - `admin` is the admin endpoint's HTTP, pure (request bytes in, response
+//!   bytes out); the driver's `admin` part serves it on the same loop and
+//!   answers the [`Handle`]'s queries ([`Handle::stats`], [`Handle::clients`]).
 
+mod admin;
 mod builder;
 mod config;
 mod conn;
@@ -26,10 +30,12 @@ mod stats;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use mio::{Poll, Waker};
 
+pub use admin::{AdminConfig, OnlineClient, MAX_HEADERS, MAX_PAGE, MAX_REQUEST};
 pub use builder::Builder;
 pub use config::{
     Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_LISTEN_ADDR,
@@ -37,14 +43,14 @@ pub use config::{
     MAX_WHEEL_SLOTS,
 };
 pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
-pub use stats::Stats;
+pub use stats::{Stats, TurnTimes, TURN_BUCKETS_US};
 
 use crate::error::{Error, ErrorKind};
 use crate::events::EventSink;
 use crate::protocol::Protocol;
 use crate::time::millis_ceil;
 use crate::wheel::Wheel;
-use driver::{Driver, Limits, WAKER};
+use driver::{Driver, Limits, Query, WAKER};
 use listener::ListenOptions;
 pub(crate) use presence::LocalPresence;
 use session::{Sessions, Settings};
@@ -53,11 +59,16 @@ use session::{Sessions, Settings};
 /// epoll, events file, spare, logs).
 const FD_RESERVE: u64 = 64;
 
-/// Stops a running [`Server`] from another thread.
+/// How long [`Handle::stats`] and [`Handle::clients`] wait for the loop.
+const QUERY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Stops a running [`Server`] from another thread, and asks it for its
+/// counters and its online clients.
 #[derive(Debug, Clone)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    queries: mpsc::Sender<Query>,
 }
 
 impl Handle {
@@ -69,6 +80,37 @@ impl Handle {
             log::error!("cannot wake the server to shut it down: {e}");
         }
     }
+
+    /// The running server's counters, as its admin endpoint's `/metrics`
+    /// tells them. The loop answers at its next turn (it is woken for it);
+    /// nothing on its hot path takes a lock. Waits at most 10 s; an error
+    /// of kind [`ErrorKind::Io`] when the server has stopped or is not
+    /// running ([`Server::run`]).
+    pub fn stats(&self) -> Result<Stats, Error> {
+        self.ask(Query::Stats)
+    }
+
+    /// The clients online now, in no particular order, as the admin
+    /// endpoint's `/clients` tells them. Answered like [`Handle::stats`].
+    pub fn clients(&self) -> Result<Vec<OnlineClient>, Error> {
+        self.ask(Query::Clients)
+    }
+
+    fn ask<T>(&self, query: impl FnOnce(mpsc::Sender<T>) -> Query) -> Result<T, Error> {
+        let (tx, rx) = mpsc::channel();
+        let gone = || Error::new(ErrorKind::Io, "the server is not running");
+        self.queries.send(query(tx)).map_err(|_| gone())?;
+        self.waker
+            .wake()
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot wake the server", e))?;
+        rx.recv_timeout(QUERY_PATIENCE).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Disconnected => gone(),
+            mpsc::RecvTimeoutError::Timeout => Error::new(
+                ErrorKind::Io,
+                "the server did not answer in time (is it running?)",
+            ),
+        })
+    }
 }
 
 /// A heartbeat server speaking protocol `P`, with application logic `H`.
@@ -77,6 +119,7 @@ pub struct Server<P: Protocol, H: Handler = PresenceOnly> {
     driver: Driver<P, H>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    queries: mpsc::Sender<Query>,
 }
 
 impl Server<crate::protocol::LineProtocol, PresenceOnly> {
@@ -144,7 +187,12 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 crate::detector::Detector::Fixed => None,
             },
         };
-        let sessions = Sessions::new(protocol, handler, LocalPresence::default(), settings);
+        // The ordered index (for paging by id) only when something pages.
+        let presence = match config.admin {
+            Some(_) => LocalPresence::ordered(),
+            None => LocalPresence::default(),
+        };
+        let sessions = Sessions::new(protocol, handler, presence, settings);
         let wheel = Wheel::new(millis_ceil(config.tick).max(1), config.wheel_slots);
         let limits = Limits {
             max_conns,
@@ -152,7 +200,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             stats_every: config.stats_interval.map(|d| millis_ceil(d).max(1)),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let driver = Driver::new(
+        let mut driver = Driver::new(
             poll,
             listeners,
             sessions,
@@ -161,7 +209,6 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             signals,
             Arc::clone(&stop),
         )?;
-        let mut driver = driver;
         if let Some(options) = &config.cluster {
             let redis = crate::addr::resolve(options.redis.as_str())?[0];
             let node_id = options
@@ -177,10 +224,35 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             let cluster = crate::cluster::Cluster::new(c, driver.run_id().to_string());
             driver.set_cluster(crate::cluster::link::ClusterLink::new(redis, cluster));
         }
+        let (queries, answers) = mpsc::channel();
+        driver.admin().set_queries(answers);
+        if let Some(admin) = &config.admin {
+            let listener = mio::net::TcpListener::bind(admin.addr).map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Bind,
+                    format!("cannot listen on the admin address {}", admin.addr),
+                    e,
+                )
+            })?;
+            let addr = driver
+                .listen_admin(listener, admin.token.clone())
+                .map_err(|e| {
+                    Error::with_source(ErrorKind::Io, "cannot register the admin listener", e)
+                })?;
+            log::info!(
+                "admin endpoint on http://{addr}/ ({})",
+                if admin.token.is_some() {
+                    "bearer token required"
+                } else {
+                    "no token"
+                }
+            );
+        }
         Ok(Server {
             driver,
             stop,
             waker,
+            queries,
         })
     }
 
@@ -200,6 +272,12 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         self.driver.local_addrs()
     }
 
+    /// The admin endpoint's address, when it is on (with the real port when
+    /// the configuration asked for port 0).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.driver.admin_addr()
+    }
+
     /// The most connections this server holds at once.
     pub fn max_conns(&self) -> usize {
         self.driver.max_conns()
@@ -210,6 +288,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         Handle {
             stop: Arc::clone(&self.stop),
             waker: Arc::clone(&self.waker),
+            queries: self.queries.clone(),
         }
     }
 

@@ -317,6 +317,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         self.presence.len()
     }
 
+    /// The presence table, to read (the admin endpoint's lookups).
+    pub fn presence(&self) -> &D {
+        &self.presence
+    }
+
     /// When connection `key` is silent past its deadline if nothing more
     /// arrives: `timeout` after its last frame, or sooner when the φ
     /// detector is on and has seen enough of its rhythm.
@@ -601,7 +606,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     timeout_ms: self.settings.timeout_ms,
                 };
                 self.reply(cref, &welcome);
-                self.take_id(key, s, client_id);
+                self.take_id(now, key, s, client_id);
             }
             Frame::Message(message) => {
                 self.call_handler(s, key, true, |h, ctx, info| {
@@ -613,7 +618,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 return Err(CloseReason::Closed);
             }
             Frame::Unknown { command } => self.reply(cref, &Reply::Unknown { command }),
-            Frame::Command(command) => self.on_command(key, s, command),
+            Frame::Command(command) => self.on_command(now, key, s, command),
         }
         Ok(())
     }
@@ -621,7 +626,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// Gives connection `key` the client id `client_id`: releases its old
     /// one, claims this one (the previous holder is closed, `replaced`),
     /// the `hello` event and `on_hello`. The same id again changes nothing.
-    fn take_id(&mut self, key: u32, s: &mut Session, client_id: &str) {
+    fn take_id(&mut self, now: Tick, key: u32, s: &mut Session, client_id: &str) {
         if s.client.as_deref() == Some(client_id) {
             return;
         }
@@ -633,7 +638,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             self.event(s, EventKind::Renamed);
             s.client = None;
         }
-        let (id, previous) = self.presence.claim(client_id, cref);
+        let (id, previous) = self.presence.claim(client_id, cref, now);
         if let Some(previous) = previous {
             self.closes.push_back((previous, CloseReason::Replaced));
         }
@@ -648,7 +653,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// A request about the connection: applies the version it negotiates,
     /// answers it from the connection's state, then takes the client id a
     /// handshake names (after the answer, as for HELLO's WELCOME).
-    fn on_command(&mut self, key: u32, s: &mut Session, command: Command<'_>) {
+    fn on_command(&mut self, now: Tick, key: u32, s: &mut Session, command: Command<'_>) {
         match command {
             Command::Handshake {
                 version: Some(v), ..
@@ -668,7 +673,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             ..
         } = command
         {
-            self.take_id(key, s, id);
+            self.take_id(now, key, s, id);
         }
     }
 

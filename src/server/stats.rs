@@ -18,6 +18,68 @@ pub struct Stats {
     /// Frames of any kind received.
     pub frames: u64,
     closed: [u64; CloseReason::ALL.len()],
+    /// Bytes read from heartbeat connections.
+    pub bytes_in: u64,
+    /// Bytes written to heartbeat connections (what the sockets took).
+    pub bytes_out: u64,
+    /// Deadline entries in the timing wheel now.
+    pub wheel_entries: usize,
+    /// The most connections the server holds at once.
+    pub max_conns: usize,
+    /// The process's resident set size, when it could be read.
+    pub rss_bytes: Option<u64>,
+    /// How long the loop's turns took (from `poll` returning to the next
+    /// `poll`), as a histogram.
+    pub turns: TurnTimes,
+}
+
+/// Upper bounds of the [`TurnTimes`] buckets, in microseconds (the last
+/// bucket, unbounded, is implied).
+pub const TURN_BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000,
+];
+
+/// A histogram of loop turn times: a count per bucket of
+/// [`TURN_BUCKETS_US`] and one for longer turns, the count and the sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnTimes {
+    counts: [u64; TURN_BUCKETS_US.len() + 1],
+    sum_us: u64,
+}
+
+impl TurnTimes {
+    /// Counts one turn that took `us` microseconds.
+    pub fn record(&mut self, us: u64) {
+        let i = TURN_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(TURN_BUCKETS_US.len());
+        self.counts[i] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    /// Turns counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The sum of the turn times counted, in microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us
+    }
+
+    /// Each bucket's upper bound in microseconds (`None`: unbounded) and
+    /// how many turns took at most that long (cumulative, as Prometheus
+    /// counts them).
+    pub fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        let bounds = TURN_BUCKETS_US.iter().map(|&b| Some(b)).chain([None]);
+        bounds
+            .zip(self.counts.iter())
+            .scan(0u64, |total, (bound, &n)| {
+                *total += n;
+                Some((bound, *total))
+            })
+    }
 }
 
 impl Stats {
@@ -98,5 +160,21 @@ mod tests {
             now.line(&now.clone(), 0, None),
             "stats: conns=3 clients=2 accepted=5 heartbeats/s=0 expired=1 closed: timeout=1 closed=2 rss=?"
         );
+    }
+
+    #[test]
+    fn turn_times_fall_in_their_bucket_bounds_included() {
+        let mut t = TurnTimes::default();
+        for us in [0, 50, 51, 1_000_000, 1_000_001, u64::MAX] {
+            t.record(us);
+        }
+        let c: Vec<_> = t.cumulative().collect();
+        assert_eq!(c.len(), TURN_BUCKETS_US.len() + 1);
+        assert_eq!(c[0], (Some(50), 2), "0 and 50 are at most 50us");
+        assert_eq!(c[1], (Some(100), 3));
+        assert_eq!(c[11], (Some(1_000_000), 4));
+        assert_eq!(c[12], (None, 6));
+        assert_eq!(t.count(), 6);
+        assert_eq!(t.sum_us(), u64::MAX, "the sum saturates");
     }
 }
