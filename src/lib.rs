@@ -146,6 +146,7 @@ pub mod protocol;
 pub mod server;
 pub(crate) mod sys;
 pub mod time;
+pub mod tls;
 pub mod wheel;
 
 pub use error::{Error, ErrorKind};

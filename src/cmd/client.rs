@@ -58,6 +58,18 @@ pub struct ClientArgs {
     /// Do not print the server's lines to stdout.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Speak TLS, checking the server's certificate [default: plain TCP].
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: trust the certificate authorities in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry [default: the host of --server].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_name: Option<String>,
 }
 
 impl ClientArgs {
@@ -70,6 +82,10 @@ impl ClientArgs {
         config.tcp_user_timeout = self.tcp_user_timeout;
         config.reply_timeout = self.timeout;
         config.quiet = self.quiet;
+        config.tls = self.tls.then(|| vigil::tls::TlsClient {
+            ca: self.ca.clone(),
+            name: self.tls_name.clone(),
+        });
         config
     }
 }

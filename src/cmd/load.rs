@@ -70,6 +70,18 @@ pub struct LoadArgs {
     /// Run as a worker of `--procs`: the share comes on stdin.
     #[arg(long, hide = true)]
     pub worker: bool,
+
+    /// Speak TLS, checking the server's certificate [default: plain TCP].
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: trust the certificate authorities in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry [default: the host of --server].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_name: Option<String>,
 }
 
 fn parse_source_ips(s: &str) -> Result<SourceRange, String> {
@@ -92,6 +104,14 @@ impl LoadArgs {
             .clone()
             .unwrap_or_else(|| format!("load-{}-", std::process::id()));
         c.seed = self.seed.unwrap_or_else(clock_seed);
+        c.tls = self.tls.then(|| vigil::tls::TlsClient {
+            ca: self.ca.clone(),
+            name: Some(
+                self.tls_name
+                    .clone()
+                    .unwrap_or_else(|| vigil::tls::host_of(server).to_owned()),
+            ),
+        });
         Ok(c)
     }
 }

@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     tcp_user_timeout: Option<std::time::Duration>,
+    /// Serve TLS only: the certificate chain, PEM, the server's certificate first [default: plain TCP].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -135,6 +141,10 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(t) = args.tcp_user_timeout {
         builder = builder.tcp_user_timeout(t);
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        log::info!("TLS with certificate {}", cert.display());
+        builder = builder.tls(vigil::server::TlsFiles::new(cert, key));
     }
     if let Some(sink) = events(args.events.as_deref())? {
         builder = builder.events(sink);

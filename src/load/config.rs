@@ -162,6 +162,10 @@ pub struct LoadConfig {
     /// worker's share starts where the previous one ends): it numbers the
     /// client ids and picks the source addresses.
     pub first_index: usize,
+    /// Speak TLS, checking the server's certificate this way; without a
+    /// name, the certificate must carry the server's IP address. Default:
+    /// `None`, plain TCP.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 impl LoadConfig {
@@ -178,6 +182,7 @@ impl LoadConfig {
             source_ips: None,
             seed: 0,
             first_index: 0,
+            tls: None,
         }
     }
 
@@ -339,6 +344,15 @@ impl LoadConfig {
         if let Some(r) = self.source_ips {
             s.push_str(&format!("source_ips {r}\n"));
         }
+        if let Some(tls) = &self.tls {
+            s.push_str("tls on\n");
+            if let Some(ca) = &tls.ca {
+                s.push_str(&format!("tls_ca {}\n", ca.display()));
+            }
+            if let Some(name) = &tls.name {
+                s.push_str(&format!("tls_name {name}\n"));
+            }
+        }
         s
     }
 
@@ -392,6 +406,18 @@ impl LoadConfig {
                 }
                 "source_ips" => {
                     c.source_ips = Some(value.parse()?);
+                    0
+                }
+                "tls" if value == "on" => {
+                    c.tls.get_or_insert_with(Default::default);
+                    0
+                }
+                "tls_ca" => {
+                    c.tls.get_or_insert_with(Default::default).ca = Some(value.into());
+                    0
+                }
+                "tls_name" => {
+                    c.tls.get_or_insert_with(Default::default).name = Some(value.to_owned());
                     0
                 }
                 _ => return Err(bad(line)),

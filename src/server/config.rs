@@ -98,6 +98,9 @@ pub struct Config {
     /// go unacknowledged before the kernel gives up on the peer. Default
     /// off (the kernel's retransmission limit, about 15 minutes).
     pub tcp_user_timeout: Option<Duration>,
+    /// Serve TLS only, with this certificate and key (rustls: TLS 1.2 and
+    /// 1.3). Default off: plain TCP.
+    pub tls: Option<super::TlsFiles>,
 }
 
 impl Default for Config {
@@ -116,6 +119,7 @@ impl Default for Config {
             handle_signals: false,
             tcp_keepalive: None,
             tcp_user_timeout: None,
+            tls: None,
         }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Conn {
     pub read_turn: u16,
     /// Reads made in turn `read_turn`.
     pub reads: u8,
+    /// The TLS connection in front of the socket, when the server has TLS
+    /// (see [`super::tls`]): unsent records wait in it, not in `output`.
+    pub tls: Option<Box<rustls::ServerConnection>>,
 }
 
 impl Conn {
@@ -41,6 +44,33 @@ impl Conn {
             fin: false,
             read_turn: 0,
             reads: 0,
+            tls: None,
+        }
+    }
+
+    /// Reads what the peer sent into `buf`, as [`read_some`] does; through
+    /// TLS, the plaintext (see [`crate::tls`] for the rules).
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => read_some(&mut self.stream, buf),
+            Some(tls) => crate::tls::read(tls, &mut self.stream, buf),
+        }
+    }
+
+    /// Sends a connection's last bytes (its BYE) whatever the output cap,
+    /// then, through TLS, a `close_notify`. Best effort: the connection is
+    /// going either way.
+    pub fn send_last(&mut self, data: &[u8]) {
+        match &mut self.tls {
+            None => {
+                let _ = self.send(data, usize::MAX);
+            }
+            Some(tls) => {
+                tls.set_buffer_limit(None);
+                let _ = crate::tls::write(tls, &mut self.stream, data);
+                tls.send_close_notify();
+                let _ = crate::tls::flush(tls, &mut self.stream);
+            }
         }
     }
 
@@ -48,6 +78,9 @@ impl Conn {
     /// socket does not take is kept; the error says the connection is
     /// unusable (`Reset`) or the peer is not reading (`OutputOverflow`).
     pub fn send(&mut self, data: &[u8], max_output: usize) -> Result<(), CloseReason> {
+        if let Some(tls) = &mut self.tls {
+            return send_tls(tls, &mut self.stream, data);
+        }
         if self.output.is_empty() {
             let written = write_some(&mut self.stream, data)?;
             if written < data.len() {
@@ -65,6 +98,9 @@ impl Conn {
 
     /// Writes pending output until it is gone or the socket is full.
     pub fn flush(&mut self) -> Result<(), CloseReason> {
+        if let Some(tls) = &mut self.tls {
+            return crate::tls::flush(tls, &mut self.stream).map_err(|_| CloseReason::Reset);
+        }
         let Some(pending) = self.output.as_mut() else {
             return Ok(());
         };
@@ -72,6 +108,22 @@ impl Conn {
         pending.drain(..written);
         self.output.release_if_empty();
         Ok(())
+    }
+}
+
+/// Hands `data` to TLS and writes what the socket takes. rustls holds the
+/// rest, up to the output cap it was given at accept
+/// ([`super::tls::accept`]): past the cap it takes less than all of `data`.
+fn send_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    data: &[u8],
+) -> Result<(), CloseReason> {
+    match crate::tls::write(tls, stream, data) {
+        Ok(n) if n == data.len() => Ok(()),
+        Ok(_) => Err(CloseReason::OutputOverflow),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(CloseReason::OutputOverflow),
+        Err(_) => Err(CloseReason::Reset),
     }
 }
 

@@ -116,6 +116,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     sink: EventSink,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     stop: Arc<AtomicBool>,
+    /// The TLS settings every accepted connection gets, when TLS is on.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -164,11 +166,17 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             sink: EventSink::log_only(),
             signals,
             stop,
+            tls: None,
         })
     }
 
     pub fn set_events(&mut self, sink: EventSink) {
         self.sink = sink;
+    }
+
+    /// Serves TLS with `config` (`None`: plain TCP).
+    pub fn set_tls(&mut self, config: Option<Arc<rustls::ServerConfig>>) {
+        self.tls = config;
     }
 
     pub fn local_addrs(&self) -> &[SocketAddr] {
@@ -342,7 +350,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 break;
             }
             conn.reads += 1;
-            match read_some(&mut conn.stream, scratch) {
+            match conn.read(scratch) {
                 Ok(0) => {
                     end = Some(CloseReason::Closed);
                     break;
@@ -434,9 +442,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             }
             if t.last || !conn.session.is_open() {
                 // Best effort: the connection is going either way.
-                let _ = conn.send(t.bytes, usize::MAX);
                 if t.last {
+                    conn.send_last(t.bytes);
                     conn.session.handle_ended();
+                } else {
+                    let _ = conn.send(t.bytes, usize::MAX);
                 }
                 continue;
             }

@@ -23,6 +23,7 @@ mod presence;
 pub(crate) mod session;
 mod spill;
 mod stats;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,7 @@ pub use config::{
 };
 pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
 pub use stats::Stats;
+pub use tls::TlsFiles;
 
 use crate::error::{Error, ErrorKind};
 use crate::events::EventSink;
@@ -145,7 +147,8 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             stats_every: config.stats_interval.map(|d| millis_ceil(d).max(1)),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let driver = Driver::new(
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+        let mut driver = Driver::new(
             poll,
             listeners,
             sessions,
@@ -154,6 +157,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             signals,
             Arc::clone(&stop),
         )?;
+        driver.set_tls(tls);
         Ok(Server {
             driver,
             stop,
