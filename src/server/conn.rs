@@ -28,9 +28,6 @@ pub(crate) struct Conn {
     pub read_turn: u16,
     /// Reads made in turn `read_turn`.
     pub reads: u8,
-    /// The TLS connection in front of the socket, when the server has TLS
-    /// (see [`super::tls`]): unsent records wait in it, not in `output`.
-    pub tls: Option<Box<rustls::ServerConnection>>,
 }
 
 impl Conn {
@@ -44,24 +41,53 @@ impl Conn {
             fin: false,
             read_turn: 0,
             reads: 0,
-            tls: None,
         }
     }
 
     /// Reads what the peer sent into `buf`, as [`read_some`] does; through
-    /// TLS, the plaintext (see [`crate::tls`] for the rules).
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.tls {
+    /// `tls` (the connection's entry in [`super::tls::TlsConns`]), the
+    /// plaintext (see [`crate::tls`] for the rules).
+    pub fn read(
+        &mut self,
+        tls: Option<&mut rustls::ServerConnection>,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        match tls {
             None => read_some(&mut self.stream, buf),
             Some(tls) => crate::tls::read(tls, &mut self.stream, buf),
+        }
+    }
+
+    /// [`Conn::send`], or through `tls` when the connection has it: rustls
+    /// holds what the socket does not take (not `output`).
+    pub fn send_via(
+        &mut self,
+        tls: Option<&mut rustls::ServerConnection>,
+        data: &[u8],
+        max_output: usize,
+    ) -> Result<(), CloseReason> {
+        match tls {
+            None => self.send(data, max_output),
+            Some(tls) => send_tls(tls, &mut self.stream, data),
+        }
+    }
+
+    /// [`Conn::flush`], or the records `tls` holds.
+    pub fn flush_via(
+        &mut self,
+        tls: Option<&mut rustls::ServerConnection>,
+    ) -> Result<(), CloseReason> {
+        match tls {
+            None => self.flush(),
+            Some(tls) => crate::tls::flush(tls, &mut self.stream).map_err(|_| CloseReason::Reset),
         }
     }
 
     /// Sends a connection's last bytes (its BYE) whatever the output cap,
     /// then, through TLS, a `close_notify`. Best effort: the connection is
     /// going either way.
-    pub fn send_last(&mut self, data: &[u8]) {
-        match &mut self.tls {
+    pub fn send_last(&mut self, tls: Option<&mut rustls::ServerConnection>, data: &[u8]) {
+        match tls {
             None => {
                 let _ = self.send(data, usize::MAX);
             }
@@ -78,9 +104,6 @@ impl Conn {
     /// socket does not take is kept; the error says the connection is
     /// unusable (`Reset`) or the peer is not reading (`OutputOverflow`).
     pub fn send(&mut self, data: &[u8], max_output: usize) -> Result<(), CloseReason> {
-        if let Some(tls) = &mut self.tls {
-            return send_tls(tls, &mut self.stream, data);
-        }
         if self.output.is_empty() {
             let written = write_some(&mut self.stream, data)?;
             if written < data.len() {
@@ -98,9 +121,6 @@ impl Conn {
 
     /// Writes pending output until it is gone or the socket is full.
     pub fn flush(&mut self) -> Result<(), CloseReason> {
-        if let Some(tls) = &mut self.tls {
-            return crate::tls::flush(tls, &mut self.stream).map_err(|_| CloseReason::Reset);
-        }
         let Some(pending) = self.output.as_mut() else {
             return Ok(());
         };

@@ -49,6 +49,7 @@ use slab::Slab;
 
 use super::conn::{read_some, Conn};
 use super::session::{ConnRef, Deadline, Sessions};
+use super::tls::TlsConns;
 use super::{Handler, Stats};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Event, EventSink};
@@ -116,8 +117,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     sink: EventSink,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     stop: Arc<AtomicBool>,
-    /// The TLS settings every accepted connection gets, when TLS is on.
-    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS connections beside `conns`, by slab key (empty when off).
+    tls: TlsConns,
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -166,7 +167,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             sink: EventSink::log_only(),
             signals,
             stop,
-            tls: None,
+            tls: TlsConns::default(),
         })
     }
 
@@ -176,7 +177,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
 
     /// Serves TLS with `config` (`None`: plain TCP).
     pub fn set_tls(&mut self, config: Option<Arc<rustls::ServerConfig>>) {
-        self.tls = config;
+        self.tls = TlsConns::new(config);
     }
 
     pub fn local_addrs(&self) -> &[SocketAddr] {
@@ -294,7 +295,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                         self.turn.reads.push(conn.session.conn_ref(key as u32));
                     }
                     if event.is_writable() && conn.session.is_open() {
-                        if let Err(reason) = conn.flush() {
+                        if let Err(reason) = conn.flush_via(self.tls.get_mut(key)) {
                             self.close(key, reason);
                         }
                     }
@@ -328,6 +329,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             scratch,
             clock,
             turn,
+            tls,
             ..
         } = self;
         let Some(conn) = conns.get_mut(key) else {
@@ -350,7 +352,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 break;
             }
             conn.reads += 1;
-            match conn.read(scratch) {
+            match conn.read(tls.get_mut(key), scratch) {
                 Ok(0) => {
                     end = Some(CloseReason::Closed);
                     break;
@@ -443,14 +445,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             if t.last || !conn.session.is_open() {
                 // Best effort: the connection is going either way.
                 if t.last {
-                    conn.send_last(t.bytes);
+                    conn.send_last(self.tls.get_mut(key), t.bytes);
                     conn.session.handle_ended();
                 } else {
-                    let _ = conn.send(t.bytes, usize::MAX);
+                    let _ = conn.send_via(self.tls.get_mut(key), t.bytes, usize::MAX);
                 }
                 continue;
             }
-            if let Err(reason) = conn.send(t.bytes, self.limits.max_output) {
+            let tls = self.tls.get_mut(key);
+            if let Err(reason) = conn.send_via(tls, t.bytes, self.limits.max_output) {
                 self.close(key, reason);
             }
         }
@@ -507,6 +510,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// presence events to the sink.
     fn end_turn(&mut self) {
         for key in self.turn.closing.drain(..) {
+            self.tls.remove(key);
             if let Some(mut conn) = self.conns.try_remove(key) {
                 // Read what the peer sent and we will not process, so the
                 // close sends a FIN after our BYE rather than a reset that

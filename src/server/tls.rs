@@ -1,7 +1,8 @@
 //! TLS for the server: the certificate and key it is given, and one rustls
-//! `ServerConnection` per accepted connection, boxed in
-//! [`Conn::tls`](super::conn::Conn) (8 bytes in every connection, and no
-//! heap, when TLS is off).
+//! `ServerConnection` per accepted connection, boxed in [`TlsConns`], a
+//! table beside the slab indexed by the same key. With TLS off the table is
+//! empty: a plain connection pays nothing for TLS, not even a field in
+//! [`Conn`](super::conn::Conn).
 //!
 //! The handshake runs in the event loop like any other input: the bytes a
 //! read brings go to rustls, the records it answers with are written at
@@ -78,15 +79,53 @@ pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig
         .map_err(|e| Error::new(ErrorKind::Config, e))
 }
 
-/// A new server-side TLS connection whose unsent records are capped at
-/// `max_output` bytes (beyond it, a write is refused: `OutputOverflow`).
-pub(crate) fn accept(
-    config: &Arc<rustls::ServerConfig>,
-    max_output: usize,
-) -> Result<Box<ServerConnection>, rustls::Error> {
-    let mut tls = ServerConnection::new(Arc::clone(config))?;
-    tls.set_buffer_limit(Some(max_output));
-    Ok(Box::new(tls))
+/// The TLS connection of every connection, by slab key: one 8-byte slot
+/// per key ever used while TLS is on; nothing at all while it is off.
+#[derive(Default)]
+pub(crate) struct TlsConns {
+    config: Option<Arc<rustls::ServerConfig>>,
+    slots: Vec<Option<Box<ServerConnection>>>,
+}
+
+impl TlsConns {
+    /// Connections accepted from now on speak TLS with `config` (`None`:
+    /// plain TCP).
+    pub fn new(config: Option<Arc<rustls::ServerConfig>>) -> TlsConns {
+        TlsConns {
+            config,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Starts TLS for the connection taking slab key `key`, when TLS is on;
+    /// its unsent records are capped at `max_output` bytes (past the cap a
+    /// write is refused: `OutputOverflow`).
+    pub fn accept(&mut self, key: usize, max_output: usize) -> Result<(), rustls::Error> {
+        let Some(config) = &self.config else {
+            return Ok(());
+        };
+        let mut tls = ServerConnection::new(Arc::clone(config))?;
+        tls.set_buffer_limit(Some(max_output));
+        if self.slots.len() <= key {
+            self.slots.resize_with(key + 1, || None);
+        }
+        if let Some(slot) = self.slots.get_mut(key) {
+            *slot = Some(Box::new(tls));
+        }
+        Ok(())
+    }
+
+    /// The TLS connection in front of slab key `key`, if any.
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut ServerConnection> {
+        self.slots.get_mut(key)?.as_deref_mut()
+    }
+
+    /// Drops the TLS connection of `key` (removed from the slab).
+    pub fn remove(&mut self, key: usize) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            *slot = None;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,7 +148,28 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_connection_costs_eight_bytes_in_conn() {
+    fn the_table_is_empty_when_tls_is_off_and_follows_keys_when_on() {
+        let mut off = TlsConns::new(None);
+        assert_eq!(off.accept(5, 100), Ok(()));
+        assert!(off.get_mut(5).is_none());
+        assert_eq!(off.slots.capacity(), 0, "TLS off allocates nothing");
+
+        let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the defaults")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new()));
+        let mut on = TlsConns::new(Some(Arc::new(config)));
+        assert_eq!(on.accept(3, 100), Ok(()));
+        assert!(on.get_mut(3).is_some());
+        assert!(on.get_mut(2).is_none());
+        assert!(on.get_mut(4).is_none());
+        on.remove(3);
+        assert!(
+            on.get_mut(3).is_none(),
+            "a reused key starts without TLS state"
+        );
+        on.remove(99);
         assert_eq!(std::mem::size_of::<Option<Box<ServerConnection>>>(), 8);
     }
 }

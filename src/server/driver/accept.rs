@@ -154,23 +154,16 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             refuse(&mut self.sessions, stream, peer);
             return;
         };
-        let tls = match self.tls.as_ref() {
-            None => None,
-            Some(config) => match super::super::tls::accept(config, self.limits.max_output) {
-                Ok(tls) => Some(tls),
-                Err(e) => {
-                    log::warn!("TLS for a connection from {peer}: {e}");
-                    refuse(&mut self.sessions, stream, peer);
-                    return;
-                }
-            },
-        };
+        if let Err(e) = self.tls.accept(key, self.limits.max_output) {
+            log::warn!("TLS for a connection from {peer}: {e}");
+            refuse(&mut self.sessions, stream, peer);
+            return;
+        }
         let session = self.sessions.handle_accept(self.clock.stamp(), key32, peer);
         let deadline = self.sessions.deadline(&session);
         let c = session.conn_ref(key32);
         let number = session.number();
         let mut conn = Conn::new(stream, session);
-        conn.tls = tls;
         // Readable and writable once, edge-triggered: no re-registration
         // syscalls as output comes and goes.
         let registered = self.poll.registry().register(
