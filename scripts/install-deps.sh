@@ -3,7 +3,8 @@
 # redis-cli and redis-benchmark (real RESP clients), redis-server (the
 # reference in bench-vs-redis), nft, ip, ss and sysctl (network-namespace
 # fault tests), gcc (to build the select() C clients), faketime (to move the
-# system date under a running server). Needs root for apt-get; does nothing
+# system date under a running server), openssl (the TLS tests' certificates
+# and a TLS client no one here wrote: openssl s_client). Needs root for apt-get; does nothing
 # when everything is there already.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v faketime >/dev/null || need+=(faketime)
 command -v sysctl >/dev/null || need+=(procps)
+command -v openssl >/dev/null || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
