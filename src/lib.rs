@@ -42,6 +42,9 @@
 //! - [`client::driver`]: the loop behind `vigil client`; [`load`]'s driver
 //!   runs many client sessions in one loop (`vigil load`), [`load::procs`]
 //!   spreads them over processes.
+//! - [`tls`]: TLS as a transport (rustls, sans-IO): the three calls the
+//!   drivers make instead of a socket's `read`/`write` when TLS is on;
+//!   `server::tls` holds the server's TLS state beside the connection slab.
 //! - [`time`]: the one [`time::Clock`] and the one [`time::Tick`]; the only
 //!   place that turns `Instant`s and `Duration`s into ticks, with the
 //!   rounding rule that keeps deadlines from firing early.
@@ -70,7 +73,8 @@
 //! - A connection is read at most a fixed budget of times per turn, and a
 //!   FIN seen once is remembered until the read that reaches it.
 //! - An idle connection holds no buffer: input is kept only while a frame
-//!   is incomplete, output only while the socket will not take it.
+//!   is incomplete, output only while the socket will not take it. (Over
+//!   TLS, rustls keeps its own 4 KB receive buffer: see [`tls`].)
 //! - Whatever is queued for a connection goes out in order, and its `BYE`
 //!   last: nothing is written after it.
 //! - Every connection produces exactly one online and one offline event.
@@ -92,7 +96,8 @@
 //!   (`redis-cli`, `redis-benchmark`, a select() C client), `codec_split.rs`
 //!   (every codec, every split), `many.rs` (5,000 connections), and
 //!   `netns.rs` (faults across network namespaces: partitions, loss, a
-//!   carrier NAT, frozen peers). `tests/util` and `tests/netlab` are their
+//!   carrier NAT, frozen peers), `tls.rs` (TLS with `openssl s_client`,
+//!   the client and the load generator; garbage and stalled handshakes). `tests/util` and `tests/netlab` are their
 //!   shared helpers.
 //!
 //! # Example
