@@ -1,22 +1,22 @@
 //! TLS as a transport, with rustls (the `ring` provider).
 //!
 //! rustls is sans-IO: a connection object takes the bytes the socket gave
-//! ([`read`] calls `read_tls` and `process_new_packets`), hands back the
-//! plaintext, and holds the records it wants sent until [`flush`] writes
+//! (`read` calls `read_tls` and `process_new_packets`), hands back the
+//! plaintext, and holds the records it wants sent until `flush` writes
 //! them. The loops that own the sockets (the server's, `vigil client`'s and
 //! `vigil load`'s) call these three functions where they would call
 //! `read`/`write` on the socket; sessions and codecs never see TLS.
 //!
 //! # Rules
-//! - [`read`] returns what a socket read returns: `Ok(n > 0)` plaintext,
+//! - `read` returns what a socket read returns: `Ok(n > 0)` plaintext,
 //!   `Ok(0)` the end of the stream (a `close_notify` or a TCP FIN), or an
 //!   error, `WouldBlock` included. It fills `buf` from as many socket reads
 //!   as it takes, and returns less than `buf.len()` only when the socket
 //!   said `WouldBlock` or reached its end, so a caller that skips the read
 //!   after a short one (edge-triggered epoll) never leaves bytes behind.
 //! - Records the handshake produces are written as soon as they exist
-//!   (inside [`read`]); whatever the socket does not take waits in rustls
-//!   for the next [`flush`] (on a writable event).
+//!   (inside `read`); whatever the socket does not take waits in rustls
+//!   for the next `flush` (on a writable event).
 //! - Bad TLS input (garbage instead of a ClientHello, a bad record) is an
 //!   `InvalidData` error, after a best-effort alert to the peer.
 //!
