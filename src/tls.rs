@@ -212,6 +212,244 @@ impl<D, S: Write> Write for Writer<'_, D, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+
+    /// One end of an in-memory socket pair: reads what the other end wrote,
+    /// at most `max_read` bytes a call, `WouldBlock` when there is nothing
+    /// and the other end has not closed, `Ok(0)` when it has.
+    struct End<'a> {
+        inbox: &'a mut VecDeque<u8>,
+        outbox: &'a mut VecDeque<u8>,
+        peer_closed: bool,
+        max_read: usize,
+        reads: usize,
+    }
+
+    impl Read for End<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.inbox.is_empty() {
+                return if self.peer_closed {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
+            let n = buf.len().min(self.max_read).min(self.inbox.len());
+            for (b, x) in buf.iter_mut().zip(self.inbox.drain(..n)) {
+                *b = x;
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for End<'_> {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.outbox.extend(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A server and a client connection for `localhost`, with a certificate
+    /// made in memory, and the two directions of the wire between them.
+    struct Pair {
+        server: rustls::ServerConnection,
+        client: rustls::ClientConnection,
+        to_server: VecDeque<u8>,
+        to_client: VecDeque<u8>,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+                .expect("certificate");
+            let der = cert.cert.der().clone();
+            let key = PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
+            let server = rustls::ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![der.clone()], key)
+                .expect("server config");
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(der).expect("root");
+            let client = rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = ServerName::try_from("localhost").expect("name");
+            Pair {
+                server: rustls::ServerConnection::new(Arc::new(server)).expect("server"),
+                client: rustls::ClientConnection::new(Arc::new(client), name).expect("client"),
+                to_server: VecDeque::new(),
+                to_client: VecDeque::new(),
+            }
+        }
+
+        /// The server's end of the wire, handing out `max_read` bytes a read.
+        fn server_end(&mut self, max_read: usize) -> (&mut rustls::ServerConnection, End<'_>) {
+            let end = End {
+                inbox: &mut self.to_server,
+                outbox: &mut self.to_client,
+                peer_closed: false,
+                max_read,
+                reads: 0,
+            };
+            (&mut self.server, end)
+        }
+
+        /// The client writes `data` (held by rustls until the handshake is
+        /// done); both sides run the handshake through `read` and `flush`
+        /// only, until the server has `data`'s plaintext, which it returns.
+        fn handshake_with(&mut self, data: &[u8]) -> Vec<u8> {
+            let mut got = Vec::new();
+            let mut buf = [0; 1024];
+            let mut end = End {
+                inbox: &mut self.to_client,
+                outbox: &mut self.to_server,
+                peer_closed: false,
+                max_read: usize::MAX,
+                reads: 0,
+            };
+            assert_eq!(
+                write(&mut self.client, &mut end, data).ok(),
+                Some(data.len())
+            );
+            for _ in 0..10 {
+                let mut end = End {
+                    inbox: &mut self.to_client,
+                    outbox: &mut self.to_server,
+                    peer_closed: false,
+                    max_read: usize::MAX,
+                    reads: 0,
+                };
+                match read(&mut self.client, &mut end, &mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => panic!("the client read {other:?}"),
+                }
+                flush(&mut self.client, &mut end).expect("client flush");
+                let (server, mut end) = self.server_end(usize::MAX);
+                match read(server, &mut end, &mut buf) {
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("the server read {e}"),
+                }
+                if got.len() == data.len() {
+                    return got;
+                }
+            }
+            panic!("no plaintext after 10 round trips: {got:?}");
+        }
+
+        /// The client sends `data` (after the handshake).
+        fn client_sends(&mut self, data: &[u8]) {
+            let mut end = End {
+                inbox: &mut self.to_client,
+                outbox: &mut self.to_server,
+                peer_closed: false,
+                max_read: usize::MAX,
+                reads: 0,
+            };
+            self.client.set_buffer_limit(None);
+            assert_eq!(
+                write(&mut self.client, &mut end, data).ok(),
+                Some(data.len())
+            );
+        }
+    }
+
+    #[test]
+    fn the_handshake_runs_on_reads_and_what_was_written_before_it_arrives() {
+        let mut pair = Pair::new();
+        assert_eq!(pair.handshake_with(b"HELLO dev\n"), b"HELLO dev\n");
+        assert!(!pair.server.is_handshaking());
+        assert!(!pair.client.is_handshaking());
+    }
+
+    #[test]
+    fn a_read_is_short_only_when_the_socket_is_drained() {
+        let mut pair = Pair::new();
+        pair.handshake_with(b"x");
+        // 100,000 bytes of plaintext, handed out 4 KB a socket read (as
+        // rustls reads): the first read fills the 64 KB buffer, from many
+        // socket reads; the second returns the rest, short because the
+        // socket said WouldBlock; the third says WouldBlock itself.
+        let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        pair.client_sends(&sent);
+        let mut buf = vec![0; 64 * 1024];
+        let mut got = Vec::new();
+        let (server, mut end) = pair.server_end(4096);
+        assert_eq!(read(server, &mut end, &mut buf).ok(), Some(buf.len()));
+        assert!(end.reads > 10, "{} socket reads", end.reads);
+        got.extend_from_slice(&buf);
+        let n = read(server, &mut end, &mut buf).expect("the rest");
+        assert!(n < buf.len() && n > 0, "{n}");
+        assert!(
+            end.inbox.is_empty(),
+            "short only once the socket is drained"
+        );
+        got.extend_from_slice(&buf[..n]);
+        assert_eq!(got, sent);
+        let e = read(server, &mut end, &mut buf).expect_err("nothing left");
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // A buffer smaller than what is decrypted takes it in turns.
+        pair.client_sends(b"PING\nPING\n");
+        let (server, mut end) = pair.server_end(4096);
+        let mut small = [0; 4];
+        assert_eq!(read(server, &mut end, &mut small).ok(), Some(4));
+        assert_eq!(&small, b"PING");
+        let mut rest = [0; 16];
+        assert_eq!(read(server, &mut end, &mut rest).ok(), Some(6));
+        assert_eq!(&rest[..6], b"\nPING\n");
+    }
+
+    #[test]
+    fn a_close_notify_and_a_bare_fin_both_end_the_stream() {
+        let mut pair = Pair::new();
+        pair.handshake_with(b"x");
+        pair.client_sends(b"last\n");
+        pair.client.send_close_notify();
+        let mut out = End {
+            inbox: &mut VecDeque::new(),
+            outbox: &mut pair.to_server,
+            peer_closed: false,
+            max_read: usize::MAX,
+            reads: 0,
+        };
+        flush(&mut pair.client, &mut out).expect("flush");
+        let mut buf = [0; 64];
+        let (server, mut end) = pair.server_end(usize::MAX);
+        assert_eq!(read(server, &mut end, &mut buf).ok(), Some(5));
+        assert_eq!(read(server, &mut end, &mut buf).ok(), Some(0));
+
+        let mut pair = Pair::new();
+        pair.handshake_with(b"x");
+        let (server, mut end) = pair.server_end(usize::MAX);
+        end.peer_closed = true;
+        assert_eq!(read(server, &mut end, &mut buf).ok(), Some(0));
+    }
+
+    #[test]
+    fn garbage_is_invalid_data_and_the_peer_is_told_why() {
+        for garbage in [
+            &b"HELLO plain\n"[..],
+            &[0x16, 0x03, 0x01, 0xff, 0xff, 0x01],
+            &[0; 16],
+        ] {
+            let mut pair = Pair::new();
+            pair.to_server.extend(garbage);
+            let mut buf = [0; 64];
+            let (server, mut end) = pair.server_end(usize::MAX);
+            let e = read(server, &mut end, &mut buf).expect_err("not TLS");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{garbage:?}");
+            // An alert record (content type 21) went back.
+            assert_eq!(pair.to_client.front(), Some(&21), "{garbage:?}");
+        }
+    }
 
     #[test]
     fn the_host_is_taken_from_the_server_address() {
