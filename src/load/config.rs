@@ -695,7 +695,15 @@ mod tests {
         c.source_ips = Some("127.0.0.2-127.0.0.40".parse().unwrap());
         c.server = "[::1]:9".parse().unwrap();
         assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
+        c.tls = Some(crate::tls::TlsClient::default());
+        assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
+        c.tls = Some(crate::tls::TlsClient {
+            ca: Some("/etc/vigil/ca with space.pem".into()),
+            name: Some("vigil.example".to_owned()),
+        });
+        assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
         for bad in [
+            c.encode().replace("tls on", "tls off"),
             String::new(),
             c.encode().replace("conns 1234", "conns x"),
             c.encode().replace("seed", "sead"),
