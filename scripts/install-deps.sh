@@ -4,8 +4,9 @@
 # reference in bench-vs-redis), nft, ip, ss and sysctl (network-namespace
 # fault tests), gcc (to build the select() C clients), faketime (to move the
 # system date under a running server), promtool (checks the admin endpoint's
-# /metrics; Debian's prometheus package), python3 with venv (for redis-py,
-# below). Needs root for apt-get; does nothing when everything is there
+# /metrics; Debian's prometheus package), openssl (the TLS tests'
+# certificates and a TLS client no one here wrote: openssl s_client),
+# python3 with venv (for redis-py, below). Needs root for apt-get; does nothing when everything is there
 # already.
 #
 # Then redis-py, the Python Redis client (PyPI `redis`, latest), in a venv
@@ -29,6 +30,7 @@ command -v python3 >/dev/null || need+=(python3)
 # Debian ships venv's pip bootstrap separately.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v openssl >/dev/null || need+=(openssl)
 
 if [ ${#need[@]} -ne 0 ]; then
   echo "installing: ${need[*]}" >&2

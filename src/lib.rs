@@ -61,6 +61,9 @@
 //! - [`client::driver`]: the loop behind `vigil client`; [`load`]'s driver
 //!   runs many client sessions in one loop (`vigil load`), [`load::procs`]
 //!   spreads them over processes.
+//! - [`tls`]: TLS as a transport (rustls, sans-IO): the three calls the
+//!   drivers make instead of a socket's `read`/`write` when TLS is on;
+//!   `server::tls` holds the server's TLS state beside the connection slab.
 //! - [`time`]: the one [`time::Clock`] and the one [`time::Tick`]; the only
 //!   place that turns `Instant`s and `Duration`s into ticks, with the
 //!   rounding rule that keeps deadlines from firing early.
@@ -91,7 +94,8 @@
 //! - An idle connection holds no buffer: input is kept only while a frame
 //!   is incomplete (with the codec's `Resume`, its place in it, so the
 //!   frame is never walked again from its start: O(n) however it is
-//!   split), output only while the socket will not take it.
+//!   split), output only while the socket will not take it. (Over
+//!   TLS, rustls keeps its own 4 KB receive buffer: see [`tls`].)
 //! - Whatever is queued for a connection goes out in order, and its `BYE`
 //!   last: nothing is written after it.
 //! - Every connection produces exactly one online and one offline event
@@ -120,7 +124,8 @@
 //!   (every codec, every split), `many.rs` (5,000 connections), and
 //!   `netns.rs` (faults across network namespaces: partitions, loss, a
 //!   carrier NAT, frozen peers), `cluster.rs` (nodes sharing presence
-//!   through a real `redis-server`). `tests/util` and `tests/netlab` are their
+//!   through a real `redis-server`), `tls.rs` (TLS with `openssl s_client`,
+//!   the client and the load generator; garbage and stalled handshakes). `tests/util` and `tests/netlab` are their
 //!   shared helpers.
 //!
 //! # Example
@@ -177,6 +182,7 @@ pub mod protocol;
 pub mod server;
 pub(crate) mod sys;
 pub mod time;
+pub mod tls;
 pub mod wheel;
 
 pub use error::{Error, ErrorKind};

@@ -56,7 +56,7 @@
 //! in `driver/stdin.rs`, the event log and stdout in `driver/output.rs`, and
 //! the write loop, shared with the load generator, in `client/transmit.rs`.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -139,6 +139,9 @@ pub struct ClientConfig {
     pub watch_network: bool,
     /// The wire protocol. Default: the line protocol.
     pub protocol: crate::protocol::client::ClientCodec,
+    /// Speak TLS to the servers, checking their certificates this way.
+    /// Default: `None`, plain TCP.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 impl ClientConfig {
@@ -162,6 +165,7 @@ impl ClientConfig {
             foreground: false,
             watch_network: true,
             protocol: crate::protocol::client::ClientCodec::LINE,
+            tls: None,
         }
     }
 
@@ -225,7 +229,18 @@ pub use crate::error::{Error, ErrorKind};
 /// for a bad config, an unresolvable server, or a failing event loop, stdin
 /// or stdout (a closed stdout pipe ends the client cleanly).
 pub fn run(config: ClientConfig) -> Result<(), Error> {
-    let addrs = resolve(&config.servers)?;
+    let (addrs, hosts) = resolve_hosts(&config.servers)?;
+    let tls = match &config.tls {
+        None => None,
+        Some(t) => {
+            let names = hosts
+                .iter()
+                .map(|host| t.server_name(host))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::config)?;
+            Some((t.config().map_err(Error::config)?, names))
+        }
+    };
     let session_config = config.session_config(addrs.len())?;
     let max_message = session_config.max_message;
     let clock = Clock::new();
@@ -321,6 +336,7 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
         held: None,
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
         stop: false,
+        tls,
     };
     driver.run(&mut signals)
 }
@@ -339,19 +355,31 @@ const STDIN_QUEUE: usize = 64;
 const READ_BUF: usize = 16 * 1024;
 
 /// Resolves every `HOST:PORT`; each address becomes one server entry.
+#[cfg(test)]
 fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    resolve_hosts(servers).map(|(addrs, _)| addrs)
+}
+
+/// Resolves every `HOST:PORT`; each address becomes one server entry,
+/// with the `HOST:PORT` it came from (TLS checks the certificate against
+/// the name, not the address).
+fn resolve_hosts(servers: &[String]) -> Result<(Vec<SocketAddr>, Vec<String>), Error> {
     if servers.is_empty() {
         return Err(Error::config("no server given".to_owned()));
     }
     let mut addrs = Vec::new();
+    let mut hosts = Vec::new();
     for server in servers {
         let server = server.trim();
         if server.is_empty() {
             return Err(Error::config("empty server address".to_owned()));
         }
-        addrs.extend(crate::addr::resolve(server)?);
+        for addr in crate::addr::resolve(server)? {
+            addrs.push(addr);
+            hosts.push(server.to_owned());
+        }
     }
-    Ok(addrs)
+    Ok((addrs, hosts))
 }
 
 fn default_seed() -> u64 {
@@ -367,6 +395,18 @@ struct Conn {
     token: Token,
     addr: SocketAddr,
     connected: bool,
+    /// The TLS connection in front of the socket, with `--tls`.
+    tls: Option<Box<rustls::ClientConnection>>,
+}
+
+impl Conn {
+    /// Reads plaintext: from the socket, or through TLS.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.read(buf),
+            Some(tls) => crate::tls::read(tls, &mut self.stream, buf),
+        }
+    }
 }
 
 struct Driver {
@@ -391,6 +431,11 @@ struct Driver {
     held: Option<Input>,
     read_buf: Box<[u8]>,
     stop: bool,
+    /// With `--tls`: the settings, and the name to check for each address.
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        Vec<rustls_pki_types::ServerName<'static>>,
+    )>,
 }
 
 impl Driver {
@@ -526,6 +571,24 @@ impl Driver {
         self.set_socket_options(&stream).inspect_err(|e| {
             warn!("{addr}: {e}");
         })?;
+        let tls = match &self.tls {
+            None => None,
+            Some((config, names)) => {
+                let started = names
+                    .get(server.0)
+                    .ok_or(rustls::Error::General("no server name".to_owned()))
+                    .and_then(|name| {
+                        rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                    });
+                match started {
+                    Ok(tls) => Some(Box::new(tls)),
+                    Err(e) => {
+                        warn!("TLS to {addr}: {e}");
+                        return Err(io::ErrorKind::InvalidInput.into());
+                    }
+                }
+            }
+        };
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FIRST_CONN);
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -538,6 +601,7 @@ impl Driver {
             token,
             addr,
             connected: false,
+            tls,
         })
     }
 
@@ -608,7 +672,7 @@ impl Driver {
             let Some(conn) = self.conn.as_mut().filter(|c| c.token == token) else {
                 return Ok(());
             };
-            match conn.stream.read(&mut self.read_buf) {
+            match conn.read(&mut self.read_buf) {
                 Ok(0) => {
                     self.fail(TransportEnd::Eof);
                     return Ok(());
@@ -622,7 +686,12 @@ impl Driver {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    debug!("read from {}: {e}", conn.addr);
+                    if e.kind() == io::ErrorKind::InvalidData && conn.tls.is_some() {
+                        // A certificate refused, or not TLS at all: say why.
+                        warn!("TLS with {}: {e}", conn.addr);
+                    } else {
+                        debug!("read from {}: {e}", conn.addr);
+                    }
                     self.fail(TransportEnd::Error(e.kind()));
                     return Ok(());
                 }
@@ -636,7 +705,20 @@ impl Driver {
         let Some(conn) = self.conn.as_mut().filter(|c| c.connected) else {
             return;
         };
-        if let Err(end) = transmit(&mut self.session, &mut conn.stream) {
+        let sent = match &mut conn.tls {
+            None => transmit(&mut self.session, &mut conn.stream),
+            Some(tls) => {
+                let mut writer = crate::tls::Writer {
+                    tls,
+                    sock: &mut conn.stream,
+                };
+                // The session's output, then whatever records the
+                // handshake still has to send.
+                transmit(&mut self.session, &mut writer)
+                    .and_then(|()| writer.flush().map_err(|e| TransportEnd::Error(e.kind())))
+            }
+        };
+        if let Err(end) = sent {
             debug!("write to {}: {end:?}", conn.addr);
             self.fail(end);
         }

@@ -4,14 +4,13 @@
 
 use std::io::{self, Write};
 
-use mio::net::TcpStream;
-
 use super::session::{Session, TransportEnd};
 
-/// Writes `session`'s pending output to `stream` until it is all written or
+/// Writes `session`'s pending output to `stream` (a socket, or a socket
+/// through TLS: [`crate::tls::Writer`]) until it is all written or
 /// the socket would block (a writable event brings the caller back). `Err`
 /// says how the connection failed.
-pub(crate) fn transmit(session: &mut Session, stream: &mut TcpStream) -> Result<(), TransportEnd> {
+pub(crate) fn transmit(session: &mut Session, stream: &mut impl Write) -> Result<(), TransportEnd> {
     while let Some(pending) = session.poll_transmit() {
         match stream.write(pending) {
             Ok(0) => return Err(TransportEnd::Error(io::ErrorKind::WriteZero)),

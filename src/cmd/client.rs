@@ -94,6 +94,23 @@ pub struct ClientArgs {
     /// refused); raw takes any bytes from the server as the answer.
     #[arg(env = "VIGIL_CLIENT_PROTOCOL", long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
     pub protocol: String,
+
+    /// Speak TLS, checking the server's certificate [default: plain TCP].
+    #[arg(env = "VIGIL_CLIENT_TLS", long)]
+    pub tls: bool,
+
+    /// With --tls: trust the certificate authorities in this PEM file instead of the system's.
+    #[arg(env = "VIGIL_CLIENT_CA", long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry [default: the host of --server].
+    #[arg(
+        env = "VIGIL_CLIENT_TLS_NAME",
+        long,
+        value_name = "NAME",
+        requires = "tls"
+    )]
+    pub tls_name: Option<String>,
 }
 
 /// `--protocol`: one of the built-in client codecs.
@@ -125,6 +142,10 @@ impl ClientArgs {
         if let Some(codec) = vigil::protocol::client::ClientCodec::by_name(&self.protocol) {
             config.protocol = codec;
         }
+        config.tls = self.tls.then(|| vigil::tls::TlsClient {
+            ca: self.ca.clone(),
+            name: self.tls_name.clone(),
+        });
         config
     }
 }

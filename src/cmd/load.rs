@@ -102,6 +102,23 @@ pub struct LoadArgs {
     /// raw. Every session beats at --interval whatever the server says.
     #[arg(env = "VIGIL_LOAD_PROTOCOL", long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
     pub protocol: String,
+
+    /// Speak TLS, checking the server's certificate [default: plain TCP].
+    #[arg(env = "VIGIL_LOAD_TLS", long)]
+    pub tls: bool,
+
+    /// With --tls: trust the certificate authorities in this PEM file instead of the system's.
+    #[arg(env = "VIGIL_LOAD_CA", long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry [default: the host of --server].
+    #[arg(
+        env = "VIGIL_LOAD_TLS_NAME",
+        long,
+        value_name = "NAME",
+        requires = "tls"
+    )]
+    pub tls_name: Option<String>,
 }
 
 /// `--protocol`: one of the built-in client codecs.
@@ -133,6 +150,14 @@ impl LoadArgs {
             .unwrap_or_else(|| format!("load-{}-", std::process::id()));
         c.seed = self.seed.unwrap_or_else(clock_seed);
         c.protocol = ClientCodec::by_name(&self.protocol).unwrap_or_default();
+        c.tls = self.tls.then(|| vigil::tls::TlsClient {
+            ca: self.ca.clone(),
+            name: Some(
+                self.tls_name
+                    .clone()
+                    .unwrap_or_else(|| vigil::tls::host_of(server).to_owned()),
+            ),
+        });
         Ok(c)
     }
 }

@@ -128,6 +128,22 @@ pub struct ServeArgs {
         requires = "admin"
     )]
     admin_token_file: Option<std::path::PathBuf>,
+    /// Serve TLS only: the certificate chain, PEM, the server's certificate first [default: plain TCP].
+    #[arg(
+        env = "VIGIL_TLS_CERT",
+        long,
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        env = "VIGIL_TLS_KEY",
+        long,
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Checks the detector's syntax when flags are parsed (a usage error);
@@ -194,6 +210,10 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             args.admin_public,
             args.admin_token_file.as_deref(),
         )?);
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        log::info!("TLS with certificate {}", cert.display());
+        builder = builder.tls(vigil::server::TlsFiles::new(cert, key));
     }
     if let Some(sink) = events(args.events.as_deref(), args.events_queue)? {
         builder = builder.events(sink);

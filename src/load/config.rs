@@ -168,6 +168,10 @@ pub struct LoadConfig {
     /// ([`run`](super::run)); `--procs` workers are told the protocol by
     /// name, so they need a built-in one.
     pub protocol: ClientCodec,
+    /// Speak TLS, checking the server's certificate this way; without a
+    /// name, the certificate must carry the server's IP address. Default:
+    /// `None`, plain TCP.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 impl LoadConfig {
@@ -185,6 +189,7 @@ impl LoadConfig {
             seed: 0,
             first_index: 0,
             protocol: ClientCodec::LINE,
+            tls: None,
         }
     }
 
@@ -353,6 +358,15 @@ impl LoadConfig {
             s.push_str(&format!("source_ips {r}\n"));
         }
         s.push_str(&format!("protocol {}\n", self.protocol.name()));
+        if let Some(tls) = &self.tls {
+            s.push_str("tls on\n");
+            if let Some(ca) = &tls.ca {
+                s.push_str(&format!("tls_ca {}\n", ca.display()));
+            }
+            if let Some(name) = &tls.name {
+                s.push_str(&format!("tls_name {name}\n"));
+            }
+        }
         s
     }
 
@@ -410,6 +424,18 @@ impl LoadConfig {
                 }
                 "protocol" => {
                     c.protocol = ClientCodec::by_name(value).ok_or_else(|| bad(line))?;
+                    0
+                }
+                "tls" if value == "on" => {
+                    c.tls.get_or_insert_with(Default::default);
+                    0
+                }
+                "tls_ca" => {
+                    c.tls.get_or_insert_with(Default::default).ca = Some(value.into());
+                    0
+                }
+                "tls_name" => {
+                    c.tls.get_or_insert_with(Default::default).name = Some(value.to_owned());
                     0
                 }
                 _ => return Err(bad(line)),
@@ -732,7 +758,15 @@ mod tests {
             LoadConfig::decode(&old).map(|c| c.protocol),
             Ok(ClientCodec::LINE)
         );
+        c.tls = Some(crate::tls::TlsClient::default());
+        assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
+        c.tls = Some(crate::tls::TlsClient {
+            ca: Some("/etc/vigil/ca with space.pem".into()),
+            name: Some("vigil.example".to_owned()),
+        });
+        assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
         for bad in [
+            c.encode().replace("tls on", "tls off"),
             c.encode().replace("protocol raw", "protocol smtp"),
             String::new(),
             c.encode().replace("conns 1234", "conns x"),

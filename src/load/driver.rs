@@ -78,6 +78,16 @@ pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Resul
         .map_err(Error::config)?;
     check_sources(config)?;
     warn_about_ports(config, crate::sys::ephemeral_ports());
+    let tls = match &config.tls {
+        None => None,
+        Some(t) => {
+            let settings = t.config().map_err(tls_error)?;
+            let name = t
+                .server_name(&config.server.to_string())
+                .map_err(tls_error)?;
+            Some((settings, name))
+        }
+    };
     let poll = Poll::new().map_err(|e| Error::io("cannot create the event loop", e))?;
     let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
@@ -106,11 +116,17 @@ pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Resul
             recent_scheduled: Latency::new(),
             clock,
             config: config.clone(),
+            tls,
         },
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
     };
     driver.run(&mut signals, on_progress)?;
     Ok(driver.w.report)
+}
+
+/// A TLS setting that cannot be used, as a config error.
+fn tls_error(e: String) -> Error {
+    Error::config(super::ConfigError::new(e))
 }
 
 /// Refuses source addresses this machine does not have, before any
@@ -166,6 +182,31 @@ enum Timer {
 struct Socket {
     stream: TcpStream,
     connected: bool,
+    /// The TLS connection in front of the socket, with `--tls`.
+    tls: Option<Box<rustls::ClientConnection>>,
+}
+
+impl Socket {
+    /// Reads plaintext: from the socket, or through TLS.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.read(buf),
+            Some(tls) => crate::tls::read(tls, &mut self.stream, buf),
+        }
+    }
+
+    /// Writes `session`'s output, then (TLS) what the handshake has to send.
+    fn transmit(&mut self, session: &mut Session) -> Result<(), TransportEnd> {
+        let Some(tls) = &mut self.tls else {
+            return crate::client::transmit(session, &mut self.stream);
+        };
+        let mut writer = crate::tls::Writer {
+            tls,
+            sock: &mut self.stream,
+        };
+        crate::client::transmit(session, &mut writer)?;
+        io::Write::flush(&mut writer).map_err(|e| TransportEnd::Error(e.kind()))
+    }
 }
 
 /// One connection: its session, its socket when it has one, and what the
@@ -202,6 +243,11 @@ struct World {
     /// ([`tick`]) for the sessions.
     clock: Clock,
     config: LoadConfig,
+    /// With TLS: the settings and the name the certificate must carry.
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    )>,
 }
 
 /// The session time of a clock reading in µs: whole ms, rounded down like
@@ -419,11 +465,22 @@ impl Conn {
                 .register(&mut stream, Token(key), interest)?;
             Ok(stream)
         });
+        let opened = opened.and_then(|stream| {
+            let tls = match &w.tls {
+                None => None,
+                Some((settings, name)) => Some(Box::new(
+                    rustls::ClientConnection::new(std::sync::Arc::clone(settings), name.clone())
+                        .map_err(io::Error::other)?,
+                )),
+            };
+            Ok((stream, tls))
+        });
         match opened {
-            Ok(stream) => {
+            Ok((stream, tls)) => {
                 self.socket = Some(Socket {
                     stream,
                     connected: false,
+                    tls,
                 })
             }
             Err(e) => {
@@ -466,7 +523,7 @@ impl Conn {
         }
         // The session may drop the socket while handling what was read.
         while let Some(socket) = self.socket.as_mut() {
-            match socket.stream.read(buf) {
+            match socket.read(buf) {
                 Ok(0) => {
                     let now_us = w.clock.now_us();
                     self.fail(w, now_us, TransportEnd::Eof);
@@ -498,7 +555,7 @@ impl Conn {
         let Some(socket) = self.socket.as_mut().filter(|s| s.connected) else {
             return;
         };
-        if let Err(end) = crate::client::transmit(&mut self.session, &mut socket.stream) {
+        if let Err(end) = socket.transmit(&mut self.session) {
             self.fail(w, now_us, end);
         }
     }

@@ -200,6 +200,12 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
+    /// Serves TLS with this certificate and key. See [`Config::tls`].
+    pub fn tls(mut self, files: super::TlsFiles) -> Self {
+        self.config.tls = Some(files);
+        self
+    }
+
     /// Checks the settings and binds the listening socket.
     pub fn build(self) -> Result<Server<P, H>, Error> {
         let mut config = self.config;

@@ -112,6 +112,9 @@ pub struct Config {
     /// served on the server's own loop. Default off. See
     /// [`AdminConfig`](super::AdminConfig).
     pub admin: Option<super::AdminConfig>,
+    /// Serve TLS only, with this certificate and key (rustls: TLS 1.2 and
+    /// 1.3). Default off: plain TCP.
+    pub tls: Option<super::TlsFiles>,
 }
 
 impl Default for Config {
@@ -133,6 +136,7 @@ impl Default for Config {
             detector: crate::detector::Detector::Fixed,
             cluster: None,
             admin: None,
+            tls: None,
         }
     }
 }

@@ -37,6 +37,67 @@ impl Conn {
         }
     }
 
+    /// Reads what the peer sent into `buf`, as [`read_some`] does; through
+    /// `tls` (the connection's entry in [`super::tls::TlsConns`]), the
+    /// plaintext (see [`crate::tls`] for the rules).
+    pub fn receive(
+        &mut self,
+        tls: Option<&mut rustls::ServerConnection>,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        match tls {
+            None => read_some(&mut self.stream, buf),
+            Some(tls) => crate::tls::read(tls, &mut self.stream, buf),
+        }
+    }
+
+    /// [`Conn::send`], or through `tls` when the connection has it: rustls
+    /// holds what the socket does not take (not `output`). Says how many
+    /// bytes went out: through TLS, the plaintext rustls took (its records
+    /// are a little larger).
+    pub fn send_via(
+        &mut self,
+        tls: Option<&mut rustls::ServerConnection>,
+        data: &[u8],
+        max_output: usize,
+    ) -> Result<usize, CloseReason> {
+        match tls {
+            None => self.send(data, max_output),
+            Some(tls) => send_tls(tls, &mut self.stream, data),
+        }
+    }
+
+    /// [`Conn::flush`], or the records `tls` holds. Says how many bytes of
+    /// `output` went out (none through TLS: they were counted when sent).
+    pub fn flush_via(
+        &mut self,
+        tls: Option<&mut rustls::ServerConnection>,
+    ) -> Result<usize, CloseReason> {
+        match tls {
+            None => self.flush(),
+            Some(tls) => crate::tls::flush(tls, &mut self.stream)
+                .map(|_| 0)
+                .map_err(|_| CloseReason::Reset),
+        }
+    }
+
+    /// Sends a connection's last bytes (its BYE) whatever the output cap,
+    /// then, through TLS, a `close_notify`. Best effort: the connection is
+    /// going either way. Says how many bytes went out (as
+    /// [`Conn::send_via`]).
+    pub fn send_last(&mut self, tls: Option<&mut rustls::ServerConnection>, data: &[u8]) -> usize {
+        match tls {
+            None => self.send(data, usize::MAX).unwrap_or(0),
+            Some(tls) => {
+                tls.set_buffer_limit(None);
+                let n = crate::tls::write(tls, &mut self.stream, data).unwrap_or(0);
+                tls.send_close_notify();
+                let _ = crate::tls::flush(tls, &mut self.stream);
+                n
+            }
+        }
+    }
+
     /// Writes `data` after whatever output is already pending, and says
     /// how many bytes the socket took. What the socket does not take is
     /// kept; the error says the connection is unusable (`Reset`) or the
@@ -123,6 +184,22 @@ impl ReadState {
         }
         self.bits += READ_ONE;
         true
+    }
+}
+
+/// Hands `data` to TLS and writes what the socket takes. rustls holds the
+/// rest, up to the output cap it was given at accept
+/// ([`super::tls::accept`]): past the cap it takes less than all of `data`.
+fn send_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    data: &[u8],
+) -> Result<usize, CloseReason> {
+    match crate::tls::write(tls, stream, data) {
+        Ok(n) if n == data.len() => Ok(n),
+        Ok(_) => Err(CloseReason::OutputOverflow),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(CloseReason::OutputOverflow),
+        Err(_) => Err(CloseReason::Reset),
     }
 }
 

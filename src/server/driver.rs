@@ -50,6 +50,7 @@ use slab::Slab;
 use super::conn::{read_some, Conn};
 use super::session::{ConnRef, Deadline, Sessions};
 use super::stats::TurnTimes;
+use super::tls::TlsConns;
 use super::{Handler, Stats};
 use crate::cluster::link::ClusterLink;
 use crate::cluster::{Change, Output};
@@ -130,6 +131,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     stop: Arc<AtomicBool>,
     /// Presence shared with other nodes through Redis, when configured.
     cluster: Option<ClusterLink>,
+    /// The TLS connections beside `conns`, by slab key (empty when off).
+    tls: TlsConns,
     /// Bytes in and out, turn times (for stats and metrics).
     traffic: Traffic,
     /// The admin endpoint and the handles' queries.
@@ -197,6 +200,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             stop,
             traffic: Traffic::default(),
             cluster: None,
+            tls: TlsConns::default(),
         })
     }
 
@@ -233,6 +237,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// The run id of the events (and of the cluster's records).
     pub fn run_id(&self) -> crate::events::RunId {
         self.sink.run_id()
+    }
+
+    /// Serves TLS with `config` (`None`: plain TCP).
+    pub fn set_tls(&mut self, config: Option<Arc<rustls::ServerConfig>>) {
+        self.tls = TlsConns::new(config);
     }
 
     pub fn local_addrs(&self) -> &[SocketAddr] {
@@ -384,7 +393,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                         self.turn.reads.push(conn.session.conn_ref(key as u32));
                     }
                     if event.is_writable() && conn.session.is_open() {
-                        match conn.flush() {
+                        match conn.flush_via(self.tls.get_mut(key)) {
                             Ok(n) => self.traffic.bytes_out += n as u64,
                             Err(reason) => self.close(key, reason),
                         }
@@ -420,6 +429,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             clock,
             turn,
             traffic,
+            tls,
             ..
         } = self;
         let Some(conn) = conns.get_mut(key) else {
@@ -437,7 +447,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 }
                 break;
             }
-            match read_some(&mut conn.stream, scratch) {
+            match conn.receive(tls.get_mut(key), scratch) {
                 Ok(0) => {
                     end = Some(CloseReason::Closed);
                     break;
@@ -543,15 +553,16 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             }
             if t.last || !conn.session.is_open() {
                 // Best effort: the connection is going either way.
-                if let Ok(n) = conn.send(t.bytes, usize::MAX) {
-                    self.traffic.bytes_out += n as u64;
-                }
+                let tls = self.tls.get_mut(key);
                 if t.last {
+                    self.traffic.bytes_out += conn.send_last(tls, t.bytes) as u64;
                     conn.session.handle_ended();
+                } else if let Ok(n) = conn.send_via(tls, t.bytes, usize::MAX) {
+                    self.traffic.bytes_out += n as u64;
                 }
                 continue;
             }
-            match conn.send(t.bytes, self.limits.max_output) {
+            match conn.send_via(self.tls.get_mut(key), t.bytes, self.limits.max_output) {
                 Ok(n) => self.traffic.bytes_out += n as u64,
                 Err(reason) => self.close(key, reason),
             }
@@ -610,6 +621,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// presence events to the sink.
     fn end_turn(&mut self) {
         for key in self.turn.closing.drain(..) {
+            self.tls.remove(key);
             if let Some(mut conn) = self.conns.try_remove(key) {
                 // Read what the peer sent and we will not process, so the
                 // close sends a FIN after our BYE rather than a reset that

@@ -27,6 +27,7 @@ mod presence;
 pub(crate) mod session;
 mod spill;
 mod stats;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,7 @@ pub use config::{
 };
 pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
 pub use stats::{Stats, TurnTimes, TURN_BUCKETS_US};
+pub use tls::TlsFiles;
 
 use crate::error::{Error, ErrorKind};
 use crate::events::EventSink;
@@ -200,6 +202,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             stats_every: config.stats_interval.map(|d| millis_ceil(d).max(1)),
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let mut driver = Driver::new(
             poll,
             listeners,
@@ -248,6 +251,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 }
             );
         }
+        driver.set_tls(tls);
         Ok(Server {
             driver,
             stop,

@@ -154,6 +154,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             refuse(&mut self.sessions, stream, peer);
             return;
         };
+        if let Err(e) = self.tls.accept(key, self.limits.max_output) {
+            log::warn!("TLS for a connection from {peer}: {e}");
+            refuse(&mut self.sessions, stream, peer);
+            return;
+        }
         let session = self.sessions.handle_accept(self.clock.stamp(), key32, peer);
         let deadline = self.sessions.deadline(key32, &session);
         let c = session.conn_ref(key32);
