@@ -77,6 +77,15 @@ impl Event<'_> {
     }
 }
 
+/// `time` as the events' `time` field shows it (`YYYY-MM-DDTHH:MM:SS.mmmZ`,
+/// UTC), for events written by others (the supervisor of `vigil serve
+/// --workers`).
+pub fn format_time(time: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    write_rfc3339(time, &mut out);
+    out
+}
+
 /// Writes `s` as a JSON string literal (also used by `vigil load`'s report).
 pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');

@@ -7,6 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use super::workers::WorkerSlot;
 use crate::duration::MAX_DURATION;
 use crate::sys::Keepalive;
 
@@ -98,6 +99,10 @@ pub struct Config {
     /// go unacknowledged before the kernel gives up on the peer. Default
     /// off (the kernel's retransmission limit, about 15 minutes).
     pub tcp_user_timeout: Option<Duration>,
+    /// As one of several worker processes sharing the port (`vigil serve
+    /// --workers`): which one. The listening sockets get `SO_REUSEPORT`
+    /// and client ids are sharded (see [`WorkerSlot`]). Default `None`.
+    pub worker: Option<WorkerSlot>,
 }
 
 impl Default for Config {
@@ -116,6 +121,7 @@ impl Default for Config {
             handle_signals: false,
             tcp_keepalive: None,
             tcp_user_timeout: None,
+            worker: None,
         }
     }
 }
@@ -190,6 +196,11 @@ impl Config {
         }
         if self.stats_interval == Some(Duration::ZERO) {
             return err("the stats interval must be at least 1ms");
+        }
+        if let Some(w) = &self.worker {
+            if w.index >= w.count {
+                return err("a worker's index must be below the worker count");
+            }
         }
         if self.timeout < self.interval {
             log::warn!(

@@ -84,6 +84,7 @@ struct Turn {
 }
 
 mod accept;
+mod handoff;
 
 use accept::Accepting;
 
@@ -116,6 +117,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     sink: EventSink,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     stop: Arc<AtomicBool>,
+    /// As one of several workers, the socket connections are handed over on.
+    handoff: Option<Box<handoff::Port>>,
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -164,6 +167,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             sink: EventSink::log_only(),
             signals,
             stop,
+            handoff: None,
         })
     }
 
@@ -269,6 +273,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             match event.token() {
                 WAKER => {}
                 SIGNALS => self.on_signals(),
+                handoff::HANDOFF => self.take_handoffs(),
                 Token(t) if t <= FIRST_LISTENER && FIRST_LISTENER - t < self.listeners.len() => {
                     self.accept_from(FIRST_LISTENER - t)
                 }
@@ -496,6 +501,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// Removes the connections closed during this turn and hands the turn's
     /// presence events to the sink.
     fn end_turn(&mut self) {
+        self.send_handoffs();
         for key in self.turn.closing.drain(..) {
             if let Some(mut conn) = self.conns.try_remove(key) {
                 // Read what the peer sent and we will not process, so the

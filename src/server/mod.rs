@@ -23,6 +23,7 @@ mod presence;
 pub(crate) mod session;
 mod spill;
 mod stats;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +111,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 backlog: config.backlog,
                 keepalive: config.tcp_keepalive,
                 user_timeout: config.tcp_user_timeout,
+                reuse_port: config.worker.is_some(),
             },
         )?;
         let waker = Arc::new(
@@ -137,7 +139,11 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             timeout_ms: millis_ceil(config.timeout),
             max_pings: config.max_pings,
         };
-        let sessions = Sessions::new(protocol, handler, LocalPresence::default(), settings);
+        let presence = match &config.worker {
+            Some(w) => LocalPresence::shard(w.index, w.count),
+            None => LocalPresence::default(),
+        };
+        let sessions = Sessions::new(protocol, handler, presence, settings);
         let wheel = Wheel::new(millis_ceil(config.tick).max(1), config.wheel_slots);
         let limits = Limits {
             max_conns,
@@ -145,7 +151,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             stats_every: config.stats_interval.map(|d| millis_ceil(d).max(1)),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let driver = Driver::new(
+        let mut driver = Driver::new(
             poll,
             listeners,
             sessions,
@@ -154,6 +160,9 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             signals,
             Arc::clone(&stop),
         )?;
+        if let Some(w) = config.worker {
+            driver.set_worker(w)?;
+        }
         Ok(Server {
             driver,
             stop,

@@ -28,12 +28,31 @@ pub(crate) trait PresenceTable {
 
     /// How many client ids are online.
     fn len(&self) -> usize;
+
+    /// Whether this server owns `id`: true unless it is one of several
+    /// workers, each owning a shard of the ids (see `server::workers`).
+    fn owns(&self, _id: &str) -> bool {
+        true
+    }
 }
 
 /// The online client ids of one server, in a hash map.
 #[derive(Debug, Default)]
 pub(crate) struct LocalPresence {
     online: HashMap<Arc<str>, ConnRef>,
+    /// As worker `.0` of `.1`, the shard of ids this table owns.
+    shard: Option<(u32, u32)>,
+}
+
+impl LocalPresence {
+    /// The table of worker `index` of `count`: it owns the ids that
+    /// [`owner_of`](super::workers::owner_of) gives to `index`.
+    pub fn shard(index: u32, count: u32) -> LocalPresence {
+        LocalPresence {
+            online: HashMap::new(),
+            shard: Some((index, count)),
+        }
+    }
 }
 
 impl PresenceTable for LocalPresence {
@@ -64,6 +83,11 @@ impl PresenceTable for LocalPresence {
 
     fn len(&self) -> usize {
         self.online.len()
+    }
+
+    fn owns(&self, id: &str) -> bool {
+        self.shard
+            .is_none_or(|(index, count)| super::workers::owner_of(id, count) == index)
     }
 }
 

@@ -109,6 +109,10 @@ enum State {
     Closing(CloseReason),
     /// Its last bytes have been handed to the socket.
     Ended(CloseReason),
+    /// Its HELLO names a client id another worker owns: the connection
+    /// goes to that worker (see [`Sessions::poll_handoff`]); no offline
+    /// event here, the owner carries on with the same number.
+    HandedOff,
 }
 
 /// One connection's part of the protocol state: about 100 bytes, and no
@@ -177,6 +181,7 @@ impl Session {
         match self.state {
             State::Open => None,
             State::Closing(r) | State::Ended(r) => Some(r),
+            State::HandedOff => None,
         }
     }
 
@@ -218,6 +223,17 @@ pub(crate) struct PresenceEvent {
     pub kind: EventKind,
 }
 
+/// A connection to hand to the worker that owns its client id, from
+/// [`Sessions::poll_handoff`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Handoff {
+    pub conn: ConnRef,
+    /// The id its HELLO names.
+    pub client: Box<str>,
+    /// The bytes from its HELLO on, to replay at the owner.
+    pub input: Vec<u8>,
+}
+
 /// What [`Sessions::handle_timeout`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Deadline {
@@ -247,6 +263,9 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
     /// Where a refused connection's BYE is encoded.
     refusal: Vec<u8>,
     stop: bool,
+    /// Connections to hand to the worker that owns their client id, with
+    /// the bytes from their HELLO on (see `server::workers`).
+    handoffs: VecDeque<Handoff>,
 }
 
 impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
@@ -265,6 +284,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             targets: Vec::new(),
             refusal: Vec::new(),
             stop: false,
+            handoffs: VecDeque::new(),
         }
     }
 
@@ -349,6 +369,13 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         while used < buf.len() {
             match self.protocol.decode(&buf[used..]) {
                 Ok(Some((frame, n))) => {
+                    if let Frame::Hello { client_id } = frame {
+                        if s.client.as_deref() != Some(client_id) && !self.presence.owns(client_id)
+                        {
+                            self.hand_off(key, s, client_id, buf[used..].to_vec());
+                            return false;
+                        }
+                    }
                     used += n;
                     s.last_seen = s.last_seen.max(now);
                     if let Err(reason) = self.on_frame(now, key, s, frame) {
@@ -423,6 +450,63 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         self.event(s, EventKind::Offline(reason));
         self.call_handler(s, key, false, |h, ctx, info| {
             h.on_offline(ctx, info, reason)
+        });
+    }
+
+    /// A connection handed over by the worker that accepted it (its HELLO
+    /// names an id this worker owns): its session under slab key `key`,
+    /// with the number and peer it had there, and no second online event.
+    /// The bytes from its HELLO on follow through [`Sessions::handle_bytes`].
+    pub fn handle_adopt(&mut self, now: Tick, number: u64, peer: SocketAddr) -> Session {
+        Session {
+            number,
+            peer,
+            last_seen: now,
+            client: None,
+            input: Spill::default(),
+            ping_window_start: 0,
+            pings_in_window: 0,
+            state: State::Open,
+        }
+    }
+
+    /// The hand-off of `s` (from [`Sessions::poll_handoff`]) failed: it is
+    /// closed here instead (`overloaded`), with its offline event, so it
+    /// still has exactly one.
+    pub fn handle_handoff_failed(&mut self, key: u32, s: &mut Session) {
+        if s.state == State::HandedOff {
+            s.state = State::Open;
+            self.handle_close(key, s, CloseReason::Overloaded);
+        }
+    }
+
+    /// The next connection to hand to the worker that owns its client id,
+    /// with the bytes to replay there (its HELLO and what followed). The
+    /// loop writes what is queued for it first, then sends it on.
+    pub fn poll_handoff(&mut self) -> Option<Handoff> {
+        self.handoffs.pop_front()
+    }
+
+    /// Sets the number the next connection gets (workers start theirs
+    /// apart, so numbers are unique across workers).
+    pub fn set_next_number(&mut self, number: u64) {
+        self.next_number = number;
+    }
+
+    /// `s` leaves this worker: its id (if any) is released without an
+    /// offline event; the new owner emits the `hello` and, later, the
+    /// offline event.
+    fn hand_off(&mut self, key: u32, s: &mut Session, id: &str, rest: Vec<u8>) {
+        let cref = s.conn_ref(key);
+        if let Some(old) = s.client.take() {
+            self.presence.release(&old, cref);
+        }
+        s.state = State::HandedOff;
+        s.input = Spill::default();
+        self.handoffs.push_back(Handoff {
+            conn: cref,
+            client: id.into(),
+            input: rest,
         });
     }
 

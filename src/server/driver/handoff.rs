@@ -1,0 +1,188 @@
+//! Handing connections between workers (see `server::workers`): sending a
+//! connection whose HELLO names an id another worker owns, and taking in
+//! the ones other workers send here.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use mio::net::{TcpStream, UnixDatagram};
+use mio::{Interest, Token};
+
+use super::super::conn::Conn;
+use super::super::workers::{owner_of, Handoff, WorkerSlot};
+use super::{Driver, Handler};
+use crate::error::{Error, ErrorKind};
+use crate::protocol::{CloseReason, Protocol};
+
+/// The hand-off socket's token: above every slab key (they fit in a
+/// `u32`), below the listeners' tokens.
+pub(crate) const HANDOFF: Token = Token(usize::MAX / 2);
+
+/// The largest hand-off datagram taken in: a read's worth of input and a
+/// full output cap fit with room to spare.
+const MAX_DATAGRAM: usize = 256 * 1024;
+
+/// A worker's hand-off socket and what goes with it (present only when the
+/// server is one of several workers).
+pub(crate) struct Port {
+    slot: WorkerSlot,
+    socket: UnixDatagram,
+    buf: Vec<u8>,
+}
+
+impl<P: Protocol, H: Handler> Driver<P, H> {
+    /// Makes this loop worker `slot.index` of `slot.count`: binds its
+    /// hand-off socket, named after the group and its index.
+    pub fn set_worker(&mut self, slot: WorkerSlot) -> Result<(), Error> {
+        let name = slot.socket_name(slot.index);
+        let fd = crate::sys::bind_abstract_datagram(name.as_bytes()).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Bind,
+                format!("cannot bind the hand-off socket {name}"),
+                e,
+            )
+        })?;
+        let mut socket = UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(fd));
+        self.poll
+            .registry()
+            .register(&mut socket, HANDOFF, Interest::READABLE)
+            .map_err(|e| {
+                Error::with_source(ErrorKind::Io, "cannot register the hand-off socket", e)
+            })?;
+        self.sessions.set_next_number(slot.first_conn);
+        self.handoff = Some(Box::new(Port {
+            slot,
+            socket,
+            buf: vec![0; MAX_DATAGRAM],
+        }));
+        Ok(())
+    }
+
+    /// Sends every connection the sessions handed off to its owner, after
+    /// what was queued for it has been written. One that cannot be sent is
+    /// closed here (`overloaded`).
+    pub(super) fn send_handoffs(&mut self) {
+        let mut failed = false;
+        while let Some(h) = self.sessions.poll_handoff() {
+            let key = h.conn.key as usize;
+            if !self.is_current(h.conn) {
+                continue;
+            }
+            let sent = match (&mut self.handoff, self.conns.get_mut(key)) {
+                (Some(port), Some(conn)) => {
+                    if let Some(timer) = conn.timer.take() {
+                        self.wheel.cancel(timer);
+                    }
+                    // The registration belongs to the socket, not to this
+                    // descriptor: left in place it would outlive our close.
+                    let _ = self.poll.registry().deregister(&mut conn.stream);
+                    let message = Handoff {
+                        number: conn.session.number(),
+                        peer: conn.session.peer(),
+                        output: conn.output.as_mut().map(|v| v.to_vec()).unwrap_or_default(),
+                        input: h.input,
+                    };
+                    let mut payload = std::mem::take(&mut port.buf);
+                    message.encode(&mut payload);
+                    let to = port.slot.socket_name(owner_of(&h.client, port.slot.count));
+                    let result = crate::sys::send_fd(
+                        port.socket.as_raw_fd(),
+                        to.as_bytes(),
+                        &payload,
+                        conn.stream.as_raw_fd(),
+                    );
+                    payload.resize(MAX_DATAGRAM, 0);
+                    port.buf = payload;
+                    result.map_err(|e| (e, Some(to)))
+                }
+                _ => Err((io::Error::other("not a worker"), None)),
+            };
+            match sent {
+                // Our descriptor closes; the owner's copy keeps the socket.
+                Ok(()) => drop(self.conns.try_remove(key)),
+                Err((e, to)) => {
+                    log::warn!(
+                        "conn {}: cannot hand it to {}: {e}; closing",
+                        self.conns.get(key).map_or(0, |c| c.session.number()),
+                        to.as_deref().unwrap_or("another worker")
+                    );
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        self.sessions
+                            .handle_handoff_failed(h.conn.key, &mut conn.session);
+                        self.turn.closing.push(key);
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if failed {
+            self.transmit();
+        }
+    }
+
+    /// Takes in every connection other workers have sent here.
+    pub(super) fn take_handoffs(&mut self) {
+        loop {
+            let Some(port) = &mut self.handoff else {
+                return;
+            };
+            let (n, fd) = match crate::sys::recv_fd(port.socket.as_raw_fd(), &mut port.buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("hand-off socket: {e}");
+                    continue;
+                }
+            };
+            let Some(fd) = fd else {
+                log::warn!("a hand-off came without its socket (no descriptor left?)");
+                continue;
+            };
+            let Some(h) = Handoff::decode(&port.buf[..n]) else {
+                log::warn!("a hand-off datagram could not be read; dropping its connection");
+                continue;
+            };
+            let stream = TcpStream::from_std(std::net::TcpStream::from(fd));
+            self.adopt(stream, h);
+        }
+    }
+
+    /// Takes a handed-off connection in: a session with its number (no
+    /// online event), a slab entry, epoll, a deadline; then its unwritten
+    /// output goes out and its HELLO and what followed are replayed.
+    fn adopt(&mut self, stream: TcpStream, h: Handoff) {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let Ok(key32) = u32::try_from(key) else {
+            log::warn!("conn {}: no slab key left; dropping it", h.number);
+            return;
+        };
+        let now = self.clock.stamp();
+        let session = self.sessions.handle_adopt(now, h.number, h.peer);
+        let deadline = self.sessions.deadline(&session);
+        let c = session.conn_ref(key32);
+        let mut conn = Conn::new(stream, session);
+        let registered = self.poll.registry().register(
+            &mut conn.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        let timer = self.wheel.try_insert(deadline, c);
+        conn.timer = timer.ok();
+        if !h.output.is_empty() {
+            // Best effort, as for any write; what it does not take waits.
+            let _ = conn.send(&h.output, usize::MAX);
+        }
+        let conn = entry.insert(conn);
+        self.sessions
+            .handle_bytes(now, key32, &mut conn.session, &h.input);
+        if let Err(e) = registered {
+            log::warn!("conn {}: cannot register: {e}", h.number);
+            self.close(key, CloseReason::Reset);
+        } else if timer.is_err() {
+            self.close(key, CloseReason::Overloaded);
+        }
+        self.apply_closes();
+    }
+}
