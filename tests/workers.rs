@@ -311,3 +311,31 @@ fn bad_worker_counts_and_a_port_in_use_are_refused() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+#[test]
+fn a_burst_of_hellos_is_handed_over_without_loss() {
+    // Far more hand-offs at once than a Unix datagram queue holds
+    // (net.unix.max_dgram_qlen, 10 by default): they wait for room.
+    let server = Serve::start(&["--workers", "2"]);
+    for i in 0..2 {
+        server.wait_log(&format!("worker {i} ready"));
+    }
+    let mut peers: Vec<Peer> = (0..600).map(|_| server.connect()).collect();
+    for (i, p) in peers.iter_mut().enumerate() {
+        p.send(format!("HELLO burst-{i}\nPING {i}\n").as_bytes());
+    }
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert_eq!(
+            p.line().as_deref(),
+            Some(&*format!("WELCOME burst-{i} interval=30000 timeout=45000"))
+        );
+        assert_eq!(p.line(), Some(format!("PONG {i}")));
+    }
+    let (status, log) = server.stop();
+    assert!(status.success());
+    assert!(
+        !log.iter().any(|l| l.contains("cannot hand it")),
+        "{}",
+        log.join("\n")
+    );
+}

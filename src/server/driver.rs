@@ -265,10 +265,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             return Some(Duration::ZERO);
         }
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
-        let at = [tick, next_stats, self.accepting.retry_at]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let at = [
+            tick,
+            next_stats,
+            self.accepting.retry_at,
+            self.handoff_retry_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(Duration::from_millis(at.saturating_sub(self.clock.now())))
     }
 
@@ -576,6 +581,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
 
     fn shutdown(mut self, last: &mut (Stats, Tick)) -> Stats {
         self.listeners.clear();
+        self.drop_handoffs();
         log::info!("shutting down: closing {} connections", self.conns.len());
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         // In slices, so the output queue and the events of one slice are

@@ -470,13 +470,14 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         }
     }
 
-    /// The hand-off of `s` (from [`Sessions::poll_handoff`]) failed: it is
-    /// closed here instead (`overloaded`), with its offline event, so it
-    /// still has exactly one.
-    pub fn handle_handoff_failed(&mut self, key: u32, s: &mut Session) {
+    /// The hand-off of `s` (from [`Sessions::poll_handoff`]) failed, or
+    /// the server stops before it could be made: it is closed here instead
+    /// for `reason` (`overloaded`, `shutdown`), with its offline event, so
+    /// it still has exactly one.
+    pub fn handle_handoff_failed(&mut self, key: u32, s: &mut Session, reason: CloseReason) {
         if s.state == State::HandedOff {
             s.state = State::Open;
-            self.handle_close(key, s, CloseReason::Overloaded);
+            self.handle_close(key, s, reason);
         }
     }
 

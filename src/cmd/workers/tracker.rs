@@ -20,9 +20,11 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 struct Live {
     worker: u32,
-    /// The fields of its latest line, to write its `worker-lost` line with.
-    peer: Value,
-    client: Value,
+    /// The fields of its latest line, to write its `worker-lost` line with
+    /// (boxed strings: a `Value` per field would double the cost of a
+    /// connection here).
+    peer: Box<str>,
+    client: Option<Box<str>>,
     online: bool,
     /// Seen an event after `online` (its `hello` at the owner).
     later: bool,
@@ -54,8 +56,8 @@ impl Tracker {
         if self.lost.contains(&conn) {
             return false;
         }
-        let peer = e.get("peer").cloned().unwrap_or(Value::Null);
-        let client = e.get("client").cloned().unwrap_or(Value::Null);
+        let peer: Box<str> = e.get("peer").and_then(Value::as_str).unwrap_or("").into();
+        let client: Option<Box<str>> = e.get("client").and_then(Value::as_str).map(Into::into);
         match kind {
             "offline" => {
                 if self.live.remove(&conn).is_none_or(|l| !l.online) {
@@ -82,8 +84,8 @@ impl Tracker {
             _ => {
                 let l = self.live.entry(conn).or_insert(Live {
                     worker,
-                    peer: Value::Null,
-                    client: Value::Null,
+                    peer: "".into(),
+                    client: None,
                     online: false,
                     later: true,
                 });
@@ -116,8 +118,11 @@ impl Tracker {
             let mut e = Map::new();
             e.insert("time".into(), Value::from(time));
             e.insert("conn".into(), Value::from(conn));
-            e.insert("peer".into(), l.peer);
-            e.insert("client".into(), l.client);
+            e.insert("peer".into(), Value::from(&*l.peer));
+            e.insert(
+                "client".into(),
+                l.client.as_deref().map_or(Value::Null, Value::from),
+            );
             e.insert("event".into(), Value::from("offline"));
             e.insert("reason".into(), Value::from("worker-lost"));
             lines.push(Value::Object(e).to_string());

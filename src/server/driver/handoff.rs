@@ -2,6 +2,7 @@
 //! connection whose HELLO names an id another worker owns, and taking in
 //! the ones other workers send here.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
 
@@ -9,10 +10,12 @@ use mio::net::{TcpStream, UnixDatagram};
 use mio::{Interest, Token};
 
 use super::super::conn::Conn;
+use super::super::session::Handoff as SessionHandoff;
 use super::super::workers::{owner_of, Handoff, WorkerSlot};
 use super::{Driver, Handler};
 use crate::error::{Error, ErrorKind};
 use crate::protocol::{CloseReason, Protocol};
+use crate::time::Tick;
 
 /// The hand-off socket's token: above every slab key (they fit in a
 /// `u32`), below the listeners' tokens.
@@ -21,6 +24,9 @@ pub(crate) const HANDOFF: Token = Token(usize::MAX / 2);
 /// The largest hand-off datagram taken in: a read's worth of input and a
 /// full output cap fit with room to spare.
 const MAX_DATAGRAM: usize = 256 * 1024;
+/// How long a hand-off may wait for room at its owner before the
+/// connection is closed (`overloaded`) for its client to come back.
+const PATIENCE_MS: Tick = 2000;
 
 /// A worker's hand-off socket and what goes with it (present only when the
 /// server is one of several workers).
@@ -28,6 +34,8 @@ pub(crate) struct Port {
     slot: WorkerSlot,
     socket: UnixDatagram,
     buf: Vec<u8>,
+    /// Hand-offs whose owner had no room, and when each was first tried.
+    waiting: VecDeque<(SessionHandoff, Tick)>,
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -54,70 +62,129 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             slot,
             socket,
             buf: vec![0; MAX_DATAGRAM],
+            waiting: VecDeque::new(),
         }));
         Ok(())
     }
 
     /// Sends every connection the sessions handed off to its owner, after
-    /// what was queued for it has been written. One that cannot be sent is
-    /// closed here (`overloaded`).
+    /// what was queued for it has been written: first the ones waiting for
+    /// room at their owner, then the new ones. One that cannot be sent
+    /// within [`PATIENCE_MS`] (or not at all) is closed here (`overloaded`).
     pub(super) fn send_handoffs(&mut self) {
         let mut failed = false;
+        let waiting = self
+            .handoff
+            .as_mut()
+            .map(|port| std::mem::take(&mut port.waiting))
+            .unwrap_or_default();
+        for (h, since) in waiting {
+            failed |= self.send_handoff(h, since);
+        }
         while let Some(h) = self.sessions.poll_handoff() {
-            let key = h.conn.key as usize;
-            if !self.is_current(h.conn) {
-                continue;
-            }
-            let sent = match (&mut self.handoff, self.conns.get_mut(key)) {
-                (Some(port), Some(conn)) => {
-                    if let Some(timer) = conn.timer.take() {
-                        self.wheel.cancel(timer);
-                    }
-                    // The registration belongs to the socket, not to this
-                    // descriptor: left in place it would outlive our close.
-                    let _ = self.poll.registry().deregister(&mut conn.stream);
-                    let message = Handoff {
-                        number: conn.session.number(),
-                        peer: conn.session.peer(),
-                        output: conn.output.as_mut().map(|v| v.to_vec()).unwrap_or_default(),
-                        input: h.input,
-                    };
-                    let mut payload = std::mem::take(&mut port.buf);
-                    message.encode(&mut payload);
-                    let to = port.slot.socket_name(owner_of(&h.client, port.slot.count));
-                    let result = crate::sys::send_fd(
-                        port.socket.as_raw_fd(),
-                        to.as_bytes(),
-                        &payload,
-                        conn.stream.as_raw_fd(),
-                    );
-                    payload.resize(MAX_DATAGRAM, 0);
-                    port.buf = payload;
-                    result.map_err(|e| (e, Some(to)))
+            if let Some(conn) = self.conns.get_mut(h.conn.key as usize) {
+                if let Some(timer) = conn.timer.take() {
+                    self.wheel.cancel(timer);
                 }
-                _ => Err((io::Error::other("not a worker"), None)),
-            };
-            match sent {
-                // Our descriptor closes; the owner's copy keeps the socket.
-                Ok(()) => drop(self.conns.try_remove(key)),
-                Err((e, to)) => {
-                    log::warn!(
-                        "conn {}: cannot hand it to {}: {e}; closing",
-                        self.conns.get(key).map_or(0, |c| c.session.number()),
-                        to.as_deref().unwrap_or("another worker")
-                    );
-                    if let Some(conn) = self.conns.get_mut(key) {
-                        self.sessions
-                            .handle_handoff_failed(h.conn.key, &mut conn.session);
-                        self.turn.closing.push(key);
-                        failed = true;
-                    }
-                }
+                // The registration belongs to the socket, not to this
+                // descriptor: left in place it would outlive our close.
+                let _ = self.poll.registry().deregister(&mut conn.stream);
             }
+            failed |= self.send_handoff(h, self.now);
         }
         if failed {
             self.transmit();
         }
+    }
+
+    /// Tries to send one hand-off, first tried at `since`; true if it
+    /// failed for good and the connection was closed.
+    fn send_handoff(&mut self, h: SessionHandoff, since: Tick) -> bool {
+        let key = h.conn.key as usize;
+        if !self.is_current(h.conn) {
+            return false;
+        }
+        let sent = match (&mut self.handoff, self.conns.get_mut(key)) {
+            (Some(port), Some(conn)) => {
+                let message = Handoff {
+                    number: conn.session.number(),
+                    peer: conn.session.peer(),
+                    output: conn.output.as_mut().map(|v| v.to_vec()).unwrap_or_default(),
+                    input: h.input.clone(),
+                };
+                let mut payload = std::mem::take(&mut port.buf);
+                message.encode(&mut payload);
+                let to = port.slot.socket_name(owner_of(&h.client, port.slot.count));
+                let result = crate::sys::send_fd(
+                    port.socket.as_raw_fd(),
+                    to.as_bytes(),
+                    &payload,
+                    conn.stream.as_raw_fd(),
+                );
+                payload.resize(MAX_DATAGRAM, 0);
+                port.buf = payload;
+                match result {
+                    // The owner's queue is full (net.unix.max_dgram_qlen):
+                    // try again next turn, for a while.
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            && self.now.saturating_sub(since) < PATIENCE_MS =>
+                    {
+                        port.waiting.push_back((h, since));
+                        return false;
+                    }
+                    other => other.map_err(|e| (e, Some(to))),
+                }
+            }
+            _ => Err((io::Error::other("not a worker"), None)),
+        };
+        match sent {
+            // Our descriptor closes; the owner's copy keeps the socket.
+            Ok(()) => {
+                drop(self.conns.try_remove(key));
+                false
+            }
+            Err((e, to)) => {
+                log::warn!(
+                    "conn {}: cannot hand it to {}: {e}; closing",
+                    self.conns.get(key).map_or(0, |c| c.session.number()),
+                    to.as_deref().unwrap_or("another worker")
+                );
+                self.fail_handoff(key, CloseReason::Overloaded);
+                true
+            }
+        }
+    }
+
+    fn fail_handoff(&mut self, key: usize, reason: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            self.sessions
+                .handle_handoff_failed(key as u32, &mut conn.session, reason);
+            self.turn.closing.push(key);
+        }
+    }
+
+    /// The server stops: the connections still waiting to be handed off
+    /// are closed here (`shutdown`).
+    pub(super) fn drop_handoffs(&mut self) {
+        let waiting = self
+            .handoff
+            .as_mut()
+            .map(|port| std::mem::take(&mut port.waiting))
+            .unwrap_or_default();
+        for (h, _) in waiting {
+            if self.is_current(h.conn) {
+                self.fail_handoff(h.conn.key as usize, CloseReason::Shutdown);
+            }
+        }
+    }
+
+    /// When to try the waiting hand-offs again, if any wait.
+    pub(super) fn handoff_retry_at(&self) -> Option<Tick> {
+        self.handoff
+            .as_ref()
+            .filter(|port| !port.waiting.is_empty())
+            .map(|_| self.now + 1)
     }
 
     /// Takes in every connection other workers have sent here.

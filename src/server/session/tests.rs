@@ -901,9 +901,9 @@ fn a_failed_handoff_closes_with_one_offline_event() {
     assert_eq!(&*h.client, theirs.as_str());
     let slot = a.conns[c as usize].as_mut().unwrap();
     assert!(!slot.session.is_open());
-    a.s.handle_handoff_failed(c, &mut slot.session);
+    a.s.handle_handoff_failed(c, &mut slot.session, CloseReason::Overloaded);
     // Failing twice changes nothing.
-    a.s.handle_handoff_failed(c, &mut slot.session);
+    a.s.handle_handoff_failed(c, &mut slot.session, CloseReason::Overloaded);
     a.settle();
     check(
         &mut a,
