@@ -69,7 +69,8 @@ impl Workers {
             Workers::Count(n) => n,
             Workers::Auto => {
                 let per_process = nofile_hard.saturating_sub(FD_RESERVE).max(1);
-                let needed = max_conns.map_or(1, |m| (m as u64).div_ceil(per_process));
+                let needed =
+                    max_conns.map_or(1, |m| (with_headroom(m) as u64).div_ceil(per_process));
                 let needed = u32::try_from(needed).unwrap_or(MAX_WORKERS);
                 cores.max(needed).clamp(1, MAX_WORKERS)
             }
@@ -84,6 +85,19 @@ impl std::fmt::Display for Workers {
             Workers::Auto => f.write_str("auto"),
         }
     }
+}
+
+/// `max_conns` and a tenth more: client ids do not spread over the
+/// workers exactly evenly, and each worker holds the connections of the
+/// ids it owns, so each needs room for a little more than its share.
+fn with_headroom(max_conns: usize) -> usize {
+    max_conns.saturating_add(max_conns.div_ceil(10))
+}
+
+/// Each worker's `--max-conns` when the whole server may hold `max_conns`
+/// on `count` workers: its share, with headroom (see [`with_headroom`]).
+pub fn worker_share(max_conns: usize, count: u32) -> usize {
+    with_headroom(max_conns.div_ceil(count.max(1) as usize))
 }
 
 /// `--worker-of INDEX/COUNT/GROUP/FIRST_CONN`: the hidden flag the
@@ -212,7 +226,7 @@ fn supervise(
         listen,
         count,
         group,
-        max_conns: max_conns.map(|m| m.div_ceil(count as usize)),
+        max_conns: max_conns.map(|m| worker_share(m, count)),
         events: events.is_some(),
     };
     let mut slots: Vec<Slot> = Vec::with_capacity(count as usize);
@@ -596,8 +610,11 @@ mod tests {
         // 2 cores, 20,000 open files a process.
         assert_eq!(Workers::Auto.resolve(2, 20_000, None), 2);
         assert_eq!(Workers::Auto.resolve(2, 20_000, Some(30_000)), 2);
-        // A million connections need 51 processes of 19,936.
-        assert_eq!(Workers::Auto.resolve(2, 20_000, Some(1_000_000)), 51);
+        // A million connections and a tenth of headroom need 56
+        // processes of 19,936.
+        assert_eq!(Workers::Auto.resolve(2, 20_000, Some(1_000_000)), 56);
+        assert_eq!(worker_share(1_000_000, 56), 19_644);
+        assert_eq!(worker_share(10, 3), 5);
         assert_eq!(Workers::Auto.resolve(8, 1 << 20, Some(1_000_000)), 8);
         assert_eq!(Workers::Auto.resolve(2, 0, Some(usize::MAX)), MAX_WORKERS);
         assert_eq!(Workers::Count(3).resolve(64, 10, Some(1_000_000)), 3);
