@@ -26,7 +26,10 @@ pub(crate) const HANDOFF: Token = Token(usize::MAX / 2);
 const MAX_DATAGRAM: usize = 256 * 1024;
 /// How long a hand-off may wait for room at its owner before the
 /// connection is closed (`overloaded`) for its client to come back.
-const PATIENCE_MS: Tick = 2000;
+const PATIENCE_MS: Tick = 5000;
+/// How often waiting hand-offs are tried again: not every millisecond,
+/// which would spin many busy workers against each other.
+const RETRY_MS: Tick = 10;
 
 /// A worker's hand-off socket and what goes with it (present only when the
 /// server is one of several workers).
@@ -71,6 +74,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// what was queued for it has been written: first the ones waiting for
     /// room at their owner, then the new ones. One that cannot be sent
     /// within [`PATIENCE_MS`] (or not at all) is closed here (`overloaded`).
+    /// Waiting ones are tried again every [`RETRY_MS`], and at the end of
+    /// every turn.
     pub(super) fn send_handoffs(&mut self) {
         let mut failed = false;
         let waiting = self
@@ -184,7 +189,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         self.handoff
             .as_ref()
             .filter(|port| !port.waiting.is_empty())
-            .map(|_| self.now + 1)
+            .map(|_| self.now + RETRY_MS)
     }
 
     /// Takes in every connection other workers have sent here.
