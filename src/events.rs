@@ -213,6 +213,15 @@ pub fn write_gap(run: RunId, time: SystemTime, dropped: u64, out: &mut String) {
     let _ = writeln!(out, ",\"event\":\"gap\",\"dropped\":{dropped}}}");
 }
 
+/// `time` as the events' `time` field shows it (`YYYY-MM-DDTHH:MM:SS.mmmZ`,
+/// UTC), for events written by others (the supervisor of `vigil serve
+/// --workers`).
+pub fn format_time(time: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    write_rfc3339(time, &mut out);
+    out
+}
+
 /// Writes `s` as a JSON string literal (also used by `vigil load`'s report).
 pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
@@ -227,13 +236,6 @@ pub(crate) fn write_json_string(s: &str, out: &mut String) {
         }
     }
     out.push('"');
-}
-
-/// A UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
-    let mut s = String::with_capacity(24);
-    write_rfc3339(time, &mut s);
-    s
 }
 
 /// Writes a UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.

@@ -58,6 +58,11 @@
 //!   endpoint's connections in the same `Poll` (bounded in number, size
 //!   and time; not heartbeat connections) and answers the [`Handle`]'s
 //!   queries when the waker rings.
+//! - [`server::workers`]: one server as several worker processes on one
+//!   port (`SO_REUSEPORT`), client ids sharded by hash; a connection whose
+//!   `HELLO` names another worker's id is handed there with its bytes
+//!   (`SCM_RIGHTS`, `server/driver/handoff.rs`). The supervisor that starts,
+//!   restarts and stops them is the binary's (`src/cmd/workers.rs`).
 //! - [`client::driver`]: the loop behind `vigil client`; [`load`]'s driver
 //!   runs many client sessions in one loop (`vigil load`), [`load::procs`]
 //!   spreads them over processes.
@@ -87,6 +92,11 @@
 //! - Every turn of the loop handles all ready I/O before it expires
 //!   deadlines, so a heartbeat that has arrived is never lost to a timeout;
 //!   a connection past its deadline gets one last look at its socket.
+//! - A turn's work is bounded: at most 2,048 expirations, a budget of
+//!   accepts and of refusals, shutdown in slices; what is left waits for
+//!   the next turn, which polls without sleeping.
+//! - Across workers, a client id is held only by the worker that owns it;
+//!   a handed-off connection keeps its number and gets no second `online`.
 //! - A heartbeat moves the connection's `last_seen` and leaves the wheel
 //!   alone; when the wheel fires, the session compares and the loop re-arms.
 //! - A connection is read at most a fixed budget of times per turn, and a
@@ -121,7 +131,10 @@
 //!   handle's queries), `client.rs` and `cmd_client.rs` (the client), `load.rs` (the load
 //!   generator), `library.rs` (the public API), `real_clients.rs`
 //!   (`redis-cli`, `redis-benchmark`, a select() C client), `codec_split.rs`
-//!   (every codec, every split), `many.rs` (5,000 connections), and
+//!   (every codec, every split), `many.rs` (5,000 connections),
+//!   `workers.rs` (`--workers`: hand-offs, takeover across workers, a
+//!   killed worker, events once), `burst.rs` (15,000 expiring at once
+//!   beside a bystander), and
 //!   `netns.rs` (faults across network namespaces: partitions, loss, a
 //!   carrier NAT, frozen peers), `cluster.rs` (nodes sharing presence
 //!   through a real `redis-server`), `tls.rs` (TLS with `openssl s_client`,

@@ -21,6 +21,9 @@ macro_rules! syscall {
     }};
 }
 
+mod fdpass;
+pub use fdpass::{bind_abstract_datagram, recv_fd, send_fd};
+
 /// The soft and hard limits on open files (`RLIMIT_NOFILE`).
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
@@ -44,6 +47,14 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
         syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim))?;
     }
     Ok(lim.rlim_cur)
+}
+
+/// Asks the kernel to send this process SIGTERM when its parent dies (a
+/// worker whose supervisor was killed stops gracefully instead of serving
+/// on alone).
+pub fn die_with_parent() -> io::Result<()> {
+    let signal = libc::c_ulong::try_from(libc::SIGTERM).unwrap_or(15);
+    syscall!(prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0)).map(drop)
 }
 
 /// The resident set size of this process, in bytes, from `/proc/self/statm`.

@@ -212,7 +212,7 @@ impl ClusterLink {
         }
         if self.cluster.poll_timeout().is_some_and(|t| t <= now) {
             self.cluster
-                .handle_timeout(now, &crate::events::rfc3339(SystemTime::now()));
+                .handle_timeout(now, &crate::events::format_time(SystemTime::now()));
         }
         for i in 0..2 {
             self.flush(registry, i, now);

@@ -7,6 +7,7 @@ pub mod client;
 pub mod load;
 pub mod serve;
 pub mod who;
+pub mod workers;
 
 use std::fmt;
 use std::time::Duration;

@@ -18,7 +18,9 @@ use vigil::server::{
 };
 use vigil::{Keepalive, LineProtocol, Server};
 
+use super::workers::Workers;
 use super::Dur;
+use vigil::server::workers::WorkerSlot;
 
 // `--max-frame` is one flag for two protocols with one default.
 const _: () = assert!(DEFAULT_MAX_FRAME == vigil::protocol::binary::DEFAULT_MAX_LEN);
@@ -144,6 +146,14 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<std::path::PathBuf>,
+    /// Worker processes sharing the port (SO_REUSEPORT): a number, or auto
+    /// (one per core, more when --max-conns needs more open files than one
+    /// process may have). Client ids are sharded across them; presence stays exact.
+    #[arg(env = "VIGIL_WORKERS", long, value_name = "N|auto", default_value_t = Workers::Count(1), value_parser = Workers::parse)]
+    workers: Workers,
+    /// Internal: run as one worker of a supervisor (INDEX/COUNT/GROUP/FIRST_CONN).
+    #[arg(long, hide = true, value_parser = super::workers::parse_slot)]
+    worker_of: Option<WorkerSlot>,
 }
 
 /// Checks the detector's syntax when flags are parsed (a usage error);
@@ -155,6 +165,34 @@ fn check_detector(s: &str) -> Result<String, String> {
 /// Runs the server until SIGINT or SIGTERM: 0 then, 2 for a configuration
 /// the library refuses, 1 for any other error.
 pub fn run(args: ServeArgs) -> ExitCode {
+    if args.worker_of.is_none() {
+        let workers = args.workers.resolve(
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            vigil::nofile_limit().map_or(u64::MAX, |(_, hard)| hard),
+            args.max_conns,
+        );
+        if workers > 1 {
+            // Each worker would bind the admin address, and join the
+            // cluster as the same node: not supported together yet.
+            for (given, flag) in [
+                (args.admin.is_some(), "--admin"),
+                (args.cluster.is_some(), "--cluster"),
+            ] {
+                if given {
+                    vigil::logging::fatal(&format!(
+                        "vigil serve: {flag} cannot be combined with --workers above 1 yet"
+                    ));
+                    return ExitCode::from(2);
+                }
+            }
+            return super::workers::run(
+                workers,
+                &args.listen,
+                args.max_conns,
+                args.events.as_deref(),
+            );
+        }
+    }
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -218,11 +256,16 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(sink) = events(args.events.as_deref(), args.events_queue)? {
         builder = builder.events(sink);
     }
+    let slot = args.worker_of;
+    if let Some(slot) = &slot {
+        builder = builder.worker(slot.clone());
+    }
+    let slot = slot.as_ref();
     match args.protocol {
-        ProtocolName::Line => run_with(builder, LineProtocol::new(args.max_line)),
-        ProtocolName::Resp => run_with(builder, RespProtocol::new(args.max_frame)),
-        ProtocolName::Binary => run_with(builder, BinaryProtocol::new(args.max_frame)),
-        ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0)),
+        ProtocolName::Line => run_with(builder, LineProtocol::new(args.max_line), slot),
+        ProtocolName::Resp => run_with(builder, RespProtocol::new(args.max_frame), slot),
+        ProtocolName::Binary => run_with(builder, BinaryProtocol::new(args.max_frame), slot),
+        ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0), slot),
     }
 }
 
@@ -269,11 +312,18 @@ fn events(path: Option<&str>, queue: usize) -> Result<Option<EventSink>, String>
 fn run_with<P: Protocol>(
     builder: Builder<LineProtocol, PresenceOnly>,
     protocol: P,
+    worker: Option<&WorkerSlot>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     log::info!("protocol: {}", protocol.name());
     let server = builder.protocol(protocol).build()?;
+    if let Some(w) = worker {
+        super::workers::tell_supervisor(w, &format!("ready {}", w.index));
+    }
     let stats = server.run()?;
     log::info!("stopped after {} connections", stats.accepted);
+    if let Some(w) = worker {
+        super::workers::tell_supervisor(w, &format!("stopped {} {}", w.index, stats.accepted));
+    }
     Ok(())
 }
 

@@ -34,7 +34,7 @@
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::stats::Stats;
 use crate::protocol::CloseReason;
@@ -434,36 +434,8 @@ fn seconds(us: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
-/// `t` as RFC 3339 in UTC with milliseconds: `2026-12-01T14:07:15.123Z`.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, mo, d) = civil(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        since.subsec_millis()
-    )
-}
-
-/// The Gregorian (year, month, day) of `days` since 1970-01-01.
-fn civil(days: u64) -> (u64, u64, u64) {
-    // Count from 0000-03-01, so the leap day ends each 4-year cycle and
-    // 400-year eras repeat exactly (146097 days each).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
+/// Wall-clock times as the events show them (RFC 3339, UTC, ms).
+pub(crate) use crate::events::format_time as rfc3339;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 

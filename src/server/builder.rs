@@ -218,6 +218,13 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         }
         Ok(server)
     }
+
+    /// Runs as one of several worker processes on one port. See
+    /// [`Config::worker`].
+    pub fn worker(mut self, slot: super::workers::WorkerSlot) -> Self {
+        self.config.worker = Some(slot);
+        self
+    }
 }
 
 #[cfg(test)]

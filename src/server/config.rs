@@ -7,6 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use super::workers::WorkerSlot;
 use crate::duration::MAX_DURATION;
 use crate::sys::Keepalive;
 
@@ -115,6 +116,10 @@ pub struct Config {
     /// Serve TLS only, with this certificate and key (rustls: TLS 1.2 and
     /// 1.3). Default off: plain TCP.
     pub tls: Option<super::TlsFiles>,
+    /// As one of several worker processes sharing the port (`vigil serve
+    /// --workers`): which one. The listening sockets get `SO_REUSEPORT`
+    /// and client ids are sharded (see [`WorkerSlot`]). Default `None`.
+    pub worker: Option<WorkerSlot>,
 }
 
 impl Default for Config {
@@ -137,6 +142,7 @@ impl Default for Config {
             cluster: None,
             admin: None,
             tls: None,
+            worker: None,
         }
     }
 }
@@ -230,6 +236,11 @@ impl Config {
         }
         if self.stats_interval == Some(Duration::ZERO) {
             return err("the stats interval must be at least 1ms");
+        }
+        if let Some(w) = &self.worker {
+            if w.index >= w.count {
+                return err("a worker's index must be below the worker count");
+            }
         }
         if self.timeout < self.interval {
             log::warn!(

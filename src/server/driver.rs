@@ -60,6 +60,10 @@ use crate::protocol::{CloseReason, Protocol};
 use crate::time::{Clock, Tick};
 use crate::wheel::Wheel;
 
+// The loop's tokens: connections are slab keys (below 2^32); the cluster's
+// two Redis links are 2^40 and 2^40 + 1, the workers' hand-off socket
+// 2^40 + 2; the admin endpoint's listener and connections start at
+// usize::MAX / 2; listeners, signals and the waker are at the very top.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 pub(crate) const SIGNALS: Token = Token(usize::MAX - 1);
 /// Listener `i` has token `FIRST_LISTENER - i`. Connection tokens are slab
@@ -71,6 +75,13 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads per connection per loop turn, so one busy peer cannot starve the
 /// others; a connection with more to read is taken up again next turn.
 pub(crate) const READ_BUDGET: u8 = 4;
+/// Expired deadlines dealt with per turn, and connections closed per slice
+/// of a shutdown. When a paused server (or a dropped NAT) lets 100,000
+/// deadlines pass at once, the loop goes on polling (with a zero timeout)
+/// between slices, so the connections still alive keep being answered.
+/// Each expiry costs a last look, a `BYE` and a close (about 40 µs in a
+/// debug build): 2048 keep a turn near 100 ms there (`tests/burst.rs`).
+pub(crate) const EXPIRE_BUDGET: usize = 2048;
 
 /// A duration in ticks as the flags take it (`30s`, `1500ms`, `90m`).
 fn readable(ms: Tick) -> String {
@@ -90,10 +101,14 @@ struct Turn {
     again: Vec<ConnRef>,
     /// Keys closed during this turn, removed at its end.
     closing: Vec<usize>,
+    /// The expiry budget ran out with expired entries left: poll without
+    /// sleeping and expire the rest next turn.
+    expiring: bool,
 }
 
 mod accept;
 mod admin;
+mod handoff;
 
 use accept::Accepting;
 pub(crate) use admin::{AdminState, Query};
@@ -133,6 +148,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     cluster: Option<ClusterLink>,
     /// The TLS connections beside `conns`, by slab key (empty when off).
     tls: TlsConns,
+    /// As one of several workers, the socket connections are handed over on.
+    handoff: Option<Box<handoff::Port>>,
     /// Bytes in and out, turn times (for stats and metrics).
     traffic: Traffic,
     /// The admin endpoint and the handles' queries.
@@ -201,6 +218,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             traffic: Traffic::default(),
             cluster: None,
             tls: TlsConns::default(),
+            handoff: None,
         })
     }
 
@@ -339,7 +357,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// How long `poll` may sleep: until the next wheel tick, the next stats
     /// line or the next accept retry, and not at all if work is left over.
     fn poll_timeout(&self, next_stats: Option<Tick>, now: Tick) -> Option<Duration> {
-        if !self.turn.again.is_empty() || self.accepting.pending {
+        if !self.turn.again.is_empty() || self.accepting.pending || self.turn.expiring {
             return Some(Duration::ZERO);
         }
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
@@ -350,6 +368,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             self.accepting.retry_at,
             self.admin.next_deadline(),
             cluster,
+            self.handoff_retry_at(),
         ]
         .into_iter()
         .flatten()
@@ -374,6 +393,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     }
                 }
                 t if admin::is_admin(t) => self.on_admin_event(t),
+                handoff::HANDOFF => self.take_handoffs(),
                 Token(t) if t <= FIRST_LISTENER && FIRST_LISTENER - t < self.listeners.len() => {
                     self.accept_from(FIRST_LISTENER - t)
                 }
@@ -575,7 +595,16 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     fn expire(&mut self) {
         self.wheel.advance(self.now);
         self.advanced_to = self.now;
-        while let Some((_, c)) = self.wheel.poll_expired() {
+        self.turn.expiring = false;
+        for done in 0.. {
+            if done == EXPIRE_BUDGET {
+                // The rest stay on the wheel's expired list for next turn.
+                self.turn.expiring = true;
+                break;
+            }
+            let Some((_, c)) = self.wheel.poll_expired() else {
+                break;
+            };
             let key = c.key as usize;
             let silent = match self.conns.get_mut(key) {
                 Some(conn) if conn.session.generation() == c.generation => {
@@ -620,6 +649,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// Removes the connections closed during this turn and hands the turn's
     /// presence events to the sink.
     fn end_turn(&mut self) {
+        self.send_handoffs();
         for key in self.turn.closing.drain(..) {
             self.tls.remove(key);
             if let Some(mut conn) = self.conns.try_remove(key) {
@@ -643,7 +673,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 kind: e.kind,
             });
             if let Some(c) = &mut self.cluster {
-                let time = wall.get_or_insert_with(|| crate::events::rfc3339(SystemTime::now()));
+                let time =
+                    wall.get_or_insert_with(|| crate::events::format_time(SystemTime::now()));
                 c.publish(&Change {
                     conn: e.number,
                     peer: &e.peer.to_string(),
@@ -744,10 +775,17 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
 
     fn shutdown(mut self, last: &mut (Stats, Tick)) -> Stats {
         self.listeners.clear();
+        self.drop_handoffs();
         log::info!("shutting down: closing {} connections", self.conns.len());
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            self.close(key, CloseReason::Shutdown);
+        // In slices, so the output queue and the events of one slice are
+        // written and freed before the next.
+        for slice in keys.chunks(EXPIRE_BUDGET) {
+            for &key in slice {
+                self.close(key, CloseReason::Shutdown);
+            }
+            self.transmit();
+            self.end_turn();
         }
         self.transmit();
         self.end_turn();
@@ -814,6 +852,27 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         panic!("nothing to accept");
+    }
+
+    #[test]
+    fn the_loop_s_tokens_never_meet() {
+        // Every kind of socket in the one Poll has a token of its own:
+        // a clash sends one kind's readiness to another's handler.
+        let specials = [
+            WAKER.0,
+            SIGNALS.0,
+            FIRST_LISTENER,
+            crate::cluster::link::COMMANDS.0,
+            crate::cluster::link::SUBSCRIBER.0,
+            handoff::HANDOFF.0,
+        ];
+        for (i, a) in specials.iter().enumerate() {
+            assert!(*a > u32::MAX as usize, "{a} could be a slab key");
+            assert!(!admin::is_admin(Token(*a)), "{a} is in the admin range");
+            for b in &specials[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 
     #[test]

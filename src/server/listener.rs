@@ -22,6 +22,9 @@ pub(crate) struct ListenOptions {
     pub backlog: u32,
     pub keepalive: Option<Keepalive>,
     pub user_timeout: Option<Duration>,
+    /// `SO_REUSEPORT`: several worker processes listen on one port and the
+    /// kernel spreads new connections over them.
+    pub reuse_port: bool,
 }
 
 /// Binds one listening socket per address, all on one port: when the first
@@ -60,6 +63,9 @@ fn bind(addr: SocketAddr, options: &ListenOptions, several: bool) -> Result<TcpL
     // As std's TcpListener does: a restarted server can bind while old
     // connections linger in TIME_WAIT.
     socket.set_reuse_address(true).map_err(bind_error)?;
+    if options.reuse_port {
+        socket.set_reuse_port(true).map_err(bind_error)?;
+    }
     if several && addr.is_ipv6() {
         // Beside an IPv4 address of its own, `[::]` must not also claim
         // the IPv4 port through mapped addresses.
@@ -118,6 +124,7 @@ mod tests {
                 count: 4,
             }),
             user_timeout: Some(Duration::from_millis(2500)),
+            reuse_port: false,
         }
     }
 

@@ -28,6 +28,7 @@ pub(crate) mod session;
 mod spill;
 mod stats;
 mod tls;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +156,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 backlog: config.backlog,
                 keepalive: config.tcp_keepalive,
                 user_timeout: config.tcp_user_timeout,
+                reuse_port: config.worker.is_some(),
             },
         )?;
         let waker = Arc::new(
@@ -189,11 +191,15 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 crate::detector::Detector::Fixed => None,
             },
         };
-        // The ordered index (for paging by id) only when something pages.
-        let presence = match config.admin {
+        // The ordered index (for paging by id) only when something pages;
+        // a worker owns a shard of the ids.
+        let mut presence = match config.admin {
             Some(_) => LocalPresence::ordered(),
             None => LocalPresence::default(),
         };
+        if let Some(w) = &config.worker {
+            presence = presence.with_shard(w.index, w.count);
+        }
         let sessions = Sessions::new(protocol, handler, presence, settings);
         let wheel = Wheel::new(millis_ceil(config.tick).max(1), config.wheel_slots);
         let limits = Limits {
@@ -252,6 +258,13 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             );
         }
         driver.set_tls(tls);
+        if let Some(w) = config.worker {
+            // A worker stops with its supervisor, however that one ends.
+            if let Err(e) = crate::sys::die_with_parent() {
+                log::warn!("cannot tie this worker to its supervisor: {e}");
+            }
+            driver.set_worker(w)?;
+        }
         Ok(Server {
             driver,
             stop,

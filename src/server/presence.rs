@@ -46,6 +46,12 @@ pub(crate) trait PresenceTable {
     /// ascending order, with their connections; `None` when this table
     /// keeps no ordered index.
     fn page(&self, after: Option<&str>, limit: usize) -> Option<Vec<(Arc<str>, ConnRef)>>;
+
+    /// Whether this server owns `id`: true unless it is one of several
+    /// workers, each owning a shard of the ids (see `server::workers`).
+    fn owns(&self, _id: &str) -> bool {
+        true
+    }
 }
 
 /// The online client ids of one server, in a hash map (and, when asked
@@ -54,6 +60,8 @@ pub(crate) trait PresenceTable {
 pub(crate) struct LocalPresence {
     online: HashMap<Arc<str>, Claim>,
     ordered: Option<BTreeSet<Arc<str>>>,
+    /// As worker `.0` of `.1`, the shard of ids this table owns.
+    shard: Option<(u32, u32)>,
 }
 
 /// Who holds an id, and since when.
@@ -67,9 +75,16 @@ impl LocalPresence {
     /// A table that also keeps its ids in order, for paging.
     pub fn ordered() -> LocalPresence {
         LocalPresence {
-            online: HashMap::new(),
             ordered: Some(BTreeSet::new()),
+            ..LocalPresence::default()
         }
+    }
+
+    /// This table, as worker `index` of `count`: it owns the ids that
+    /// [`owner_of`](super::workers::owner_of) gives to `index`.
+    pub fn with_shard(mut self, index: u32, count: u32) -> LocalPresence {
+        self.shard = Some((index, count));
+        self
     }
 }
 
@@ -128,6 +143,11 @@ impl PresenceTable for LocalPresence {
                 .filter_map(|id| Some((Arc::clone(id), self.online.get(&**id)?.conn)))
                 .collect(),
         )
+    }
+
+    fn owns(&self, id: &str) -> bool {
+        self.shard
+            .is_none_or(|(index, count)| super::workers::owner_of(id, count) == index)
     }
 }
 

@@ -121,6 +121,10 @@ enum State {
     Closing(CloseReason),
     /// Its last bytes have been handed to the socket.
     Ended(CloseReason),
+    /// Its HELLO names a client id another worker owns: the connection
+    /// goes to that worker (see [`Sessions::poll_handoff`]); no offline
+    /// event here, the owner carries on with the same number.
+    HandedOff,
 }
 
 /// One connection's part of the protocol state: about 100 bytes, and no
@@ -192,6 +196,7 @@ impl Session {
         match self.state {
             State::Open => None,
             State::Closing(r) | State::Ended(r) => Some(r),
+            State::HandedOff => None,
         }
     }
 
@@ -236,6 +241,17 @@ pub(crate) struct PresenceEvent {
     pub replaces: Option<ConnRef>,
 }
 
+/// A connection to hand to the worker that owns its client id, from
+/// [`Sessions::poll_handoff`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Handoff {
+    pub conn: ConnRef,
+    /// The id its HELLO names.
+    pub client: Box<str>,
+    /// The bytes from its HELLO on, to replay at the owner.
+    pub input: Vec<u8>,
+}
+
 /// What [`Sessions::handle_timeout`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Deadline {
@@ -270,6 +286,9 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
     /// threshold's `z`.
     arrivals: Vec<Arrivals>,
     phi_z: f64,
+    /// Connections to hand to the worker that owns their client id, with
+    /// the bytes from their HELLO on (see `server::workers`).
+    handoffs: VecDeque<Handoff>,
 }
 
 impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
@@ -290,6 +309,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             stop: false,
             arrivals: Vec::new(),
             phi_z: settings.phi.map_or(0.0, |c| c.z()),
+            handoffs: VecDeque::new(),
         }
     }
 
@@ -357,13 +377,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             version: 0,
         };
         self.stats.accepted += 1;
-        if self.settings.phi.is_some() {
-            let i = key as usize;
-            if self.arrivals.len() <= i {
-                self.arrivals.resize(i + 1, Arrivals::default());
-            }
-            self.arrivals[i] = Arrivals::default();
-        }
+        self.forget_arrivals(key);
         self.event(&session, EventKind::Online);
         self.call_handler(&session, key, true, |h, ctx, info| h.on_online(ctx, info));
         session
@@ -415,6 +429,13 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         while used < buf.len() {
             match self.protocol.decode_resume(&buf[used..], &mut resume) {
                 Ok(Some((frame, n))) => {
+                    if let Frame::Hello { client_id, .. } = frame {
+                        if s.client.as_deref() != Some(client_id) && !self.presence.owns(client_id)
+                        {
+                            self.hand_off(key, s, client_id, buf[used..].to_vec());
+                            return false;
+                        }
+                    }
                     used += n;
                     resume = Resume::default();
                     s.last_seen = s.last_seen.max(now);
@@ -502,6 +523,66 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         });
     }
 
+    /// A connection handed over by the worker that accepted it (its HELLO
+    /// names an id this worker owns): its session under slab key `key`,
+    /// with the number and peer it had there, and no second online event.
+    /// The bytes from its HELLO on follow through [`Sessions::handle_bytes`].
+    pub fn handle_adopt(&mut self, now: Tick, key: u32, number: u64, peer: SocketAddr) -> Session {
+        self.forget_arrivals(key);
+        Session {
+            number,
+            peer,
+            last_seen: now,
+            client: None,
+            input: Partial::default(),
+            ping_window_start: 0,
+            pings_in_window: 0,
+            version: 0,
+            state: State::Open,
+        }
+    }
+
+    /// The hand-off of `s` (from [`Sessions::poll_handoff`]) failed, or
+    /// the server stops before it could be made: it is closed here instead
+    /// for `reason` (`overloaded`, `shutdown`), with its offline event, so
+    /// it still has exactly one.
+    pub fn handle_handoff_failed(&mut self, key: u32, s: &mut Session, reason: CloseReason) {
+        if s.state == State::HandedOff {
+            s.state = State::Open;
+            self.handle_close(key, s, reason);
+        }
+    }
+
+    /// The next connection to hand to the worker that owns its client id,
+    /// with the bytes to replay there (its HELLO and what followed). The
+    /// loop writes what is queued for it first, then sends it on.
+    pub fn poll_handoff(&mut self) -> Option<Handoff> {
+        self.handoffs.pop_front()
+    }
+
+    /// Sets the number the next connection gets (workers start theirs
+    /// apart, so numbers are unique across workers).
+    pub fn set_next_number(&mut self, number: u64) {
+        self.next_number = number;
+    }
+
+    /// `s` leaves this worker: its id (if any) is released without an
+    /// offline event; the new owner emits the `hello` and, later, the
+    /// offline event.
+    fn hand_off(&mut self, key: u32, s: &mut Session, id: &str, rest: Vec<u8>) {
+        let cref = s.conn_ref(key);
+        if let Some(old) = s.client.take() {
+            self.presence.release(&old, cref);
+        }
+        s.state = State::HandedOff;
+        s.input = Partial::default();
+        self.handoffs.push_back(Handoff {
+            conn: cref,
+            client: id.into(),
+            input: rest,
+        });
+    }
+
     /// The next bytes to write, in the order they were produced.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         self.tx.next()
@@ -520,6 +601,18 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// Whether a handler asked the server to stop (once).
     pub fn poll_stop(&mut self) -> bool {
         std::mem::take(&mut self.stop)
+    }
+
+    /// With φ on: a new connection under slab key `key` starts with no
+    /// arrival moments (the key's last holder's are forgotten).
+    fn forget_arrivals(&mut self, key: u32) {
+        if self.settings.phi.is_some() {
+            let i = key as usize;
+            if self.arrivals.len() <= i {
+                self.arrivals.resize(i + 1, Arrivals::default());
+            }
+            self.arrivals[i] = Arrivals::default();
+        }
     }
 
     fn take_number(&mut self) -> u64 {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use super::*;
 
 /// A server with a few online clients, kicks recorded.

@@ -17,6 +17,8 @@ use crate::time::Tick;
 /// Accepts per listener per loop turn, so a flood of connects cannot
 /// starve the connections already open.
 const ACCEPT_BUDGET: usize = 256;
+/// Connections accepted and refused per turn when out of descriptors.
+const REFUSE_BUDGET: usize = 4 * ACCEPT_BUDGET;
 /// How long to stop accepting when no file descriptor or no kernel memory
 /// can be had.
 const ACCEPT_PAUSE_MS: Tick = 100;
@@ -127,9 +129,18 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         );
         if self.accepting.spare_fd.take().is_some() {
             if let Some(listener) = self.listeners.get(i) {
+                let mut refused = 0;
                 loop {
+                    if refused == REFUSE_BUDGET {
+                        // More next turn, after the others have been served.
+                        self.accepting.pending = true;
+                        break;
+                    }
                     match listener.accept() {
-                        Ok((stream, peer)) => refuse(&mut self.sessions, stream, peer),
+                        Ok((stream, peer)) => {
+                            refused += 1;
+                            refuse(&mut self.sessions, stream, peer);
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => break,
                     }

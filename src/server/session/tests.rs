@@ -107,11 +107,29 @@ struct Sim<P: Protocol = LineProtocol> {
     /// How many times a wheel entry fired (re-arms and closes).
     fired: usize,
     stopped: bool,
+    /// As worker `.0` of `.1`: the connections handed to other workers.
+    worker: Option<(u32, u32)>,
+    handed: Vec<Handoff>,
 }
 
 impl Sim<LineProtocol> {
     fn new(settings: Settings) -> Self {
         Sim::with(LineProtocol::default(), settings, false)
+    }
+
+    /// Worker `index` of `count`: it owns a shard of the client ids, and
+    /// numbers its connections from `index * 1000 + 1`.
+    fn worker(index: u32, count: u32) -> Self {
+        let mut sim = Sim::new(settings());
+        sim.s = Sessions::new(
+            LineProtocol::default(),
+            App { log: None },
+            LocalPresence::default().with_shard(index, count),
+            settings(),
+        );
+        sim.s.set_next_number(u64::from(index) * 1000 + 1);
+        sim.worker = Some((index, count));
+        sim
     }
 }
 
@@ -130,7 +148,28 @@ impl<P: Protocol> Sim<P> {
             hooks,
             fired: 0,
             stopped: false,
+            worker: None,
+            handed: Vec::new(),
         }
+    }
+
+    /// Takes in at `t` the connection another worker handed off, as
+    /// connection number `number`; returns its key here.
+    fn adopt(&mut self, t: Tick, number: u64, h: &Handoff) -> u32 {
+        self.at(t);
+        let key = self.conns.len() as u32;
+        let peer = SocketAddr::from(([127, 0, 0, 1], 6000 + key as u16));
+        let mut session = self.s.handle_adopt(t, key, number, peer);
+        let timer = self
+            .wheel
+            .insert(self.s.deadline(key, &session), session.conn_ref(key));
+        self.s.handle_bytes(t, key, &mut session, &h.input);
+        self.conns.push(Some(Slot {
+            session,
+            timer: Some(timer),
+        }));
+        self.settle();
+        key
     }
 
     /// A connection accepted at `t`; returns its key.
@@ -277,6 +316,22 @@ impl<P: Protocol> Sim<P> {
                 EventKind::Renamed => format!("{t} offline #{} {client} renamed", e.number),
                 EventKind::Offline(r) => format!("{t} offline #{} {client} {r}", e.number),
             });
+        }
+        while let Some(h) = self.s.poll_handoff() {
+            let (_, count) = self.worker.unwrap_or((0, 1));
+            let text = String::from_utf8_lossy(&h.input).replace('\n', " | ");
+            self.trace.push(format!(
+                "{t} c{} => worker {}: {}",
+                h.conn.key,
+                crate::server::workers::owner_of(&h.client, count),
+                text.trim_end_matches(" | ")
+            ));
+            if let Some(slot) = self.conns[h.conn.key as usize].take() {
+                if let Some(timer) = slot.timer {
+                    self.wheel.cancel(timer);
+                }
+            }
+            self.handed.push(h);
         }
         for slot in &mut self.conns {
             if slot.as_ref().is_some_and(|s| s.session.is_ended()) {
@@ -1078,4 +1133,128 @@ fn a_request_trickled_byte_by_byte_is_one_frame_and_one_sign_of_life() {
     check(&mut sim, &[&format!("{done} c0 < $5 | hello")]);
     let s = &sim.conns[c as usize].as_ref().unwrap().session;
     assert_eq!(s.last_seen(), done);
+}
+/// The first id `dev-N` that worker `index` of `count` owns.
+fn id_owned_by(index: u32, count: u32) -> String {
+    (0..)
+        .map(|i| format!("dev-{i}"))
+        .find(|id| crate::server::workers::owner_of(id, count) == index)
+        .unwrap()
+}
+
+#[test]
+fn a_hello_for_another_workers_id_goes_there_with_its_bytes() {
+    let (mut a, mut b) = (Sim::worker(0, 2), Sim::worker(1, 2));
+    let (mine, theirs) = (id_owned_by(0, 2), id_owned_by(1, 2));
+    let c = a.connect(0);
+    // What came before the HELLO is answered here, first; the HELLO and
+    // what follows it go to the owner, untouched.
+    a.send(
+        10,
+        c,
+        format!("PING 1\nHELLO {theirs}\nPING 2\nPI").as_bytes(),
+    );
+    check(
+        &mut a,
+        &[
+            "0 online #1",
+            "10 c0 < PONG 1",
+            &format!("10 c0 => worker 1: HELLO {theirs} | PING 2 | PI"),
+        ],
+    );
+    assert!(!a.is_open(c));
+    assert_eq!(a.s.online_count(), 0);
+    // The owner: same number, no second online event; the partial frame
+    // waits for the rest.
+    let h = a.handed.pop().unwrap();
+    let k = b.adopt(20, 1, &h);
+    check(
+        &mut b,
+        &[
+            &format!("20 c0 < WELCOME {theirs} interval=1000 timeout=3000 | PONG 2"),
+            &format!("20 hello #1 {theirs}"),
+        ],
+    );
+    b.send(30, k, b"NG 3\n");
+    check(&mut b, &["30 c0 < PONG 3"]);
+    // An id this worker owns stays here; nothing is handed off.
+    let d = a.connect(40);
+    a.send(40, d, format!("HELLO {mine}\n").as_bytes());
+    check(
+        &mut a,
+        &[
+            "40 online #2",
+            &format!("40 c1 < WELCOME {mine} interval=1000 timeout=3000"),
+            &format!("40 hello #2 {mine}"),
+        ],
+    );
+    // Renaming itself to the other shard's id: it leaves with no offline
+    // event, and its old id is free here.
+    a.send(50, d, format!("HELLO {theirs}\n").as_bytes());
+    check(&mut a, &[&format!("50 c1 => worker 1: HELLO {theirs}")]);
+    assert_eq!(a.s.online_count(), 0);
+    // At the owner it takes the id over, as within one server.
+    let h = a.handed.pop().unwrap();
+    b.adopt(60, 2, &h);
+    check(
+        &mut b,
+        &[
+            &format!("60 c1 < WELCOME {theirs} interval=1000 timeout=3000"),
+            "60 c0 < BYE replaced [end]",
+            // The old holder's offline comes before the new holder's hello.
+            &format!("60 offline #1 {theirs} replaced"),
+            &format!("60 hello #2 {theirs}"),
+        ],
+    );
+    // The same HELLO again, where it already holds the id, stays.
+    b.send(70, 1, format!("HELLO {theirs}\n").as_bytes());
+    check(
+        &mut b,
+        &[&format!(
+            "70 c1 < WELCOME {theirs} interval=1000 timeout=3000"
+        )],
+    );
+}
+
+#[test]
+fn a_failed_handoff_closes_with_one_offline_event() {
+    let mut a = Sim::worker(0, 2);
+    let theirs = id_owned_by(1, 2);
+    let c = a.connect(0);
+    // Held in the slab, as the loop holds it until the send is tried.
+    a.at(10);
+    let slot = a.conns[c as usize].as_mut().unwrap();
+    a.s.handle_bytes(
+        10,
+        c,
+        &mut slot.session,
+        format!("HELLO {theirs}\n").as_bytes(),
+    );
+    let h = a.s.poll_handoff().unwrap();
+    assert_eq!(&*h.client, theirs.as_str());
+    let slot = a.conns[c as usize].as_mut().unwrap();
+    assert!(!slot.session.is_open());
+    a.s.handle_handoff_failed(c, &mut slot.session, CloseReason::Overloaded);
+    // Failing twice changes nothing.
+    a.s.handle_handoff_failed(c, &mut slot.session, CloseReason::Overloaded);
+    a.settle();
+    check(
+        &mut a,
+        &[
+            "0 online #1",
+            "10 c0 < BYE overloaded [end]",
+            "10 offline #1 - overloaded",
+        ],
+    );
+}
+
+#[test]
+fn without_workers_every_id_is_owned() {
+    let mut sim = Sim::new(settings());
+    let c = sim.connect(0);
+    for i in 0..50 {
+        sim.send(10, c, format!("HELLO dev-{i}\n").as_bytes());
+    }
+    assert!(sim.handed.is_empty());
+    assert_eq!(sim.s.online_count(), 1);
 }

@@ -1,0 +1,260 @@
+//! Handing connections between workers (see `server::workers`): sending a
+//! connection whose HELLO names an id another worker owns, and taking in
+//! the ones other workers send here.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use mio::net::{TcpStream, UnixDatagram};
+use mio::{Interest, Token};
+
+use super::super::conn::Conn;
+use super::super::session::Handoff as SessionHandoff;
+use super::super::workers::{owner_of, Handoff, WorkerSlot};
+use super::{Driver, Handler};
+use crate::error::{Error, ErrorKind};
+use crate::protocol::{CloseReason, Protocol};
+use crate::time::Tick;
+
+/// The hand-off socket's token: above every slab key (they fit in a
+/// `u32`), below the listeners' tokens.
+pub(crate) const HANDOFF: Token = Token((1 << 40) + 2);
+
+/// The largest hand-off datagram taken in: a read's worth of input and a
+/// full output cap fit with room to spare.
+const MAX_DATAGRAM: usize = 256 * 1024;
+/// How long a hand-off may wait for room at its owner before the
+/// connection is closed (`overloaded`) for its client to come back.
+const PATIENCE_MS: Tick = 5000;
+/// How often waiting hand-offs are tried again: not every millisecond,
+/// which would spin many busy workers against each other.
+const RETRY_MS: Tick = 10;
+
+/// A worker's hand-off socket and what goes with it (present only when the
+/// server is one of several workers).
+pub(crate) struct Port {
+    slot: WorkerSlot,
+    socket: UnixDatagram,
+    buf: Vec<u8>,
+    /// Hand-offs whose owner had no room, and when each was first tried.
+    waiting: VecDeque<(SessionHandoff, Tick)>,
+}
+
+impl<P: Protocol, H: Handler> Driver<P, H> {
+    /// Makes this loop worker `slot.index` of `slot.count`: binds its
+    /// hand-off socket, named after the group and its index.
+    pub fn set_worker(&mut self, slot: WorkerSlot) -> Result<(), Error> {
+        let name = slot.socket_name(slot.index);
+        let fd = crate::sys::bind_abstract_datagram(name.as_bytes()).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Bind,
+                format!("cannot bind the hand-off socket {name}"),
+                e,
+            )
+        })?;
+        let mut socket = UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(fd));
+        self.poll
+            .registry()
+            .register(&mut socket, HANDOFF, Interest::READABLE)
+            .map_err(|e| {
+                Error::with_source(ErrorKind::Io, "cannot register the hand-off socket", e)
+            })?;
+        self.sessions.set_next_number(slot.first_conn);
+        self.handoff = Some(Box::new(Port {
+            slot,
+            socket,
+            buf: vec![0; MAX_DATAGRAM],
+            waiting: VecDeque::new(),
+        }));
+        Ok(())
+    }
+
+    /// Sends every connection the sessions handed off to its owner, after
+    /// what was queued for it has been written: first the ones waiting for
+    /// room at their owner, then the new ones. One that cannot be sent
+    /// within [`PATIENCE_MS`] (or not at all) is closed here (`overloaded`).
+    /// Waiting ones are tried again every [`RETRY_MS`], and at the end of
+    /// every turn.
+    pub(super) fn send_handoffs(&mut self) {
+        let mut failed = false;
+        let waiting = self
+            .handoff
+            .as_mut()
+            .map(|port| std::mem::take(&mut port.waiting))
+            .unwrap_or_default();
+        for (h, since) in waiting {
+            failed |= self.send_handoff(h, since);
+        }
+        while let Some(h) = self.sessions.poll_handoff() {
+            if let Some(conn) = self.conns.get_mut(h.conn.key as usize) {
+                if let Some(timer) = conn.timer.take() {
+                    self.wheel.cancel(timer);
+                }
+                // The registration belongs to the socket, not to this
+                // descriptor: left in place it would outlive our close.
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+            }
+            failed |= self.send_handoff(h, self.now);
+        }
+        if failed {
+            self.transmit();
+        }
+    }
+
+    /// Tries to send one hand-off, first tried at `since`; true if it
+    /// failed for good and the connection was closed.
+    fn send_handoff(&mut self, h: SessionHandoff, since: Tick) -> bool {
+        let key = h.conn.key as usize;
+        if !self.is_current(h.conn) {
+            return false;
+        }
+        let sent = match (&mut self.handoff, self.conns.get_mut(key)) {
+            (Some(port), Some(conn)) => {
+                let message = Handoff {
+                    number: conn.session.number(),
+                    peer: conn.session.peer(),
+                    output: conn.output.as_mut().map(|v| v.to_vec()).unwrap_or_default(),
+                    input: h.input.clone(),
+                };
+                let mut payload = std::mem::take(&mut port.buf);
+                message.encode(&mut payload);
+                let to = port.slot.socket_name(owner_of(&h.client, port.slot.count));
+                let result = crate::sys::send_fd(
+                    port.socket.as_raw_fd(),
+                    to.as_bytes(),
+                    &payload,
+                    conn.stream.as_raw_fd(),
+                );
+                payload.resize(MAX_DATAGRAM, 0);
+                port.buf = payload;
+                match result {
+                    // The owner's queue is full (net.unix.max_dgram_qlen):
+                    // try again next turn, for a while.
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            && self.now.saturating_sub(since) < PATIENCE_MS =>
+                    {
+                        port.waiting.push_back((h, since));
+                        return false;
+                    }
+                    other => other.map_err(|e| (e, Some(to))),
+                }
+            }
+            _ => Err((io::Error::other("not a worker"), None)),
+        };
+        match sent {
+            // Our descriptor closes; the owner's copy keeps the socket.
+            Ok(()) => {
+                drop(self.conns.try_remove(key));
+                false
+            }
+            Err((e, to)) => {
+                log::warn!(
+                    "conn {}: cannot hand it to {}: {e}; closing",
+                    self.conns.get(key).map_or(0, |c| c.session.number()),
+                    to.as_deref().unwrap_or("another worker")
+                );
+                self.fail_handoff(key, CloseReason::Overloaded);
+                true
+            }
+        }
+    }
+
+    fn fail_handoff(&mut self, key: usize, reason: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            self.sessions
+                .handle_handoff_failed(key as u32, &mut conn.session, reason);
+            self.turn.closing.push(key);
+        }
+    }
+
+    /// The server stops: the connections still waiting to be handed off
+    /// are closed here (`shutdown`).
+    pub(super) fn drop_handoffs(&mut self) {
+        let waiting = self
+            .handoff
+            .as_mut()
+            .map(|port| std::mem::take(&mut port.waiting))
+            .unwrap_or_default();
+        for (h, _) in waiting {
+            if self.is_current(h.conn) {
+                self.fail_handoff(h.conn.key as usize, CloseReason::Shutdown);
+            }
+        }
+    }
+
+    /// When to try the waiting hand-offs again, if any wait.
+    pub(super) fn handoff_retry_at(&self) -> Option<Tick> {
+        self.handoff
+            .as_ref()
+            .filter(|port| !port.waiting.is_empty())
+            .map(|_| self.now + RETRY_MS)
+    }
+
+    /// Takes in every connection other workers have sent here.
+    pub(super) fn take_handoffs(&mut self) {
+        loop {
+            let Some(port) = &mut self.handoff else {
+                return;
+            };
+            let (n, fd) = match crate::sys::recv_fd(port.socket.as_raw_fd(), &mut port.buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("hand-off socket: {e}");
+                    continue;
+                }
+            };
+            let Some(fd) = fd else {
+                log::warn!("a hand-off came without its socket (no descriptor left?)");
+                continue;
+            };
+            let Some(h) = Handoff::decode(&port.buf[..n]) else {
+                log::warn!("a hand-off datagram could not be read; dropping its connection");
+                continue;
+            };
+            let stream = TcpStream::from_std(std::net::TcpStream::from(fd));
+            self.adopt(stream, h);
+        }
+    }
+
+    /// Takes a handed-off connection in: a session with its number (no
+    /// online event), a slab entry, epoll, a deadline; then its unwritten
+    /// output goes out and its HELLO and what followed are replayed.
+    fn adopt(&mut self, stream: TcpStream, h: Handoff) {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let Ok(key32) = u32::try_from(key) else {
+            log::warn!("conn {}: no slab key left; dropping it", h.number);
+            return;
+        };
+        let now = self.clock.stamp();
+        let session = self.sessions.handle_adopt(now, key32, h.number, h.peer);
+        let deadline = self.sessions.deadline(key32, &session);
+        let c = session.conn_ref(key32);
+        let mut conn = Conn::new(stream, session);
+        let registered = self.poll.registry().register(
+            &mut conn.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        let timer = self.wheel.try_insert(deadline, c);
+        conn.timer = timer.ok();
+        if !h.output.is_empty() {
+            // Best effort, as for any write; what it does not take waits.
+            let _ = conn.send(&h.output, usize::MAX);
+        }
+        let conn = entry.insert(conn);
+        self.sessions
+            .handle_bytes(now, key32, &mut conn.session, &h.input);
+        if let Err(e) = registered {
+            log::warn!("conn {}: cannot register: {e}", h.number);
+            self.close(key, CloseReason::Reset);
+        } else if timer.is_err() {
+            self.close(key, CloseReason::Overloaded);
+        }
+        self.apply_closes();
+    }
+}

@@ -1,0 +1,152 @@
+//! Passing a socket to another process: a datagram on an abstract Unix
+//! socket carrying the descriptor (`SCM_RIGHTS`) and a payload.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// The address of the abstract Unix socket `name` (no file on disk; it
+/// goes away with the last socket bound to it), and its length.
+fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // sun_path[0] stays 0: the abstract namespace.
+    if name.len() + 1 > addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "abstract socket name too long",
+        ));
+    }
+    for (dst, &b) in addr.sun_path[1..].iter_mut().zip(name) {
+        *dst = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// A non-blocking datagram socket bound to the abstract name `name`.
+pub fn bind_abstract_datagram(name: &[u8]) -> io::Result<OwnedFd> {
+    let fd = syscall!(socket(
+        libc::AF_UNIX,
+        libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: socket() just returned this descriptor; nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (addr, len) = abstract_addr(name)?;
+    syscall!(bind(
+        fd,
+        &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+        len
+    ))?;
+    Ok(owned)
+}
+
+/// Sends `payload` and a copy of descriptor `pass` from socket `fd` to the
+/// abstract name `to`, in one datagram. Does not block: a full receiver
+/// is `WouldBlock`, a missing one `ConnectionRefused`.
+pub fn send_fd(fd: RawFd, to: &[u8], payload: &[u8], pass: RawFd) -> io::Result<()> {
+    let (mut addr, len) = abstract_addr(to)?;
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut addr as *mut libc::sockaddr_un as *mut libc::c_void;
+    msg.msg_namelen = len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `space` bytes, room for one header
+    // and one descriptor, so the first header exists and its data fits.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, pass);
+    }
+    let sent = syscall!(sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))?;
+    if sent as usize != payload.len() {
+        return Err(io::Error::other("short datagram"));
+    }
+    Ok(())
+}
+
+/// Receives one datagram from socket `fd` into `buf`: its length and the
+/// descriptor it carried (`None` if it carried none, or the kernel dropped
+/// it because this process has no descriptor left). Does not block.
+pub fn recv_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space as _;
+    let n = syscall!(recvmsg(
+        fd,
+        &mut msg,
+        libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC
+    ))?;
+    let mut passed = None;
+    // SAFETY: the kernel filled msg_control and msg_controllen; the
+    // CMSG_* walk stays within them.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let got = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
+                passed = Some(OwnedFd::from_raw_fd(got));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::other("handoff datagram truncated"));
+    }
+    Ok((n as usize, passed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_socket_and_its_bytes_cross_to_another_socket() {
+        let name = format!("vigil-test-fdpass-{}", std::process::id());
+        let rx = bind_abstract_datagram(name.as_bytes()).unwrap();
+        let tx = bind_abstract_datagram(format!("{name}-tx").as_bytes()).unwrap();
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        send_fd(tx.as_raw_fd(), name.as_bytes(), b"hello", b.as_raw_fd()).unwrap();
+        drop(b);
+        let mut buf = [0u8; 64];
+        let (n, fd) = recv_fd(rx.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        let mut b2 = std::os::unix::net::UnixStream::from(fd.unwrap());
+        a.write_all(b"through").unwrap();
+        let mut got = [0u8; 7];
+        b2.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"through");
+        // Nothing more: WouldBlock, not a wait.
+        let e = recv_fd(rx.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // Nobody bound there: refused, at once.
+        let e = send_fd(tx.as_raw_fd(), b"vigil-test-nobody", b"x", a.as_raw_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+}
