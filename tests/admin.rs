@@ -483,3 +483,45 @@ fn the_library_serves_the_admin_endpoint_too() {
     assert_eq!(stats.closed(CloseReason::Kicked), 1);
     assert_eq!(stats.accepted, 1, "admin connections are not counted");
 }
+
+/// With an events file and a cluster whose Redis is not there, /metrics
+/// also says how the events queue is doing and that Redis is down, and
+/// still passes promtool.
+#[test]
+fn metrics_show_the_events_queue_and_the_cluster_link() {
+    let dir = std::env::temp_dir().join(format!("vigil-admin-events-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redis = format!("redis://{}", nobody.local_addr().unwrap());
+    drop(nobody);
+    let (server, admin) = serve(&["--events", events.to_str().unwrap(), "--cluster", &redis]);
+    let _p = hello(&server, "ev");
+    eventually("the events are written", || {
+        sample(&get(admin, "/metrics").1, "vigil_events_written_total") >= 3.0
+    });
+    let metrics = get(admin, "/metrics").1;
+    assert_eq!(sample(&metrics, "vigil_events_dropped_total"), 0.0);
+    assert_eq!(sample(&metrics, "vigil_cluster_redis_up"), 0.0, "{metrics}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/install-deps.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -233,6 +233,11 @@ impl ClusterLink {
         self.cluster.set_run(run);
     }
 
+    /// Whether the command link to Redis is up.
+    pub fn is_up(&self) -> bool {
+        self.cluster.is_up(Link::Commands)
+    }
+
     /// A presence event of this node.
     pub fn publish(&mut self, change: &Change<'_>) {
         self.cluster.handle_event(change);

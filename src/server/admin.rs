@@ -388,6 +388,40 @@ pub(crate) fn metrics(stats: &Stats) -> String {
         "Deadline entries in the timing wheel.",
         &stats.wheel_entries,
     );
+    if let Some(e) = &stats.events {
+        metric(
+            "vigil_events_queued_total",
+            "counter",
+            "Event lines handed to the events file's queue.",
+            &e.queued,
+        );
+        metric(
+            "vigil_events_dropped_total",
+            "counter",
+            "Event lines dropped because the queue was full (gap records count them).",
+            &e.dropped,
+        );
+        metric(
+            "vigil_events_written_total",
+            "counter",
+            "Event lines written whole to the events file.",
+            &e.written,
+        );
+        metric(
+            "vigil_events_write_errors_total",
+            "counter",
+            "Failed writes to the events file (retried with backoff).",
+            &e.write_errors,
+        );
+    }
+    if let Some(up) = stats.cluster_up {
+        metric(
+            "vigil_cluster_redis_up",
+            "gauge",
+            "1 while the cluster's command link to Redis is up.",
+            &u8::from(up),
+        );
+    }
     if let Some(rss) = stats.rss_bytes {
         metric(
             "vigil_resident_memory_bytes",

@@ -280,6 +280,13 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         stats.turns = self.traffic.turns.clone();
         stats.wheel_entries = self.wheel.len();
         stats.max_conns = self.limits.max_conns;
+        stats.events = self.sink.counters().map(|c| super::stats::EventCounts {
+            queued: c.queued(),
+            dropped: c.dropped(),
+            written: c.written(),
+            write_errors: c.write_errors(),
+        });
+        stats.cluster_up = self.cluster.as_ref().map(|c| c.is_up());
         stats
     }
 

@@ -45,7 +45,7 @@ pub use config::{
     MAX_WHEEL_SLOTS,
 };
 pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
-pub use stats::{Stats, TurnTimes, TURN_BUCKETS_US};
+pub use stats::{EventCounts, Stats, TurnTimes, TURN_BUCKETS_US};
 pub use tls::TlsFiles;
 
 use crate::error::{Error, ErrorKind};

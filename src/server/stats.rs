@@ -31,6 +31,23 @@ pub struct Stats {
     /// How long the loop's turns took (from `poll` returning to the next
     /// `poll`), as a histogram.
     pub turns: TurnTimes,
+    /// The events file's queue (`--events`), when there is one.
+    pub events: Option<EventCounts>,
+    /// Whether the cluster's link to Redis is up, with `--cluster`.
+    pub cluster_up: Option<bool>,
+}
+
+/// What the events queue has done since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    /// Lines handed to the queue.
+    pub queued: u64,
+    /// Lines dropped because the queue was full (a `gap` record counts them).
+    pub dropped: u64,
+    /// Lines written whole.
+    pub written: u64,
+    /// Failed writes (retried).
+    pub write_errors: u64,
 }
 
 /// Upper bounds of the [`TurnTimes`] buckets, in microseconds (the last
