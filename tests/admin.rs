@@ -93,6 +93,32 @@ fn hello(server: &Serve, id: &str) -> Peer {
     p
 }
 
+/// Prometheus's own checker on `metrics` (promtool, from Debian's
+/// prometheus package, which scripts/install-deps.sh installs).
+#[track_caller]
+fn promtool_check(metrics: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/install-deps.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn metrics_pass_promtool_and_count_the_connections_held() {
     let (server, admin) = serve(&[]);
@@ -124,27 +150,7 @@ fn metrics_pass_promtool_and_count_the_connections_held() {
     assert!(sample(&metrics, "vigil_loop_turn_seconds_count") > 0.0);
     assert!(sample(&metrics, "vigil_resident_memory_bytes") > 1e6);
 
-    // promtool (Debian's prometheus package, from scripts/install-deps.sh).
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (scripts/install-deps.sh installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}\n{metrics}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&metrics);
 
     // Closing connections shows: two fewer, by reason.
     drop(anonymous.pop());
@@ -503,25 +509,7 @@ fn metrics_show_the_events_queue_and_the_cluster_link() {
     let metrics = get(admin, "/metrics").1;
     assert_eq!(sample(&metrics, "vigil_events_dropped_total"), 0.0);
     assert_eq!(sample(&metrics, "vigil_cluster_redis_up"), 0.0, "{metrics}");
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (scripts/install-deps.sh installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&metrics);
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -111,7 +111,13 @@ fn bye(r: CloseReason) -> &'static str {
 /// version does not name) stands for no one reason and reads back as
 /// `None`.
 pub fn parse(s: &str) -> Option<DisconnectReason> {
-    let simple = [
+    every().find(|r| r.as_str() == s)
+}
+
+/// Every reason with a spelling of its own: the simple ones, a `BYE` for
+/// every close reason, a failure for every named error kind.
+fn every() -> impl Iterator<Item = DisconnectReason> {
+    [
         DisconnectReason::Bye(None),
         DisconnectReason::Eof,
         DisconnectReason::Failed(ErrorKind::Other),
@@ -121,12 +127,10 @@ pub fn parse(s: &str) -> Option<DisconnectReason> {
         DisconnectReason::Silent,
         DisconnectReason::LineTooLong,
         DisconnectReason::BadLine(""),
-    ];
-    simple
-        .into_iter()
-        .chain(CloseReason::ALL.map(|r| DisconnectReason::Bye(Some(r))))
-        .chain(FAILURES.map(|(k, _)| DisconnectReason::Failed(k)))
-        .find(|r| r.as_str() == s)
+    ]
+    .into_iter()
+    .chain(CloseReason::ALL.map(|r| DisconnectReason::Bye(Some(r))))
+    .chain(FAILURES.map(|(k, _)| DisconnectReason::Failed(k)))
 }
 
 /// Whether `s` is a spelling [`ReasonName::as_str`] can give: one of
@@ -141,20 +145,7 @@ mod tests {
 
     /// Every variant: every close reason, every named error kind.
     fn every_reason() -> Vec<DisconnectReason> {
-        let mut all = vec![
-            DisconnectReason::Bye(None),
-            DisconnectReason::Eof,
-            DisconnectReason::Failed(ErrorKind::Other),
-            DisconnectReason::ConnectTimeout,
-            DisconnectReason::NoWelcome,
-            DisconnectReason::PingTimeout,
-            DisconnectReason::Silent,
-            DisconnectReason::LineTooLong,
-            DisconnectReason::BadLine(""),
-        ];
-        all.extend(CloseReason::ALL.map(|r| DisconnectReason::Bye(Some(r))));
-        all.extend(FAILURES.map(|(k, _)| DisconnectReason::Failed(k)));
-        all
+        every().collect()
     }
 
     #[test]
