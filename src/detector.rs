@@ -67,6 +67,11 @@ pub struct PhiConfig {
     pub min_samples: u16,
 }
 
+// The threshold is a finite number in 0.5..=30 (checked where it is
+// parsed), so equality is an equivalence: configurations holding a
+// `PhiConfig` can be `Eq`.
+impl Eq for PhiConfig {}
+
 impl PhiConfig {
     /// Threshold `threshold`, no acceptable pause, 8 intervals seen before
     /// φ is trusted, and `min_std_dev_ms` as given.
@@ -111,7 +116,7 @@ fn tail(y: f64) -> f64 {
 }
 
 /// Which detector decides that a peer is dead.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Detector {
     /// Dead after the fixed timeout of silence (the default).
     #[default]

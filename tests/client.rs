@@ -354,3 +354,44 @@ fn probes_are_anonymous_and_the_main_connection_never_flaps() {
     assert_eq!(client.count("WARN"), 0, "{:#?}", client.lines());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The φ detector in `vigil client`: against a server frozen with SIGSTOP
+/// (its kernel still takes our bytes), a client that has learned a PONG
+/// comes every 200 ms gives up well before the fixed rule would (the next
+/// ping plus a 5 s reply timeout).
+#[test]
+fn the_phi_detector_finds_a_frozen_server_sooner() {
+    let mut waited = Vec::new();
+    for detector in ["phi:8,min-std=20ms", "fixed"] {
+        let server = Serve::start(&["--interval", "200ms", "--timeout", "10s"]);
+        let client = start_client(
+            &server.addr.to_string(),
+            "phi-client",
+            &[
+                "--interval",
+                "200ms",
+                "--timeout",
+                "5s",
+                "--detector",
+                detector,
+            ],
+        );
+        let t0 = util::ever();
+        client.wait_for("welcomed by", t0);
+        // Enough beats for φ to trust what it learned (8 intervals).
+        thread::sleep(Duration::from_millis(3_000));
+        server.signal(libc::SIGSTOP);
+        let frozen = Instant::now();
+        let (at, line) =
+            client.wait_line(&["silent", "ping-timeout"], frozen, Duration::from_secs(15));
+        waited.push((at.duration_since(frozen), line));
+        server.signal(libc::SIGCONT);
+    }
+    let ((phi, phi_line), (fixed, fixed_line)) = (&waited[0], &waited[1]);
+    println!("frozen to verdict: phi {phi:?}, fixed {fixed:?}");
+    assert!(phi_line.contains("silent"), "{phi_line}");
+    assert!(fixed_line.contains("ping-timeout"), "{fixed_line}");
+    // φ: about the mean interval (200 ms) plus 5.2 σ after the last PONG.
+    assert!(*phi < Duration::from_millis(2_000), "{phi:?}");
+    assert!(*fixed >= Duration::from_secs(5), "{fixed:?}");
+}

@@ -139,6 +139,9 @@ pub struct ClientConfig {
     pub watch_network: bool,
     /// The wire protocol. Default: the line protocol.
     pub protocol: crate::protocol::client::ClientCodec,
+    /// Which detector declares the server dead. See
+    /// [`SessionConfig::detector`](super::SessionConfig::detector).
+    pub detector: crate::detector::Detector,
     /// Speak TLS to the servers, checking their certificates this way.
     /// Default: `None`, plain TCP.
     pub tls: Option<crate::tls::TlsClient>,
@@ -165,6 +168,7 @@ impl ClientConfig {
             foreground: false,
             watch_network: true,
             protocol: crate::protocol::client::ClientCodec::LINE,
+            detector: crate::detector::Detector::Fixed,
             tls: None,
         }
     }
@@ -244,8 +248,9 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
     let session_config = config.session_config(addrs.len())?;
     let max_message = session_config.max_message;
     let clock = Clock::new();
-    let session =
+    let mut session =
         Session::new(session_config, clock.now()).map_err(|e| Error::config(e.to_string()))?;
+    session.set_detector(config.detector);
     info!(
         "client {} starting; servers: {}",
         config.id,
@@ -302,7 +307,6 @@ pub fn run(config: ClientConfig) -> Result<(), Error> {
     } else {
         info!("not reading stdin: running until SIGINT or SIGTERM");
     }
-    let mut session = session;
     if config.foreground {
         session.set_mode(clock.now(), Mode::Foreground);
     }

@@ -123,6 +123,7 @@ use std::collections::VecDeque;
 use super::adaptive::ProbePlanner;
 use super::backoff::Backoff;
 use super::wire;
+use crate::detector::{Arrivals, Detector, PhiConfig};
 use crate::protocol::client::{Login, MessageError, ServerFrame};
 use crate::protocol::{valid_client_id, DecodeError};
 use crate::time::Tick;
@@ -207,6 +208,10 @@ pub struct Session {
     /// The driver's to-do list: close comes before connect.
     close_pending: bool,
     connect_pending: Option<ServerIndex>,
+    /// With the φ detector: its settings, the intervals between frames
+    /// received on this connection, and the threshold's `z`. Boxed: off,
+    /// it costs 8 bytes.
+    phi: Option<Box<(PhiConfig, Arrivals, f64)>>,
 }
 
 impl Session {
@@ -251,6 +256,7 @@ impl Session {
             events: VecDeque::new(),
             close_pending: false,
             connect_pending: None,
+            phi: None,
         };
         session.handle_timeout(now);
         Ok(session)
@@ -293,6 +299,19 @@ impl Session {
         &self.config
     }
 
+    /// Chooses which detector declares the server dead when it falls
+    /// silent: the fixed `interval + reply timeout` after the last frame
+    /// received (the default), or a φ accrual detector over the intervals
+    /// between frames received, which gives up sooner on a regular server
+    /// and never later than the fixed rule. A ping unanswered within the
+    /// reply timeout is dead either way. See [`crate::detector`].
+    pub fn set_detector(&mut self, detector: Detector) {
+        self.phi = match detector {
+            Detector::Phi(c) => Some(Box::new((c, Arrivals::default(), c.z()))),
+            Detector::Fixed => None,
+        };
+    }
+
     // ---- inputs -----------------------------------------------------------
 
     /// The connection asked for by [`Action::Connect`] is up. Queues `HELLO`.
@@ -303,6 +322,10 @@ impl Session {
         self.state = State::Hello {
             deadline: now.saturating_add(self.config.reply_timeout_ms),
         };
+        // A new connection: its rhythm is learned afresh.
+        if let Some(p) = self.phi.as_deref_mut() {
+            p.1 = Arrivals::default();
+        }
         self.last_rx = now;
         self.last_tx = now;
         let protocol = self.config.protocol;
@@ -557,10 +580,19 @@ impl Session {
         p.sent_at.saturating_add(self.config.reply_timeout_ms)
     }
 
+    /// When silence means death: an interval and a reply timeout after the
+    /// last frame received, or sooner when the φ detector, having learned
+    /// the server's rhythm, reaches its threshold.
     fn silence_deadline(&self, o: &Online) -> Tick {
-        self.last_rx
+        let fixed = self
+            .last_rx
             .saturating_add(self.interval_of(o))
-            .saturating_add(self.config.reply_timeout_ms)
+            .saturating_add(self.config.reply_timeout_ms);
+        let phi = self
+            .phi
+            .as_deref()
+            .and_then(|(c, a, z)| a.deadline(self.last_rx, c, *z));
+        phi.map_or(fixed, |d| d.min(fixed))
     }
 
     /// The line is idle when nothing was received, or nothing sent, for an
@@ -594,7 +626,11 @@ impl Session {
     }
 
     fn handle_frame(&mut self, now: Tick, frame: ServerFrame<'_>) {
-        // Every frame is a sign of life.
+        // Every frame is a sign of life; once online, the interval since
+        // the one before is what the φ detector learns from.
+        if let (Some(p), State::Online(_)) = (self.phi.as_deref_mut(), &self.state) {
+            p.1.record(now.saturating_sub(self.last_rx));
+        }
         self.last_rx = now;
         match frame {
             ServerFrame::Welcome {

@@ -111,6 +111,18 @@ pub struct ClientArgs {
         requires = "tls"
     )]
     pub tls_name: Option<String>,
+
+    /// Who declares the server dead when it falls silent: `fixed` (an interval and --timeout
+    /// after the last line received) or `phi:THRESHOLD[,min-std=D][,pause=D]`, a φ accrual
+    /// detector that learns the server's rhythm and gives up sooner, never later (min-std
+    /// defaults to a twentieth of the interval, 30 s when the server sets it).
+    #[arg(env = "VIGIL_CLIENT_DETECTOR", long, value_name = "fixed|phi:N", default_value = "fixed", value_parser = check_detector)]
+    pub detector: String,
+}
+
+/// Checks the detector's syntax when flags are parsed (a usage error).
+fn check_detector(s: &str) -> Result<String, String> {
+    vigil::detector::Detector::parse(s, 1000).map(|_| s.to_owned())
 }
 
 /// `--protocol`: one of the built-in client codecs.
@@ -130,6 +142,11 @@ impl ClientArgs {
         config.tcp_keepalive = self.tcp_keepalive;
         config.tcp_user_timeout = self.tcp_user_timeout;
         config.reply_timeout = self.timeout;
+        // Checked when the flags were parsed; the default smallest σ
+        // depends on the interval, when it is known here.
+        let interval_ms = self.interval.map_or(30_000, vigil::time::millis_ceil);
+        config.detector =
+            vigil::detector::Detector::parse(&self.detector, interval_ms).unwrap_or_default();
         config.quiet = self.quiet;
         config.stdin = match (self.stdin, self.no_stdin) {
             (true, _) => Some(true),

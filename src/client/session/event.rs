@@ -75,7 +75,7 @@ impl fmt::Display for DisconnectReason {
                 f.write_str("ping-timeout: PING was not answered in time")
             }
             DisconnectReason::Silent => {
-                f.write_str("silent: nothing received for interval + timeout")
+                f.write_str("silent: nothing received for interval + timeout (or past the φ detector's threshold)")
             }
             DisconnectReason::LineTooLong => {
                 f.write_str("line-too-long: server line over the limit")

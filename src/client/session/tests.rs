@@ -841,10 +841,10 @@ fn buffers_are_freed_when_empty() {
     h.drain();
     assert_eq!(h.s.events.capacity(), 0);
     // A session is small: the load generator holds tens of thousands.
-    // 392 bytes: 376 before the protocol codec (an 8-byte shared pointer)
-    // and the foreground interval (8 bytes) came in.
+    // 400 bytes: 376 before the protocol codec (an 8-byte shared pointer),
+    // the foreground interval and the φ detector's box (8 bytes each).
     assert!(
-        std::mem::size_of::<Session>() <= 392,
+        std::mem::size_of::<Session>() <= 400,
         "{}",
         std::mem::size_of::<Session>()
     );
@@ -1936,4 +1936,47 @@ fn a_network_change_cuts_a_backoff_wait_short() {
     h.s.handle_network_change(20);
     h.drain();
     check(&mut h, &["20 connect 0"]);
+}
+
+// ---- the φ accrual detector -------------------------------------------------
+
+/// A client beating every second (reply timeout 5 s) against the real
+/// server session, which hangs at 60 s: the fixed rule gives up a reply
+/// timeout after the unanswered ping; φ, having learned that a PONG comes
+/// every second, gives up about a second and a half after the last one.
+/// Neither gives up on a healthy server in the ten minutes before.
+#[test]
+fn phi_finds_a_hung_server_sooner_and_never_a_healthy_one() {
+    let mut detected = Vec::new();
+    for detector in [
+        crate::detector::Detector::Fixed,
+        crate::detector::Detector::Phi(crate::detector::PhiConfig::new(8.0, 100)),
+    ] {
+        let mut c = SessionConfig::new("dev", 1);
+        c.interval = IntervalPolicy::Fixed(1_000);
+        c.reply_timeout_ms = 5_000;
+        c.seed = 4;
+        let mut p = Pair::new(c, SimServer::new(30_000));
+        p.client.set_detector(detector);
+        p.run(600_000);
+        assert_eq!(p.disconnects(), [], "{detector:?}");
+        let last_pong = p
+            .events
+            .iter()
+            .rev()
+            .find_map(|(t, e)| matches!(e, Event::Pong { .. }).then_some(*t))
+            .expect("pongs");
+        p.server.hung = true;
+        p.run(700_000);
+        let (t, reason) = p.disconnects()[0];
+        detected.push((t - last_pong, reason));
+    }
+    // Fixed: the next ping (1 s after the last PONG) and 5 s of waiting.
+    let (fixed, fixed_reason) = detected[0];
+    assert_eq!(fixed_reason, DisconnectReason::PingTimeout);
+    assert!((5_900..=6_100).contains(&fixed), "{detected:?}");
+    // φ: the mean interval (1 s) plus 5.2 σ (σ = 100 ms, the minimum).
+    let (phi, phi_reason) = detected[1];
+    assert_eq!(phi_reason, DisconnectReason::Silent);
+    assert!((1_400..=1_600).contains(&phi), "{detected:?}");
 }
