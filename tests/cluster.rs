@@ -320,3 +320,50 @@ fn bad_cluster_urls_are_usage_errors() {
     assert!(p.ask("HELLO lonely\n").starts_with("WELCOME lonely"));
     assert_eq!(p.ask("PING\n"), "PONG");
 }
+
+/// `GET /clients/{id}` on a node's admin endpoint answers for the whole
+/// cluster: an id online on another node comes back with that node's owner
+/// record; one online nowhere is a 404.
+#[test]
+fn the_admin_endpoint_answers_for_the_whole_cluster() {
+    let redis = Redis::start();
+    let admin_port = free_port();
+    let a = Serve::start(&[
+        "--cluster",
+        &redis.url(),
+        "--node-id",
+        "a",
+        "--stats-interval",
+        "0ms",
+        "--admin",
+        &format!("127.0.0.1:{admin_port}"),
+    ]);
+    a.wait_log("cluster: Commands link to Redis");
+    let b = node(&redis, "b");
+    let _there = hello(&b, "far");
+    let _here = hello(&a, "near");
+    eventually("far is in Redis", || owner_node(&redis, "far").is_some());
+    let get = |path: &str| -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", admin_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text[9..12].parse().unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    };
+    let (status, body) = get("/clients/far");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["node"].as_str()),
+        (Some("far"), Some("b")),
+        "{body}"
+    );
+    // Local ids are answered from the node's own table, as before.
+    let (status, body) = get("/clients/near");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get("/clients/nowhere").0, 404);
+}

@@ -233,6 +233,13 @@ impl ClusterLink {
         self.cluster.set_run(run);
     }
 
+    /// Asks who holds `id` in the whole cluster (see [`Cluster::lookup`]).
+    pub fn lookup(&mut self, registry: &Registry, now: Tick, id: &str, request: u64) -> bool {
+        let asked = self.cluster.lookup(id, request);
+        self.flush(registry, 0, now);
+        asked
+    }
+
     /// Whether the command link to Redis is up.
     pub fn is_up(&self) -> bool {
         self.cluster.is_up(Link::Commands)

@@ -224,6 +224,14 @@ pub enum Output {
         /// The connection's number on this node.
         conn: u64,
     },
+    /// The answer to [`Cluster::lookup`]: the id's owner record in Redis,
+    /// or `None` when it is offline in the whole cluster.
+    Owner {
+        /// The number the lookup was asked with.
+        request: u64,
+        /// The owner record (JSON: node, run, conn, peer, since).
+        record: Option<String>,
+    },
 }
 
 /// What the cluster has done, for logs and metrics.
@@ -253,6 +261,8 @@ enum Expect {
     Scan,
     Reap,
     Reconcile,
+    /// An owner record asked for by [`Cluster::lookup`].
+    Lookup(u64),
 }
 
 #[derive(Debug, Default)]
@@ -571,6 +581,21 @@ impl Cluster {
         }
     }
 
+    /// Asks Redis who holds `id` in the whole cluster; the answer comes as
+    /// [`Output::Owner`] with `request`. False when Redis is away (nothing
+    /// is asked).
+    pub fn lookup(&mut self, id: &str, request: u64) -> bool {
+        if !self.cmd.up {
+            return false;
+        }
+        let online = self.key("online");
+        self.command(
+            &[b"HGET", online.as_bytes(), id.as_bytes()],
+            Expect::Lookup(request),
+        );
+        true
+    }
+
     /// Time has reached `now`: refresh the lease, look for dead nodes.
     pub fn handle_timeout(&mut self, now: Tick, time: &str) {
         if !self.cmd.up {
@@ -697,14 +722,26 @@ impl Cluster {
         if let Value::Error(e) = &value {
             self.stats.errors += 1;
             log::warn!("cluster: Redis answered an error: {e}");
-            if matches!(expect, Expect::Scan) {
-                self.scan_in_flight = false;
+            match expect {
+                Expect::Scan => self.scan_in_flight = false,
+                Expect::Lookup(request) => self.outputs.push_back(Output::Owner {
+                    request,
+                    record: None,
+                }),
+                _ => {}
             }
             return;
         }
         match expect {
             Expect::Ignore => {}
             Expect::Event(_) => self.stats.events += 1,
+            Expect::Lookup(request) => {
+                let record = match value {
+                    Value::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    _ => None,
+                };
+                self.outputs.push_back(Output::Owner { request, record });
+            }
             Expect::Scan => {
                 self.scan_in_flight = false;
                 let missing: Vec<String> = match value {

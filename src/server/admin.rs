@@ -494,11 +494,11 @@ fn response(status: u16, content_type: &str, extra: &str, body: &str) -> Vec<u8>
     .into_bytes()
 }
 
-fn ok(content_type: &str, body: &str) -> Vec<u8> {
+pub(crate) fn ok(content_type: &str, body: &str) -> Vec<u8> {
     response(200, content_type, "", body)
 }
 
-fn error(status: u16, message: &str) -> Vec<u8> {
+pub(crate) fn error(status: u16, message: &str) -> Vec<u8> {
     response(status, TEXT, "", &format!("{message}\n"))
 }
 

@@ -708,8 +708,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         };
         c.handle_timeout(self.poll.registry(), self.now);
         let mut takeovers = Vec::new();
-        while let Some(Output::Takeover { client, conn }) = c.poll_output() {
-            takeovers.push((client, conn));
+        let mut owners = Vec::new();
+        while let Some(output) = c.poll_output() {
+            match output {
+                Output::Takeover { client, conn } => takeovers.push((client, conn)),
+                Output::Owner { request, record } => owners.push((request, record)),
+            }
+        }
+        for (request, record) in owners {
+            self.admin_owner(request, record);
         }
         for (client, conn) in takeovers {
             if let Some(holder) = self.sessions.holder(&client) {

@@ -49,6 +49,8 @@ pub(crate) struct AdminState {
     started: SystemTime,
     queries: Option<mpsc::Receiver<Query>>,
     endpoint: Option<Box<Endpoint>>,
+    /// Numbers the cluster lookups of `GET /clients/{id}`.
+    next_lookup: u64,
 }
 
 /// The admin listener and its connections (boxed: absent unless `--admin`).
@@ -67,6 +69,9 @@ struct AdminConn {
     output: Vec<u8>,
     written: usize,
     deadline: Tick,
+    /// Waiting for the cluster's answer about this client id (lookup
+    /// number, id): the id is not online here, so Redis is asked.
+    lookup: Option<(u64, String)>,
 }
 
 impl AdminState {
@@ -81,6 +86,7 @@ impl AdminState {
             started,
             queries: None,
             endpoint: None,
+            next_lookup: 0,
         }
     }
 
@@ -175,6 +181,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 output: Vec::new(),
                 written: 0,
                 deadline,
+                lookup: None,
             });
         }
     }
@@ -189,6 +196,10 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             return;
         };
         let mut parsed = Parsed::Partial;
+        if c.lookup.is_some() {
+            // Its answer waits for the cluster (see `admin_owner`).
+            return;
+        }
         if c.output.is_empty() {
             let mut eof = false;
             let mut chunk = [0u8; 2048];
@@ -224,11 +235,63 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         match parsed {
             Parsed::Partial => {}
             Parsed::Reject(answer) => self.admin_answer(k, answer),
+            Parsed::Request(admin::Request::Client(id))
+                if self.sessions.holder(&id).is_none() && self.cluster.is_some() =>
+            {
+                // Not online here: ask the cluster who holds it.
+                let request = self.admin.next_lookup;
+                self.admin.next_lookup += 1;
+                let asked = match self.cluster.as_mut() {
+                    Some(cl) => cl.lookup(self.poll.registry(), self.now, &id, request),
+                    None => false,
+                };
+                if asked {
+                    if let Some(c) = self
+                        .admin
+                        .endpoint
+                        .as_deref_mut()
+                        .and_then(|e| e.conns.get_mut(k))
+                    {
+                        c.lookup = Some((request, id));
+                    }
+                    return;
+                }
+                let answer = admin::error(
+                    503,
+                    "not online here, and the cluster's Redis is unreachable",
+                );
+                self.admin_answer(k, answer);
+            }
             Parsed::Request(request) => {
                 let answer = admin::respond(&request, &mut View { d: self });
                 self.admin_answer(k, answer);
             }
         }
+        self.admin_flush(k);
+    }
+
+    /// The cluster's answer to a lookup: the owner record of a client id
+    /// online on another node (200, the record with the id), or 404.
+    pub(super) fn admin_owner(&mut self, request: u64, record: Option<String>) {
+        let Some(e) = self.admin.endpoint.as_deref_mut() else {
+            return;
+        };
+        let Some((k, id)) = e.conns.iter_mut().find_map(|(k, c)| match &c.lookup {
+            Some((r, _)) if *r == request => c.lookup.take().map(|(_, id)| (k, id)),
+            _ => None,
+        }) else {
+            return;
+        };
+        let owner = record.and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok());
+        let answer = match owner {
+            Some(serde_json::Value::Object(mut fields)) => {
+                fields.insert("id".to_owned(), serde_json::Value::String(id));
+                let body = serde_json::Value::Object(fields);
+                admin::ok("application/json", &format!("{body}\n"))
+            }
+            _ => admin::error(404, "client not online in the cluster"),
+        };
+        self.admin_answer(k, answer);
         self.admin_flush(k);
     }
 
