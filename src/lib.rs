@@ -137,6 +137,7 @@
 )]
 
 pub mod addr;
+pub mod auth;
 pub mod client;
 pub mod duration;
 pub mod error;
