@@ -35,6 +35,7 @@ impl Protocol for CmdProtocol {
             b"KEEPLIVE" => Frame::Ping { token: None },
             b"LOGIN" if valid_client_id(body) => Frame::Hello {
                 client_id: std::str::from_utf8(body).map_err(|_| DecodeError::BadFrame("id"))?,
+                token: None,
             },
             b"LOGIN" => return Err(DecodeError::BadFrame("CMD:LOGIN needs a client id")),
             _ => Frame::Message(line),

@@ -176,6 +176,23 @@ impl Verifier {
     }
 }
 
+/// The verifier for the secret in file `path`, for binaries (`--auth-secret
+/// FILE`). The one function here that does I/O.
+pub fn load_secret(path: &std::path::Path) -> Result<Verifier, String> {
+    let contents = std::fs::read(path)
+        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+    Verifier::from_file_contents(&contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Wall-clock time in whole Unix seconds (0 before 1970): what token
+/// expiries are counted in. Read by the event loop once per turn and by
+/// binaries that mint tokens; [`Verifier`] itself never reads it.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// 1 to 20 decimal digits, no sign, fitting a `u64`.

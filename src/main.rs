@@ -28,6 +28,8 @@ enum Command {
     Client(cmd::client::ClientArgs),
     /// Open many heartbeat sessions against a server and measure every round trip.
     Load(cmd::load::LoadArgs),
+    /// Mint a token for `HELLO <id> <token>` (servers run with --auth-secret).
+    Token(cmd::token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +41,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Client(args) => cmd::client::run(args),
         Command::Load(args) => cmd::load::run(args),
+        Command::Token(args) => cmd::token::run(args),
     }
 }

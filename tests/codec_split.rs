@@ -329,7 +329,7 @@ impl Sent {
     fn of(frame: Frame<'_>) -> Sent {
         match frame {
             Frame::Ping { token } => Sent::Ping(token.map(<[u8]>::to_vec)),
-            Frame::Hello { client_id } => Sent::Hello(client_id.to_string()),
+            Frame::Hello { client_id, .. } => Sent::Hello(client_id.to_string()),
             Frame::Message(m) => Sent::Message(m.to_vec()),
             Frame::Quit => Sent::Quit,
             Frame::Unknown { command } => Sent::Unknown(command.to_vec()),

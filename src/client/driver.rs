@@ -110,6 +110,8 @@ pub struct ClientConfig {
     /// The seed of the reconnect jitter; `None` (the default) derives one
     /// from the time and the process id.
     pub seed: Option<u64>,
+    /// The token sent with `HELLO` (see [`crate::auth`]). Default: none.
+    pub token: Option<String>,
 }
 
 impl ClientConfig {
@@ -128,6 +130,7 @@ impl ClientConfig {
             backoff_cap: Duration::from_millis(DEFAULT_BACKOFF_CAP_MS),
             quiet: false,
             seed: None,
+            token: None,
         }
     }
 
@@ -166,6 +169,7 @@ impl ClientConfig {
         c.backoff_base_ms = millis_ceil(self.backoff_base);
         c.backoff_cap_ms = millis_ceil(self.backoff_cap);
         c.seed = self.seed.unwrap_or_else(default_seed);
+        c.token = self.token.clone().map(Box::new);
         Ok(c)
     }
 }

@@ -70,6 +70,10 @@ pub struct LoadArgs {
     /// Run as a worker of `--procs`: the share comes on stdin.
     #[arg(long, hide = true)]
     pub worker: bool,
+
+    /// Secret FILE of a server run with --auth-secret: each session mints its own token.
+    #[arg(long, value_name = "FILE")]
+    pub auth_secret: Option<String>,
 }
 
 fn parse_source_ips(s: &str) -> Result<SourceRange, String> {
@@ -92,6 +96,12 @@ impl LoadArgs {
             .clone()
             .unwrap_or_else(|| format!("load-{}-", std::process::id()));
         c.seed = self.seed.unwrap_or_else(clock_seed);
+        if let Some(path) = &self.auth_secret {
+            // Absolute, so workers started elsewhere read the same file.
+            let path =
+                std::fs::canonicalize(path).map_err(|e| format!("--auth-secret {path}: {e}"))?;
+            c.auth_secret = Some(path);
+        }
         Ok(c)
     }
 }

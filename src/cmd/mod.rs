@@ -6,6 +6,7 @@
 pub mod client;
 pub mod load;
 pub mod serve;
+pub mod token;
 
 use std::fmt;
 use std::time::Duration;
@@ -50,6 +51,7 @@ mod tests {
         Serve(serve::ServeArgs),
         Client(client::ClientArgs),
         Load(load::LoadArgs),
+        Token(token::TokenArgs),
     }
 
     #[test]

@@ -13,8 +13,9 @@ use vigil::protocol::raw::DEFAULT_ACK;
 use vigil::protocol::resp::DEFAULT_MAX_FRAME;
 use vigil::protocol::{BinaryProtocol, Protocol, RawProtocol, RespProtocol};
 use vigil::server::{
-    Builder, PresenceOnly, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT,
-    DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
+    Authenticated, Builder, ConnectRate, Handler, PresenceOnly, DEFAULT_BACKLOG, DEFAULT_INTERVAL,
+    DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT,
+    DEFAULT_WHEEL_SLOTS,
 };
 use vigil::{Keepalive, LineProtocol, Server};
 
@@ -90,7 +91,25 @@ pub struct ServeArgs {
     /// TCP_USER_TIMEOUT on every connection: unacknowledged data older than this resets it [default: off].
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     tcp_user_timeout: Option<std::time::Duration>,
+    /// Require `HELLO <id> <token>` with an HMAC-SHA256 token under the secret in FILE (see `vigil token`); others get BYE unauthorized.
+    #[arg(long, value_name = "FILE")]
+    auth_secret: Option<String>,
+    /// Close a connection without a completed (authenticated) HELLO after D, with BYE hello-timeout; 0ms: off [default: 10s with --auth-secret, else off].
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    hello_timeout: Option<std::time::Duration>,
+    /// Most connections from one source address; more get BYE too-many-connections.
+    #[arg(long, value_name = "N")]
+    max_conns_per_ip: Option<u32>,
+    /// Most new connections per source address: N/s, N/m, N/h or N/<duration> (a token bucket of N); faster ones are refused at accept.
+    #[arg(long, value_name = "RATE", value_parser = ConnectRate::parse)]
+    max_connects_per_ip: Option<ConnectRate>,
+    /// Close a client sending more than N frames of any kind per interval (BYE too-many-frames; N up to 65535).
+    #[arg(long, value_name = "N")]
+    max_frames: Option<u16>,
 }
+
+/// `--hello-timeout` when `--auth-secret` is given without it.
+const DEFAULT_AUTH_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -139,11 +158,46 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(sink) = events(args.events.as_deref())? {
         builder = builder.events(sink);
     }
-    match args.protocol {
+    let verifier = match &args.auth_secret {
+        Some(path) => Some(vigil::auth::load_secret(path.as_ref())?),
+        None => None,
+    };
+    let hello_timeout = args
+        .hello_timeout
+        .or(verifier.as_ref().map(|_| DEFAULT_AUTH_HELLO_TIMEOUT))
+        .filter(|d| !d.is_zero());
+    if let Some(d) = hello_timeout {
+        builder = builder.hello_timeout(d);
+    }
+    if let Some(n) = args.max_conns_per_ip {
+        builder = builder.max_conns_per_ip(n);
+    }
+    if let Some(r) = args.max_connects_per_ip {
+        builder = builder.max_connects_per_ip(r);
+    }
+    if let Some(n) = args.max_frames {
+        builder = builder.max_frames(n);
+    }
+    match verifier {
+        Some(v) => {
+            log::info!("authentication on: HELLO needs a token");
+            let builder = builder.handler(Authenticated::new(v, PresenceOnly));
+            run_protocol(args.protocol, &args, builder)
+        }
+        None => run_protocol(args.protocol, &args, builder),
+    }
+}
+
+fn run_protocol<H: Handler>(
+    protocol: ProtocolName,
+    args: &ServeArgs,
+    builder: Builder<LineProtocol, H>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match protocol {
         ProtocolName::Line => run_with(builder, LineProtocol::new(args.max_line)),
         ProtocolName::Resp => run_with(builder, RespProtocol::new(args.max_frame)),
         ProtocolName::Binary => run_with(builder, BinaryProtocol::new(args.max_frame)),
-        ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0)),
+        ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0.clone())),
     }
 }
 
@@ -163,8 +217,8 @@ fn events(path: Option<&str>) -> Result<Option<EventSink>, String> {
     })
 }
 
-fn run_with<P: Protocol>(
-    builder: Builder<LineProtocol, PresenceOnly>,
+fn run_with<P: Protocol, H: Handler>(
+    builder: Builder<LineProtocol, H>,
     protocol: P,
 ) -> Result<(), Box<dyn std::error::Error>> {
     log::info!("protocol: {}", protocol.name());

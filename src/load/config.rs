@@ -162,6 +162,9 @@ pub struct LoadConfig {
     /// worker's share starts where the previous one ends): it numbers the
     /// client ids and picks the source addresses.
     pub first_index: usize,
+    /// A file holding the secret of a server run with `--auth-secret`:
+    /// each session mints its own token for its id. Default: none.
+    pub auth_secret: Option<std::path::PathBuf>,
 }
 
 impl LoadConfig {
@@ -178,6 +181,7 @@ impl LoadConfig {
             source_ips: None,
             seed: 0,
             first_index: 0,
+            auth_secret: None,
         }
     }
 
@@ -339,11 +343,14 @@ impl LoadConfig {
         if let Some(r) = self.source_ips {
             s.push_str(&format!("source_ips {r}\n"));
         }
+        if let Some(p) = &self.auth_secret {
+            s.push_str(&format!("auth_secret {}\n", p.display()));
+        }
         s
     }
 
     /// Reads what [`encode`](LoadConfig::encode) wrote. Every key but
-    /// `source_ips` is required.
+    /// `source_ips` and `auth_secret` is required.
     pub fn decode(text: &str) -> Result<LoadConfig, ConfigError> {
         let bad = |what: &str| ConfigError::new(format!("bad worker config: {what}"));
         let mut c = LoadConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)), 0);
@@ -392,6 +399,10 @@ impl LoadConfig {
                 }
                 "source_ips" => {
                     c.source_ips = Some(value.parse()?);
+                    0
+                }
+                "auth_secret" => {
+                    c.auth_secret = Some(value.into());
                     0
                 }
                 _ => return Err(bad(line)),

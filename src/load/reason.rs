@@ -102,6 +102,11 @@ fn bye(r: CloseReason) -> &'static str {
         CloseReason::TooManyPings => "BYE too-many-pings",
         CloseReason::OutputOverflow => "BYE output-overflow",
         CloseReason::Shutdown => "BYE shutdown",
+        CloseReason::Unauthorized => "BYE unauthorized",
+        CloseReason::HelloTimeout => "BYE hello-timeout",
+        CloseReason::TooManyConnections => "BYE too-many-connections",
+        CloseReason::TooManyFrames => "BYE too-many-frames",
+        CloseReason::InternalError => "BYE internal-error",
     }
 }
 

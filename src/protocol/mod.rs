@@ -45,6 +45,9 @@ pub enum Frame<'a> {
     Hello {
         /// The client id (1 to 128 printable ASCII characters, no spaces).
         client_id: &'a str,
+        /// The token proving the peer may use the id (see [`crate::auth`]),
+        /// if it sent one. The codec passes it on unchecked.
+        token: Option<&'a [u8]>,
     },
     /// Anything else: application data, which the server passes on.
     Message(&'a [u8]),
@@ -152,11 +155,22 @@ pub enum CloseReason {
     OutputOverflow,
     /// The server is shutting down.
     Shutdown,
+    /// A HELLO was refused: no token, or a malformed, expired or wrong one
+    /// (or the application's hook said no).
+    Unauthorized,
+    /// No (authenticated) HELLO within `--hello-timeout`.
+    HelloTimeout,
+    /// The peer's address has `--max-conns-per-ip` connections already.
+    TooManyConnections,
+    /// More frames per interval than `--max-frames` allows.
+    TooManyFrames,
+    /// An application hook panicked while handling this connection.
+    InternalError,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (for statistics).
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 15] = [
         CloseReason::Timeout,
         CloseReason::Closed,
         CloseReason::Reset,
@@ -167,6 +181,11 @@ impl CloseReason {
         CloseReason::TooManyPings,
         CloseReason::OutputOverflow,
         CloseReason::Shutdown,
+        CloseReason::Unauthorized,
+        CloseReason::HelloTimeout,
+        CloseReason::TooManyConnections,
+        CloseReason::TooManyFrames,
+        CloseReason::InternalError,
     ];
 
     /// The reason as it is spelled on the wire and in events.
@@ -182,6 +201,11 @@ impl CloseReason {
             CloseReason::TooManyPings => "too-many-pings",
             CloseReason::OutputOverflow => "output-overflow",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Unauthorized => "unauthorized",
+            CloseReason::HelloTimeout => "hello-timeout",
+            CloseReason::TooManyConnections => "too-many-connections",
+            CloseReason::TooManyFrames => "too-many-frames",
+            CloseReason::InternalError => "internal-error",
         }
     }
 
@@ -236,6 +260,15 @@ pub trait Protocol {
     /// it here; the pings still count as life.
     fn max_pongs_per_interval(&self) -> Option<u32> {
         None
+    }
+
+    /// Whether a [`Frame::Hello`] repeating the id the connection already
+    /// has is answered with another [`Reply::Welcome`]. By default it is
+    /// not (nothing changed, and a peer must not turn a few bytes into many
+    /// on demand); a request-reply protocol whose clients wait for an
+    /// answer to every command (RESP) says true.
+    fn welcome_every_hello(&self) -> bool {
+        false
     }
 }
 

@@ -148,6 +148,11 @@ impl Protocol for RespProtocol {
     fn name(&self) -> &'static str {
         "resp"
     }
+
+    /// Every `CLIENT SETNAME` gets its `+OK`: clients wait for it.
+    fn welcome_every_hello(&self) -> bool {
+        true
+    }
 }
 
 /// Appends `data` as a RESP bulk string.
@@ -222,7 +227,10 @@ impl<'a> Request<'a> {
             // Printable ASCII is valid UTF-8.
             let client_id = std::str::from_utf8(second)
                 .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-            return Ok(Frame::Hello { client_id });
+            return Ok(Frame::Hello {
+                client_id,
+                token: None,
+            });
         }
         Ok(Frame::Unknown { command: name })
     }
@@ -392,7 +400,7 @@ mod tests {
         match *frame {
             Frame::Ping { token: None } => "ping".into(),
             Frame::Ping { token: Some(t) } => format!("ping {:?}", s(t)),
-            Frame::Hello { client_id } => format!("hello {client_id}"),
+            Frame::Hello { client_id, .. } => format!("hello {client_id}"),
             Frame::Message(m) => format!("message {:?}", s(m)),
             Frame::Quit => "quit".into(),
             Frame::Unknown { command } => format!("unknown {:?}", s(command)),

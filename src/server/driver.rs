@@ -93,6 +93,8 @@ pub(crate) struct Limits {
     pub max_conns: usize,
     pub max_output: usize,
     pub stats_every: Option<Tick>,
+    pub max_conns_per_ip: Option<u32>,
+    pub max_connects_per_ip: Option<super::ConnectRate>,
 }
 
 /// The event loop of a [`Server`](super::Server).
@@ -158,7 +160,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             clock: Clock::new(),
             now: 0,
             turn: Turn::default(),
-            accepting: Accepting::new(),
+            accepting: Accepting::new(&limits),
             limits,
             scratch: vec![0; READ_CHUNK],
             sink: EventSink::log_only(),
@@ -235,6 +237,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let polled = self.poll.poll(&mut events, timeout);
         self.events = Some(events);
         self.now = self.clock.now();
+        self.sessions.handle_unix_time(crate::auth::unix_now());
         self.turn.number = self.turn.number.wrapping_add(1);
         match polled {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => {
@@ -251,7 +254,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             return Some(Duration::ZERO);
         }
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
-        let at = [tick, next_stats, self.accepting.retry_at]
+        let hello = self.sessions.next_hello_deadline();
+        let at = [tick, next_stats, self.accepting.retry_at, hello]
             .into_iter()
             .flatten()
             .min()?;
@@ -333,6 +337,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             conn.reads = 0;
         }
         let mut end = None;
+        // Replies of earlier reads this call wait in the sessions' buffer,
+        // not yet in the connection's: both count against the output cap.
+        let queued_before = sessions.queued_len();
         loop {
             if conn.reads >= READ_BUDGET {
                 if !conn.queued {
@@ -349,7 +356,16 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 }
                 Ok(n) => {
                     let now = clock.stamp();
-                    if !sessions.handle_bytes(now, key as u32, &mut conn.session, &scratch[..n]) {
+                    let waiting =
+                        conn.output.len() + sessions.queued_len().saturating_sub(queued_before);
+                    let data = &scratch[..n];
+                    if !sessions.handle_bytes_after(
+                        now,
+                        key as u32,
+                        &mut conn.session,
+                        data,
+                        waiting,
+                    ) {
                         break;
                     }
                     // A short read emptied the socket's receive queue; on
@@ -407,6 +423,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         };
         if !conn.session.is_open() {
             return;
+        }
+        if let Some(a) = &mut self.accepting.addresses {
+            a.handle_close(conn.session.peer().ip());
         }
         self.sessions
             .handle_close(key as u32, &mut conn.session, reason);
@@ -467,6 +486,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 self.read(key);
             }
             self.rearm_or_close(key);
+        }
+        while let Some(c) = self.sessions.poll_hello_due(self.now) {
+            if let Some(conn) = self.conns.get(c.key as usize) {
+                if conn.session.generation() == c.generation
+                    && self.sessions.handle_hello_deadline(c.key, &conn.session)
+                {
+                    self.apply_closes();
+                }
+            }
         }
     }
 

@@ -13,11 +13,13 @@
 //!   client ids behind a small interface; `handler` is the application's
 //!   side ([`Handler`], [`Context`]).
 
+mod authenticated;
 mod builder;
 mod config;
 mod conn;
 mod driver;
 mod handler;
+mod limits;
 mod listener;
 mod presence;
 pub(crate) mod session;
@@ -30,13 +32,17 @@ use std::sync::Arc;
 
 use mio::{Poll, Waker};
 
+pub use authenticated::Authenticated;
 pub use builder::Builder;
 pub use config::{
     Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_LISTEN_ADDR,
     DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
     MAX_WHEEL_SLOTS,
 };
-pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
+pub use handler::{
+    on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly, Verdict,
+};
+pub use limits::ConnectRate;
 pub use stats::Stats;
 
 use crate::error::{Error, ErrorKind};
@@ -136,6 +142,9 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             interval_ms: millis_ceil(config.interval),
             timeout_ms: millis_ceil(config.timeout),
             max_pings: config.max_pings,
+            hello_timeout_ms: config.hello_timeout.map(millis_ceil),
+            max_frames: config.max_frames,
+            max_output: config.max_output,
         };
         let sessions = Sessions::new(protocol, handler, LocalPresence::default(), settings);
         let wheel = Wheel::new(millis_ceil(config.tick).max(1), config.wheel_slots);
@@ -143,6 +152,8 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             max_conns,
             max_output: config.max_output,
             stats_every: config.stats_interval.map(|d| millis_ceil(d).max(1)),
+            max_conns_per_ip: config.max_conns_per_ip,
+            max_connects_per_ip: config.max_connects_per_ip,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let driver = Driver::new(

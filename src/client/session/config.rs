@@ -92,6 +92,13 @@ pub struct SessionConfig {
     /// The seed of the jitter generator. Default: 0; a driver running many
     /// sessions should give each its own.
     pub seed: u64,
+    /// The token sent with the id, `HELLO <id> <token>`, for a server that
+    /// checks them (see [`crate::auth`]): 1 to 256 printable ASCII
+    /// characters, no spaces. Default: none. Boxed (8 bytes, like the
+    /// server's `Spill`) so that a session without one stays as small as
+    /// before.
+    #[allow(clippy::box_collection)]
+    pub token: Option<Box<String>>,
 }
 
 impl SessionConfig {
@@ -109,6 +116,7 @@ impl SessionConfig {
             max_message: DEFAULT_MAX_MESSAGE,
             max_pending: DEFAULT_MAX_PENDING,
             seed: 0,
+            token: None,
         }
     }
 }
@@ -122,6 +130,8 @@ pub enum ConfigError {
     NoServers,
     /// The adaptive range is empty or its tuning is out of range.
     BadAdaptive,
+    /// The token is not 1 to 256 printable ASCII characters without spaces.
+    BadToken,
 }
 
 impl fmt::Display for ConfigError {
@@ -131,6 +141,9 @@ impl fmt::Display for ConfigError {
                 f.write_str("client id must be 1 to 128 printable ASCII characters without spaces")
             }
             ConfigError::NoServers => f.write_str("no server to connect to"),
+            ConfigError::BadToken => {
+                f.write_str("token must be 1 to 256 printable ASCII characters without spaces")
+            }
             ConfigError::BadAdaptive => f.write_str(
                 "adaptive interval: the minimum must be above 0 and at most the maximum",
             ),

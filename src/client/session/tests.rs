@@ -962,6 +962,9 @@ impl SimServer {
             interval_ms,
             timeout_ms: interval_ms * 3 / 2,
             max_pings: None,
+            hello_timeout_ms: None,
+            max_frames: None,
+            max_output: usize::MAX,
         };
         SimServer {
             sessions: Sessions::new(

@@ -32,6 +32,9 @@ fn settings() -> Settings {
         interval_ms: 1000,
         timeout_ms: 3000,
         max_pings: None,
+        hello_timeout_ms: None,
+        max_frames: None,
+        max_output: usize::MAX,
     }
 }
 
@@ -475,16 +478,27 @@ fn a_reply_already_produced_goes_out_before_the_bye_of_a_takeover() {
 
 #[test]
 fn the_same_id_again_changes_nothing_a_new_one_releases_the_old() {
+    // Nothing changes, not even a second WELCOME: a peer cannot turn a
+    // few bytes into many on demand.
     let mut sim = Sim::new(settings());
     let c = sim.connect(0);
     sim.send(1, c, b"HELLO a\nHELLO a\n");
+    sim.send(2, c, &b"HELLO a\n".repeat(100));
     check(
         &mut sim,
         &[
             "0 online #1",
-            "1 c0 < WELCOME a interval=1000 timeout=3000 | WELCOME a interval=1000 timeout=3000",
+            "1 c0 < WELCOME a interval=1000 timeout=3000",
             "1 hello #1 a",
         ],
+    );
+    let last_seen = sim.conns[c as usize]
+        .as_ref()
+        .map(|s| s.session.last_seen());
+    assert_eq!(
+        last_seen,
+        Some(2),
+        "a repeated HELLO is still a sign of life"
     );
     sim.send(2, c, b"HELLO b\n");
     // Another connection can now take `a` without replacing anyone.
@@ -541,7 +555,7 @@ fn bad_input_closes_that_connection_with_its_reason_and_no_other() {
         10,
         &[
             (long, b"PING 1\nthis line is far too long for 16 bytes"),
-            (bad, b"PING 2\nHELLO a b\nPING 3\n"),
+            (bad, b"PING 2\nHELLO  b\nPING 3\n"),
             (good, b"PING 4\n"),
         ],
     );
