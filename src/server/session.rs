@@ -680,12 +680,17 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 }
                 s.client = Some(id);
                 self.event(s, EventKind::Hello);
-                self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info));
+                if !self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info)) {
+                    return Err(CloseReason::InternalError);
+                }
             }
             Frame::Message(message) => {
-                self.call_handler(s, key, true, |h, ctx, info| {
+                let ran = self.call_handler(s, key, true, |h, ctx, info| {
                     h.on_message(ctx, info, message)
                 });
+                if !ran {
+                    return Err(CloseReason::InternalError);
+                }
             }
             Frame::Quit => {
                 self.reply(cref, &Reply::Quit);
