@@ -33,6 +33,9 @@
 //!   ([`LineProtocol`] is the default; RESP, binary, raw).
 //! - [`events`]: presence events and their JSON lines; [`duration`]: the
 //!   duration syntax of the flags.
+//! - [`auth`]: HELLO tokens (HMAC-SHA256 over the id and an expiry), the
+//!   wall-clock time handed in; `server::limits`: per-address connection
+//!   counts and connect rates, touched only at accept and close.
 //!
 //! Drivers (the only code that touches sockets and reads the clock):
 //! - `server::driver`: the mio loop behind [`Server`]: one `Poll`, every
