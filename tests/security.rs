@@ -495,3 +495,47 @@ fn first_line(s: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&line).into_owned()
 }
+
+/// A binary frame: length, type, payload.
+fn binary(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+    f.push(kind);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The next binary frame from `s`: its type and payload.
+fn read_binary(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).unwrap();
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let mut payload = vec![0u8; len - 1];
+    s.read_exact(&mut payload).unwrap();
+    (head[4], payload)
+}
+
+#[test]
+fn the_binary_protocol_carries_the_token_after_a_space() {
+    let secret = Secret::new("binary");
+    let server = Serve::start(&["--protocol", "binary", "--auth-secret", secret.path()]);
+    let token = secret.token("bin", "1h");
+    let connect = || {
+        let s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    let mut holder = connect();
+    holder
+        .write_all(&binary(3, format!("bin {token}").as_bytes()))
+        .unwrap();
+    let (kind, payload) = read_binary(&mut holder);
+    assert_eq!(kind, 4, "WELCOME");
+    assert_eq!(&payload[8..], b"bin");
+    for hello in [b"bin".to_vec(), format!("bin {token}x").into_bytes()] {
+        let mut stranger = connect();
+        stranger.write_all(&binary(3, &hello)).unwrap();
+        assert_eq!(read_binary(&mut stranger), (6, b"unauthorized".to_vec()));
+    }
+    holder.write_all(&binary(1, b"7")).unwrap();
+    assert_eq!(read_binary(&mut holder), (2, b"7".to_vec()));
+}
