@@ -142,6 +142,8 @@ pub struct ClientConfig {
     /// Speak TLS to the servers, checking their certificates this way.
     /// Default: `None`, plain TCP.
     pub tls: Option<crate::tls::TlsClient>,
+    /// The token sent with `HELLO` (see [`crate::auth`]). Default: none.
+    pub token: Option<String>,
 }
 
 impl ClientConfig {
@@ -166,6 +168,7 @@ impl ClientConfig {
             watch_network: true,
             protocol: crate::protocol::client::ClientCodec::LINE,
             tls: None,
+            token: None,
         }
     }
 
@@ -217,6 +220,7 @@ impl ClientConfig {
                 c.protocol.name()
             )));
         }
+        c.token = self.token.clone().map(Box::new);
         Ok(c)
     }
 }
