@@ -130,7 +130,8 @@ impl ClientProtocol for TaggedClient {
         limit.max(1) + 1
     }
 
-    fn encode_hello(&self, client_id: &str, out: &mut Vec<u8>) {
+    /// This protocol carries no token (`carries_token` is false).
+    fn encode_hello(&self, client_id: &str, _token: Option<&str>, out: &mut Vec<u8>) {
         out.extend_from_slice(format!("login {client_id}\n").as_bytes());
     }
 

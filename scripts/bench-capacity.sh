@@ -11,7 +11,10 @@
 # Writes target/bench/capacity.json; exits 1 if there were errors.
 #
 # Usage: scripts/bench-capacity.sh [CONNS]   (default 15000)
-# Environment: HOLD (default 30s), RATE (connects per second, default 2000).
+# Environment: HOLD (default 30s), RATE (connects per second, default 2000),
+# AUTH=1 (the server runs with --auth-secret and every session sends a
+# token it minted; the report goes to target/bench/capacity-auth.json).
+# scripts/bench-auth.sh runs both and prints them side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-15000}
@@ -58,8 +61,13 @@ wait_for() { # $1: file, $2: text, $3: tenths of a second
   echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
+AUTH_ARGS=(); OUT=target/bench/capacity.json
+if [ "${AUTH:-0}" = 1 ]; then
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/secret"
+  AUTH_ARGS=(--auth-secret "$tmp/secret"); OUT=target/bench/capacity-auth.json
+fi
 RUST_LOG=warn,vigil::server=info "$BIN" serve --listen 127.0.0.1:0 --interval 1s --timeout 5s \
-  --stats-interval 0ms 2>"$tmp/serve.log" &
+  --stats-interval 0ms "${AUTH_ARGS[@]}" 2>"$tmp/serve.log" &
 SRV_PID=$!
 wait_for "$tmp/serve.log" "listening on" 100
 PORT=$(grep -o 'listening on [0-9.]*:[0-9]*' "$tmp/serve.log" | head -1 | awk -F: '{print $NF}')
@@ -72,7 +80,7 @@ cat /proc/slabinfo >"$tmp/slab0" 2>/dev/null || true
 
 echo "vigil load: $CONNS connections at $RATE/s from $SOURCES, 1 s heartbeats, hold $HOLD, $PROCS process(es)" >&2
 "$BIN" load --server "127.0.0.1:$PORT" --conns "$CONNS" --connect-rate "$RATE" --interval 1s \
-  --duration "$HOLD" --timeout 10s --procs "$PROCS" --source-ips "$SOURCES" --json \
+  --duration "$HOLD" --timeout 10s --procs "$PROCS" --source-ips "$SOURCES" --json "${AUTH_ARGS[@]}" \
   >"$tmp/load.json" 2>"$tmp/load.log" &
 LOAD_PID=$!
 ramp_limit=$(( (CONNS / RATE + 30) * 10 ))
@@ -88,12 +96,13 @@ wait $LOAD_PID; LOAD_PID=""
 kill -TERM $SRV_PID; wait $SRV_PID || true; SRV_PID=""
 
 python3 - "$tmp/load.json" "$CONNS" "$PROCS" "$HZ" "$rss0" "$rss1" "$avail0" "$avail1" "$lrss" \
-  "$cpu0" "$cpu1" "$lcpu0" "$lcpu1" "$slab0" "$slab1" "$tw0" "$t0" "$t1" "$SOURCES" <<'PY'
+  "$cpu0" "$cpu1" "$lcpu0" "$lcpu1" "$slab0" "$slab1" "$tw0" "$t0" "$t1" "$SOURCES" "$OUT" <<'PY'
 import json, sys
 load = json.load(open(sys.argv[1]))
 conns, procs, hz, rss0, rss1, a0, a1, lrss, c0, c1, l0, l1, s0, s1, tw0 = map(int, sys.argv[2:17])
 t0, t1 = map(float, sys.argv[17:19])
 sources = sys.argv[19]
+out = sys.argv[20]
 tmp = sys.argv[1].rsplit("/", 1)[0]
 
 def slabs(path):
@@ -131,7 +140,7 @@ r = {
     "closes": load["closes"], "missing": hb["missing"],
     "latency_us": load["latency_us"], "load": load,
 }
-json.dump(r, open("target/bench/capacity.json", "w"), indent=1)
+json.dump(r, open(out, "w"), indent=1)
 s, t = load["latency_us"]["scheduled"], load["latency_us"]["rtt"]
 print(f"{'conns held':<40}{online:>12,}")
 print(f"{'hold':<40}{r['hold_s']:>11} s")

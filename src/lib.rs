@@ -47,6 +47,9 @@
 //! - `server::admin`: the admin endpoint's HTTP (`--admin`): request bytes
 //!   in, response bytes out, from a read-only view of the server (metrics,
 //!   online clients, kick, health).
+//! - [`auth`]: HELLO tokens (HMAC-SHA256 over the id and an expiry), the
+//!   wall-clock time handed in; `server::limits`: per-address connection
+//!   counts and connect rates, touched only at accept and close.
 //!
 //! Drivers (the only code that touches sockets and reads the clock):
 //! - `server::driver`: the mio loop behind [`Server`]: one `Poll`, every
@@ -183,6 +186,7 @@
 )]
 
 pub mod addr;
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod detector;

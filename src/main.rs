@@ -53,6 +53,8 @@ enum Command {
     Load(cmd::load::LoadArgs),
     /// Ask a cluster's Redis which node and connection hold a client id.
     Who(cmd::who::WhoArgs),
+    /// Mint a token for `HELLO <id> <token>` (servers run with --auth-secret).
+    Token(cmd::token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Client(args) => cmd::client::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Who(args) => cmd::who::run(args),
+        Command::Token(args) => cmd::token::run(args),
     };
     log.finish(LOG_GRACE);
     code

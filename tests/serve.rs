@@ -245,7 +245,9 @@ fn a_bad_client_id_is_a_bad_frame() {
     let server = Serve::start(&[]);
     for hello in [
         "HELLO\n".to_owned(),
-        "HELLO two words\n".to_owned(),
+        // `HELLO <id> <token>`: the second word is a token; an empty id
+        // (two spaces) is still a bad frame.
+        "HELLO  two\n".to_owned(),
         format!("HELLO {}\n", "x".repeat(129)),
     ] {
         let mut peer = server.connect();

@@ -140,11 +140,13 @@ pub struct ClientConfig {
     /// The wire protocol. Default: the line protocol.
     pub protocol: crate::protocol::client::ClientCodec,
     /// Which detector declares the server dead. See
-    /// [`SessionConfig::detector`](super::SessionConfig::detector).
+    /// [`Session::set_detector`](super::Session::set_detector).
     pub detector: crate::detector::Detector,
     /// Speak TLS to the servers, checking their certificates this way.
     /// Default: `None`, plain TCP.
     pub tls: Option<crate::tls::TlsClient>,
+    /// The token sent with `HELLO` (see [`crate::auth`]). Default: none.
+    pub token: Option<String>,
 }
 
 impl ClientConfig {
@@ -170,6 +172,7 @@ impl ClientConfig {
             protocol: crate::protocol::client::ClientCodec::LINE,
             detector: crate::detector::Detector::Fixed,
             tls: None,
+            token: None,
         }
     }
 
@@ -221,6 +224,7 @@ impl ClientConfig {
                 c.protocol.name()
             )));
         }
+        c.token = self.token.clone().map(Box::new);
         Ok(c)
     }
 }

@@ -24,7 +24,8 @@
 //! Any state ends in `Closed` after [`Session::close`].
 //!
 //! # Rules
-//! - **Login.** On connect the session sends `HELLO <id>`, on every connect,
+//! - **Login.** On connect the session sends `HELLO <id>` (`HELLO <id>
+//!   <token>` with a token), on every connect,
 //!   so a reconnect logs in again. `WELCOME` must come within the reply
 //!   timeout, or the server is dead (`no-welcome`).
 //! - **Interval.** The interval in effect is decided in one place
@@ -229,6 +230,14 @@ impl Session {
         {
             return Err(ConfigError::NeedsInterval);
         }
+        if config.token.as_deref().is_some_and(|t| {
+            !(1..=256).contains(&t.len()) || !t.bytes().all(|b| (b'!'..=b'~').contains(&b))
+        }) {
+            return Err(ConfigError::BadToken);
+        }
+        if config.token.is_some() && !config.protocol.carries_token() {
+            return Err(ConfigError::NoToken);
+        }
         let adaptive = match config.interval {
             IntervalPolicy::Adaptive(c) => {
                 c.check().map_err(|_| ConfigError::BadAdaptive)?;
@@ -329,7 +338,11 @@ impl Session {
         self.last_rx = now;
         self.last_tx = now;
         let protocol = self.config.protocol;
-        protocol.encode_hello(&self.config.client_id, &mut self.out);
+        protocol.encode_hello(
+            &self.config.client_id,
+            self.config.token.as_deref().map(String::as_str),
+            &mut self.out,
+        );
         self.events.push_back(Event::Connected {
             server: ServerIndex(self.server),
         });

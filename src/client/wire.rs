@@ -154,10 +154,14 @@ pub(crate) fn parse_ms(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// Appends `HELLO <client_id>\n` to `out`.
-pub fn encode_hello(client_id: &str, out: &mut Vec<u8>) {
+/// Appends `HELLO <client_id>\n`, or `HELLO <client_id> <token>\n`, to `out`.
+pub fn encode_hello(client_id: &str, token: Option<&str>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"HELLO ");
     out.extend_from_slice(client_id.as_bytes());
+    if let Some(t) = token {
+        out.push(b' ');
+        out.extend_from_slice(t.as_bytes());
+    }
     out.push(b'\n');
 }
 
@@ -374,7 +378,7 @@ mod tests {
     #[test]
     fn encoding_and_commands() {
         let mut out = Vec::new();
-        encode_hello("dev-1", &mut out);
+        encode_hello("dev-1", None, &mut out);
         encode_ping(42, &mut out);
         encode_message(b"hi", &mut out);
         assert_eq!(out, b"HELLO dev-1\nPING 42\nhi\n");

@@ -118,6 +118,19 @@ pub struct ClientArgs {
     /// defaults to a twentieth of the interval, 30 s when the server sets it).
     #[arg(env = "VIGIL_CLIENT_DETECTOR", long, value_name = "fixed|phi:N", default_value = "fixed", value_parser = check_detector)]
     pub detector: String,
+
+    /// Token to send with HELLO, for a server run with --auth-secret (see `vigil token`).
+    #[arg(
+        env = "VIGIL_CLIENT_TOKEN",
+        long,
+        value_name = "TOKEN",
+        conflicts_with = "auth_secret"
+    )]
+    pub token: Option<String>,
+
+    /// Mint our own token (valid 24h) from the secret in FILE: for testing; a real client gets its token from its backend.
+    #[arg(env = "VIGIL_CLIENT_AUTH_SECRET", long, value_name = "FILE")]
+    pub auth_secret: Option<String>,
 }
 
 /// Checks the detector's syntax when flags are parsed (a usage error).
@@ -133,8 +146,12 @@ fn parse_protocol(s: &str) -> Result<String, String> {
     }
 }
 
+/// How long a token minted by `vigil client --auth-secret` lasts.
+const SELF_MINTED_TTL_SECS: u64 = 24 * 3600;
+
 impl ClientArgs {
-    /// The library config these flags describe.
+    /// The library config these flags describe (the token of `--token`;
+    /// see [`ClientArgs::minted_token`] for `--auth-secret`).
     pub fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new(self.server.clone(), self.id.clone());
         config.interval = self.interval;
@@ -163,7 +180,18 @@ impl ClientArgs {
             ca: self.ca.clone(),
             name: self.tls_name.clone(),
         });
+        config.token = self.token.clone();
         config
+    }
+
+    /// With `--auth-secret`, a token minted for our id (valid a day).
+    pub fn minted_token(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.auth_secret else {
+            return Ok(None);
+        };
+        let v = vigil::auth::load_secret(path.as_ref())?;
+        let expiry = vigil::auth::unix_now().saturating_add(SELF_MINTED_TTL_SECS);
+        Ok(Some(v.mint(&self.id, expiry)))
     }
 }
 
@@ -178,7 +206,16 @@ fn default_reply_timeout() -> &'static str {
 /// Runs the client; 0 when it ends on end of input or a signal, 2 for
 /// unusable flags, 1 on other errors.
 pub fn run(args: ClientArgs) -> ExitCode {
-    match client::run(args.config()) {
+    let mut config = args.config();
+    match args.minted_token() {
+        Ok(Some(token)) => config.token = Some(token),
+        Ok(None) => {}
+        Err(e) => {
+            vigil::logging::fatal(&format!("vigil client: {e}"));
+            return ExitCode::FAILURE;
+        }
+    }
+    match client::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             vigil::logging::fatal(&format!("vigil client: {e}"));

@@ -119,6 +119,10 @@ pub struct LoadArgs {
         requires = "tls"
     )]
     pub tls_name: Option<String>,
+
+    /// Secret FILE of a server run with --auth-secret: each session mints its own token.
+    #[arg(env = "VIGIL_LOAD_AUTH_SECRET", long, value_name = "FILE")]
+    pub auth_secret: Option<String>,
 }
 
 /// `--protocol`: one of the built-in client codecs.
@@ -158,6 +162,12 @@ impl LoadArgs {
                     .unwrap_or_else(|| vigil::tls::host_of(server).to_owned()),
             ),
         });
+        if let Some(path) = &self.auth_secret {
+            // Absolute, so workers started elsewhere read the same file.
+            let path =
+                std::fs::canonicalize(path).map_err(|e| format!("--auth-secret {path}: {e}"))?;
+            c.auth_secret = Some(path);
+        }
         Ok(c)
     }
 }

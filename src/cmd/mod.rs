@@ -6,6 +6,7 @@
 pub mod client;
 pub mod load;
 pub mod serve;
+pub mod token;
 pub mod who;
 pub mod workers;
 
@@ -54,6 +55,7 @@ mod tests {
         Serve(serve::ServeArgs),
         Client(client::ClientArgs),
         Load(load::LoadArgs),
+        Token(token::TokenArgs),
     }
 
     #[test]

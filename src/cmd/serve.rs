@@ -13,8 +13,9 @@ use vigil::protocol::raw::DEFAULT_ACK;
 use vigil::protocol::resp::DEFAULT_MAX_FRAME;
 use vigil::protocol::{BinaryProtocol, Protocol, RawProtocol, RespProtocol};
 use vigil::server::{
-    AdminConfig, Builder, PresenceOnly, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN,
-    DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
+    AdminConfig, Authenticated, Builder, ConnectRate, Handler, PresenceOnly, DEFAULT_BACKLOG,
+    DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK,
+    DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
 };
 use vigil::{Keepalive, LineProtocol, Server};
 
@@ -154,6 +155,21 @@ pub struct ServeArgs {
     /// Internal: run as one worker of a supervisor (INDEX/COUNT/GROUP/FIRST_CONN).
     #[arg(long, hide = true, value_parser = super::workers::parse_slot)]
     worker_of: Option<WorkerSlot>,
+    /// Require `HELLO <id> <token>` with an HMAC-SHA256 token under the secret in FILE (see `vigil token`); others get BYE unauthorized.
+    #[arg(env = "VIGIL_AUTH_SECRET", long, value_name = "FILE")]
+    auth_secret: Option<String>,
+    /// Close a connection without a completed (authenticated) HELLO after D, with BYE hello-timeout; 0ms: off [default: 10s with --auth-secret, else off].
+    #[arg(env = "VIGIL_HELLO_TIMEOUT", long, value_name = "D", value_parser = parse_duration)]
+    hello_timeout: Option<std::time::Duration>,
+    /// Most connections from one source address; more get BYE too-many-connections.
+    #[arg(env = "VIGIL_MAX_CONNS_PER_IP", long, value_name = "N")]
+    max_conns_per_ip: Option<u32>,
+    /// Most new connections per source address: N/s, N/m, N/h or N/<duration> (a token bucket of N); faster ones are refused at accept.
+    #[arg(env = "VIGIL_MAX_CONNECTS_PER_IP", long, value_name = "RATE", value_parser = ConnectRate::parse)]
+    max_connects_per_ip: Option<ConnectRate>,
+    /// Close a client sending more than N frames of any kind per interval (BYE too-many-frames; N up to 65535).
+    #[arg(env = "VIGIL_MAX_FRAMES", long, value_name = "N")]
+    max_frames: Option<u16>,
 }
 
 /// Checks the detector's syntax when flags are parsed (a usage error);
@@ -161,6 +177,9 @@ pub struct ServeArgs {
 fn check_detector(s: &str) -> Result<String, String> {
     Detector::parse(s, 1000).map(|_| s.to_owned())
 }
+
+/// `--hello-timeout` when `--auth-secret` is given without it.
+const DEFAULT_AUTH_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the server until SIGINT or SIGTERM: 0 then, 2 for a configuration
 /// the library refuses, 1 for any other error.
@@ -213,6 +232,12 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }
+    let codec = CodecArgs {
+        protocol: args.protocol,
+        max_line: args.max_line,
+        max_frame: args.max_frame,
+        raw_ack: args.raw_ack.0.clone(),
+    };
     let mut builder = Server::builder()
         .listen(args.listen.as_str())
         .interval(args.interval.0)
@@ -256,16 +281,60 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(sink) = events(args.events.as_deref(), args.events_queue)? {
         builder = builder.events(sink);
     }
+    let verifier = match &args.auth_secret {
+        Some(path) => Some(vigil::auth::load_secret(path.as_ref())?),
+        None => None,
+    };
+    let hello_timeout = args
+        .hello_timeout
+        .or(verifier.as_ref().map(|_| DEFAULT_AUTH_HELLO_TIMEOUT))
+        .filter(|d| !d.is_zero());
+    if let Some(d) = hello_timeout {
+        builder = builder.hello_timeout(d);
+    }
+    if let Some(n) = args.max_conns_per_ip {
+        builder = builder.max_conns_per_ip(n);
+    }
+    if let Some(r) = args.max_connects_per_ip {
+        builder = builder.max_connects_per_ip(r);
+    }
+    if let Some(n) = args.max_frames {
+        builder = builder.max_frames(n);
+    }
     let slot = args.worker_of;
     if let Some(slot) = &slot {
         builder = builder.worker(slot.clone());
     }
     let slot = slot.as_ref();
-    match args.protocol {
-        ProtocolName::Line => run_with(builder, LineProtocol::new(args.max_line), slot),
-        ProtocolName::Resp => run_with(builder, RespProtocol::new(args.max_frame), slot),
-        ProtocolName::Binary => run_with(builder, BinaryProtocol::new(args.max_frame), slot),
-        ProtocolName::Raw => run_with(builder, RawProtocol::new(args.raw_ack.0), slot),
+    match verifier {
+        Some(v) => {
+            log::info!("authentication on: HELLO needs a token");
+            let builder = builder.handler(Authenticated::new(v, PresenceOnly));
+            run_protocol(&codec, builder, slot)
+        }
+        None => run_protocol(&codec, builder, slot),
+    }
+}
+
+/// What `--protocol` and its limits say, kept apart from the flags that
+/// are moved into the builder.
+struct CodecArgs {
+    protocol: ProtocolName,
+    max_line: usize,
+    max_frame: usize,
+    raw_ack: Vec<u8>,
+}
+
+fn run_protocol<H: Handler>(
+    codec: &CodecArgs,
+    builder: Builder<LineProtocol, H>,
+    slot: Option<&WorkerSlot>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match codec.protocol {
+        ProtocolName::Line => run_with(builder, LineProtocol::new(codec.max_line), slot),
+        ProtocolName::Resp => run_with(builder, RespProtocol::new(codec.max_frame), slot),
+        ProtocolName::Binary => run_with(builder, BinaryProtocol::new(codec.max_frame), slot),
+        ProtocolName::Raw => run_with(builder, RawProtocol::new(codec.raw_ack.clone()), slot),
     }
 }
 
@@ -309,8 +378,8 @@ fn events(path: Option<&str>, queue: usize) -> Result<Option<EventSink>, String>
     })
 }
 
-fn run_with<P: Protocol>(
-    builder: Builder<LineProtocol, PresenceOnly>,
+fn run_with<P: Protocol, H: Handler>(
+    builder: Builder<LineProtocol, H>,
     protocol: P,
     worker: Option<&WorkerSlot>,
 ) -> Result<(), Box<dyn std::error::Error>> {

@@ -172,6 +172,9 @@ pub struct LoadConfig {
     /// name, the certificate must carry the server's IP address. Default:
     /// `None`, plain TCP.
     pub tls: Option<crate::tls::TlsClient>,
+    /// A file holding the secret of a server run with `--auth-secret`:
+    /// each session mints its own token for its id. Default: none.
+    pub auth_secret: Option<std::path::PathBuf>,
 }
 
 impl LoadConfig {
@@ -190,6 +193,7 @@ impl LoadConfig {
             first_index: 0,
             protocol: ClientCodec::LINE,
             tls: None,
+            auth_secret: None,
         }
     }
 
@@ -367,11 +371,14 @@ impl LoadConfig {
                 s.push_str(&format!("tls_name {name}\n"));
             }
         }
+        if let Some(p) = &self.auth_secret {
+            s.push_str(&format!("auth_secret {}\n", p.display()));
+        }
         s
     }
 
     /// Reads what [`encode`](LoadConfig::encode) wrote. Every key but
-    /// `source_ips` and `protocol` (default: line) is required.
+    /// `source_ips`, `protocol` (default: line) and `auth_secret` is required.
     pub fn decode(text: &str) -> Result<LoadConfig, ConfigError> {
         let bad = |what: &str| ConfigError::new(format!("bad worker config: {what}"));
         let mut c = LoadConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)), 0);
@@ -436,6 +443,10 @@ impl LoadConfig {
                 }
                 "tls_name" => {
                     c.tls.get_or_insert_with(Default::default).name = Some(value.to_owned());
+                    0
+                }
+                "auth_secret" => {
+                    c.auth_secret = Some(value.into());
                     0
                 }
                 _ => return Err(bad(line)),
@@ -720,7 +731,7 @@ mod tests {
             fn max_incomplete(&self, _: usize) -> usize {
                 0
             }
-            fn encode_hello(&self, _: &str, _: &mut Vec<u8>) {}
+            fn encode_hello(&self, _: &str, _: Option<&str>, _: &mut Vec<u8>) {}
             fn encode_ping(&self, _: u64, _: &mut Vec<u8>) {}
             fn check_message(&self, _: &[u8]) -> Result<(), crate::protocol::client::MessageError> {
                 Ok(())

@@ -77,6 +77,13 @@ pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Resul
         .check(1, fd_limit, crate::sys::ephemeral_ports())
         .map_err(Error::config)?;
     check_sources(config)?;
+    let verifier = match &config.auth_secret {
+        Some(path) => Some(
+            crate::auth::load_secret(path)
+                .map_err(|e| Error::config(super::ConfigError::new(e)))?,
+        ),
+        None => None,
+    };
     warn_about_ports(config, crate::sys::ephemeral_ports());
     let tls = match &config.tls {
         None => None,
@@ -117,6 +124,7 @@ pub fn run(config: &LoadConfig, on_progress: &mut dyn FnMut(&Progress)) -> Resul
             clock,
             config: config.clone(),
             tls,
+            verifier,
         },
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
     };
@@ -228,6 +236,9 @@ struct Conn {
 
 /// Everything but the connections, so a connection can be borrowed
 /// alongside it.
+/// How much longer than the run a session's token stays valid.
+const TOKEN_SLACK_SECS: u64 = 24 * 3600;
+
 struct World {
     poll: Poll,
     wheel: Wheel<Timer>,
@@ -248,6 +259,8 @@ struct World {
         std::sync::Arc<rustls::ClientConfig>,
         rustls_pki_types::ServerName<'static>,
     )>,
+    /// With `auth_secret`: mints each session's token.
+    verifier: Option<crate::auth::Verifier>,
 }
 
 /// The session time of a clock reading in µs: whole ms, rounded down like
@@ -399,6 +412,12 @@ impl Driver {
         sc.connect_timeout_ms = millis_ceil(config.reply_timeout);
         sc.seed = config.seed ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
         sc.protocol = config.protocol;
+        if let Some(v) = &self.w.verifier {
+            // Valid for the whole run and a day more: reconnects reuse it.
+            let ttl = config.duration.as_secs().saturating_add(TOKEN_SLACK_SECS);
+            let expiry = crate::auth::unix_now().saturating_add(ttl);
+            sc.token = Some(Box::new(v.mint(&sc.client_id, expiry)));
+        }
         let now_us = self.w.clock.now_us();
         let session = Session::new(sc, tick(now_us))
             .map_err(|e| Error::config(super::ConfigError::new(e.to_string())))?;

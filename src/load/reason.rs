@@ -103,6 +103,11 @@ fn bye(r: CloseReason) -> &'static str {
         CloseReason::OutputOverflow => "BYE output-overflow",
         CloseReason::Shutdown => "BYE shutdown",
         CloseReason::Kicked => "BYE kicked",
+        CloseReason::Unauthorized => "BYE unauthorized",
+        CloseReason::HelloTimeout => "BYE hello-timeout",
+        CloseReason::TooManyConnections => "BYE too-many-connections",
+        CloseReason::TooManyFrames => "BYE too-many-frames",
+        CloseReason::InternalError => "BYE internal-error",
     }
 }
 

@@ -21,7 +21,7 @@
 //! | type | name  | payload                        | frame              | server answers         |
 //! |------|-------|--------------------------------|--------------------|------------------------|
 //! | 1    | PING  | a token to echo, maybe empty   | [`Frame::Ping`]    | PONG with the token    |
-//! | 3    | HELLO | the client id                  | [`Frame::Hello`]   | WELCOME                |
+//! | 3    | HELLO | the client id, then optionally a space (`0x20`) and the token | [`Frame::Hello`]   | WELCOME (BYE `unauthorized` if the token is refused) |
 //! | 5    | DATA  | application data, maybe empty  | [`Frame::Message`] | nothing                |
 //! | 7    | QUIT  | none                           | [`Frame::Quit`]    | BYE `closed`, closes   |
 //! | other| -     | anything                       | [`Frame::Unknown`] | ERROR                  |
@@ -50,6 +50,7 @@
 //! | PONG                          | `00 00 00 01 02`                                      |
 //! | PONG token `42`               | `00 00 00 03 02 34 32`                                |
 //! | HELLO `dev`                   | `00 00 00 04 03 64 65 76`                             |
+//! | HELLO `dev` token `1.ab`      | `00 00 00 09 03 64 65 76 20 31 2e 61 62`              |
 //! | WELCOME `dev` 30 s, 45 s      | `00 00 00 0c 04 00 00 75 30 00 00 af c8 64 65 76`     |
 //! | DATA `hi`                     | `00 00 00 03 05 68 69`                                |
 //! | BYE `timeout`                 | `00 00 00 08 06 74 69 6d 65 6f 75 74`                 |
@@ -151,18 +152,22 @@ impl Protocol for BinaryProtocol {
                 token: Some(payload).filter(|t| !t.is_empty()),
             },
             kind::HELLO => {
-                if !valid_client_id(payload) {
+                // The id, then optionally one space and the token: an id
+                // holds no space, so the first one ends it.
+                let (id, token) = match payload.iter().position(|&b| b == b' ') {
+                    Some(sp) => (&payload[..sp], Some(&payload[sp + 1..])),
+                    None => (payload, None),
+                };
+                let token = token.filter(|t| !t.is_empty());
+                if !valid_client_id(id) {
                     return Err(DecodeError::BadFrame(
                         "HELLO needs a client id of 1 to 128 printable ASCII characters without spaces",
                     ));
                 }
                 // Printable ASCII is valid UTF-8.
-                let client_id = std::str::from_utf8(payload)
+                let client_id = std::str::from_utf8(id)
                     .map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-                Frame::Hello {
-                    client_id,
-                    token: None,
-                }
+                Frame::Hello { client_id, token }
             }
             kind::DATA => Frame::Message(payload),
             kind::QUIT if payload.is_empty() => Frame::Quit,
@@ -255,6 +260,27 @@ mod tests {
             &[0, 0, 0, 4, 3, b'd', b'e', b'v'],
             &["Hello { client_id: \"dev\", token: None }", "more(0)"],
         );
+        check(
+            64,
+            &[
+                0, 0, 0, 9, 3, b'd', b'e', b'v', b' ', b'1', b'.', b'a', b'b',
+            ],
+            &[
+                "Hello { client_id: \"dev\", token: Some([49, 46, 97, 98]) }",
+                "more(0)",
+            ],
+        );
+        // A space with nothing after it is no token; an empty id is bad.
+        check(
+            64,
+            &[0, 0, 0, 5, 3, b'd', b'e', b'v', b' '],
+            &["Hello { client_id: \"dev\", token: None }", "more(0)"],
+        );
+        check(
+            64,
+            &[0, 0, 0, 3, 3, b' ', b'x'],
+            &["err(bad frame: HELLO needs a client id of 1 to 128 printable ASCII characters without spaces)"],
+        );
         check(64, &[0, 0, 0, 1, 5], &["Message([])", "more(0)"]);
         check(
             64,
@@ -283,7 +309,8 @@ mod tests {
     fn bad_frames() {
         let bad_id = "err(bad frame: HELLO needs a client id of 1 to 128 printable ASCII characters without spaces)";
         check(64, &[0, 0, 0, 1, 3], &[bad_id]);
-        check(64, &[0, 0, 0, 4, 3, b'a', b' ', b'b'], &[bad_id]);
+        check(64, &[0, 0, 0, 4, 3, b' ', b'a', b'b'], &[bad_id]);
+        check(64, &[0, 0, 0, 4, 3, b'a', b'\t', b'b'], &[bad_id]);
         check(64, &[0, 0, 0, 3, 3, 0xc3, 0xa9], &[bad_id]);
         check(
             64,

@@ -8,11 +8,15 @@
 //! | `PING`              | `PONG`                                             |
 //! | `PING <token>`      | `PONG <token>`                                     |
 //! | `HELLO <client-id>` | `WELCOME <client-id> interval=<ms> timeout=<ms>`   |
+//! | `HELLO <client-id> <token>` | the same, once the token is accepted; `BYE unauthorized` if refused |
 //! | anything else       | nothing: a message for the application             |
 //!
 //! Commands are upper case and matched exactly (`hello` is a message, not a
 //! HELLO without an id); the token is echoed byte for byte. Every complete line, an empty one included, is a sign of
 //! life. Before closing, the server sends `BYE <reason>`.
+//!
+//! A message the application sends is one line: any `\r` or `\n` in it is
+//! sent as a space, so a handler's data can never inject protocol lines.
 
 use super::{valid_client_id, DecodeError, Frame, Protocol, Reply};
 
@@ -74,7 +78,14 @@ impl Protocol for LineProtocol {
                 );
             }
             Reply::Message(m) => {
-                out.extend_from_slice(m);
+                // One message is one line: a `\r` or `\n` in it would
+                // let a handler's data inject protocol lines (a forged
+                // `BYE`, a `WELCOME` for someone else), so each becomes a
+                // space.
+                out.extend(
+                    m.iter()
+                        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+                );
                 out.push(b'\n');
             }
             Reply::Bye(reason) => {
@@ -147,7 +158,8 @@ fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
         return Ok(Frame::Ping { token });
     }
     if command == b"HELLO" {
-        let id = rest.unwrap_or_default();
+        let (id, token) = split_command(rest.unwrap_or_default());
+        let token = token.filter(|t| !t.is_empty());
         if !valid_client_id(id) {
             return Err(DecodeError::BadFrame(
                 "HELLO needs a client id of 1 to 128 printable ASCII characters without spaces",
@@ -156,10 +168,7 @@ fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
         // Printable ASCII is valid UTF-8.
         let client_id =
             std::str::from_utf8(id).map_err(|_| DecodeError::BadFrame("client id is not ASCII"))?;
-        return Ok(Frame::Hello {
-            client_id,
-            token: None,
-        });
+        return Ok(Frame::Hello { client_id, token });
     }
     Ok(Frame::Message(line))
 }
@@ -225,11 +234,30 @@ mod tests {
         );
         check(
             64,
+            b"HELLO dev-1 12.ab\nHELLO dev-2 \n",
+            &[
+                "Hello { client_id: \"dev-1\", token: Some([49, 50, 46, 97, 98]) }",
+                "Hello { client_id: \"dev-2\", token: None }",
+                "more(0)",
+            ],
+        );
+        // The token is the rest of the line, spaces and all: the verifier
+        // judges it.
+        check(
+            64,
+            b"HELLO a b c\n",
+            &[
+                "Hello { client_id: \"a\", token: Some([98, 32, 99]) }",
+                "more(0)",
+            ],
+        );
+        check(
+            64,
             b"HELLO\n",
             &["err(bad frame: HELLO needs a client id of 1 to 128 printable ASCII characters without spaces)"],
         );
         let bad = "err(bad frame: HELLO needs a client id of 1 to 128 printable ASCII characters without spaces)";
-        check(64, b"HELLO a b\n", &[bad]);
+        check(64, b"HELLO  b\n", &[bad]);
         check(64, b"HELLO \n", &[bad]);
         check(64, b"HELLO \x01\n", &[bad]);
         let mut long = b"HELLO ".to_vec();
@@ -290,6 +318,16 @@ mod tests {
             "PONG\nPONG 7\nWELCOME dev interval=30000 timeout=45000\nBYE timeout\nhi\n\
              BYE closed\nERR unknown command FOO\n"
         );
+    }
+
+    #[test]
+    fn a_message_cannot_inject_lines() {
+        let p = LineProtocol::default();
+        let mut out = Vec::new();
+        p.encode(&Reply::Message(b"ok\nBYE replaced\r\nWELCOME x"), &mut out);
+        assert_eq!(out, b"ok BYE replaced  WELCOME x\n");
+        let frames = decode_all(&p, &out);
+        assert_eq!(frames.len(), 2, "{frames:?}");
     }
 
     #[test]

@@ -228,11 +228,22 @@ pub enum CloseReason {
     /// An operator closed it through the admin endpoint
     /// (`POST /clients/{id}/kick`).
     Kicked,
+    /// A HELLO was refused: no token, or a malformed, expired or wrong one
+    /// (or the application's hook said no).
+    Unauthorized,
+    /// No (authenticated) HELLO within `--hello-timeout`.
+    HelloTimeout,
+    /// The peer's address has `--max-conns-per-ip` connections already.
+    TooManyConnections,
+    /// More frames per interval than `--max-frames` allows.
+    TooManyFrames,
+    /// An application hook panicked while handling this connection.
+    InternalError,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (for statistics).
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 16] = [
         CloseReason::Timeout,
         CloseReason::Closed,
         CloseReason::Reset,
@@ -244,6 +255,11 @@ impl CloseReason {
         CloseReason::OutputOverflow,
         CloseReason::Shutdown,
         CloseReason::Kicked,
+        CloseReason::Unauthorized,
+        CloseReason::HelloTimeout,
+        CloseReason::TooManyConnections,
+        CloseReason::TooManyFrames,
+        CloseReason::InternalError,
     ];
 
     /// The reason as it is spelled on the wire and in events.
@@ -260,6 +276,11 @@ impl CloseReason {
             CloseReason::OutputOverflow => "output-overflow",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Kicked => "kicked",
+            CloseReason::Unauthorized => "unauthorized",
+            CloseReason::HelloTimeout => "hello-timeout",
+            CloseReason::TooManyConnections => "too-many-connections",
+            CloseReason::TooManyFrames => "too-many-frames",
+            CloseReason::InternalError => "internal-error",
         }
     }
 
@@ -327,6 +348,15 @@ pub trait Protocol {
     /// it here; the pings still count as life.
     fn max_pongs_per_interval(&self) -> Option<u32> {
         None
+    }
+
+    /// Whether a [`Frame::Hello`] repeating the id the connection already
+    /// has is answered with another [`Reply::Welcome`]. By default it is
+    /// not (nothing changed, and a peer must not turn a few bytes into many
+    /// on demand); a request-reply protocol whose clients wait for an
+    /// answer to every command (RESP) says true.
+    fn welcome_every_hello(&self) -> bool {
+        false
     }
 }
 

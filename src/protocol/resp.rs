@@ -207,6 +207,11 @@ impl Protocol for RespProtocol {
     fn name(&self) -> &'static str {
         "resp"
     }
+
+    /// Every `CLIENT SETNAME` gets its `+OK`: clients wait for it.
+    fn welcome_every_hello(&self) -> bool {
+        true
+    }
 }
 
 /// Counts the bytes the decoder looks at, for the test that proves a

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use super::ConnectRate;
 use super::{Config, Handler, PresenceOnly, Server};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventSink;
@@ -162,6 +163,32 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
     /// `TCP_USER_TIMEOUT` on every connection. See [`Config::tcp_user_timeout`].
     pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
         self.config.tcp_user_timeout = Some(timeout);
+        self
+    }
+
+    /// Close connections without a completed HELLO after this long. See
+    /// [`Config::hello_timeout`].
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.config.hello_timeout = Some(timeout);
+        self
+    }
+
+    /// The most frames of any kind per interval. See [`Config::max_frames`].
+    pub fn max_frames(mut self, max: u16) -> Self {
+        self.config.max_frames = Some(max);
+        self
+    }
+
+    /// The most connections per source address. See [`Config::max_conns_per_ip`].
+    pub fn max_conns_per_ip(mut self, max: u32) -> Self {
+        self.config.max_conns_per_ip = Some(max);
+        self
+    }
+
+    /// The most connects per source address per period. See
+    /// [`Config::max_connects_per_ip`].
+    pub fn max_connects_per_ip(mut self, rate: ConnectRate) -> Self {
+        self.config.max_connects_per_ip = Some(rate);
         self
     }
 

@@ -11,6 +11,8 @@ use super::workers::WorkerSlot;
 use crate::duration::MAX_DURATION;
 use crate::sys::Keepalive;
 
+use super::limits::ConnectRate;
+
 /// The default listen address, as a flag takes it: `127.0.0.1:7700`
 /// ([`DEFAULT_LISTEN_ADDR`] written out).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -120,6 +122,20 @@ pub struct Config {
     /// --workers`): which one. The listening sockets get `SO_REUSEPORT`
     /// and client ids are sharded (see [`WorkerSlot`]). Default `None`.
     pub worker: Option<WorkerSlot>,
+    /// Close a connection that has not completed a HELLO (an accepted one,
+    /// when the handler checks tokens) within this long, with
+    /// `BYE hello-timeout`. Default off (`vigil serve` turns it on, 10 s,
+    /// with `--auth-secret`).
+    pub hello_timeout: Option<Duration>,
+    /// Close a connection that sends more than this many frames of any kind
+    /// per interval, with `BYE too-many-frames`. Default off.
+    pub max_frames: Option<u16>,
+    /// The most connections from one source address; more are refused with
+    /// `BYE too-many-connections`. Default off.
+    pub max_conns_per_ip: Option<u32>,
+    /// How fast one source address may open connections (a token bucket);
+    /// faster connects are refused at accept. Default off.
+    pub max_connects_per_ip: Option<ConnectRate>,
 }
 
 impl Default for Config {
@@ -143,6 +159,10 @@ impl Default for Config {
             admin: None,
             tls: None,
             worker: None,
+            hello_timeout: None,
+            max_frames: None,
+            max_conns_per_ip: None,
+            max_connects_per_ip: None,
         }
     }
 }
@@ -182,6 +202,11 @@ impl Config {
             ("interval", Some(self.interval)),
             ("stats interval", self.stats_interval),
             ("TCP user timeout", self.tcp_user_timeout),
+            ("hello timeout", self.hello_timeout),
+            (
+                "connect rate period",
+                self.max_connects_per_ip.map(|r| r.per),
+            ),
         ];
         for (what, d) in durations {
             if d.is_some_and(|d| d > MAX_DURATION) {
@@ -233,6 +258,18 @@ impl Config {
         }
         if self.max_conns == Some(0) {
             return err("--max-conns must be at least 1");
+        }
+        if self.hello_timeout == Some(Duration::ZERO) {
+            return err("the hello timeout must be at least 1ms");
+        }
+        if self.max_frames == Some(0) || self.max_conns_per_ip == Some(0) {
+            return err("--max-frames and --max-conns-per-ip must be at least 1");
+        }
+        if self
+            .max_connects_per_ip
+            .is_some_and(|r| r.count == 0 || r.per < Duration::from_millis(1))
+        {
+            return err("--max-connects-per-ip needs at least 1 connect per at least 1ms");
         }
         if self.stats_interval == Some(Duration::ZERO) {
             return err("the stats interval must be at least 1ms");

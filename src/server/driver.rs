@@ -119,6 +119,8 @@ pub(crate) struct Limits {
     pub max_conns: usize,
     pub max_output: usize,
     pub stats_every: Option<Tick>,
+    pub max_conns_per_ip: Option<u32>,
+    pub max_connects_per_ip: Option<super::ConnectRate>,
 }
 
 /// The event loop of a [`Server`](super::Server).
@@ -208,7 +210,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             clock,
             now: 0,
             turn: Turn::default(),
-            accepting: Accepting::new(),
+            accepting: Accepting::new(&limits),
             limits,
             scratch: vec![0; READ_CHUNK],
             sink: EventSink::log_only(),
@@ -352,6 +354,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let now_us = self.clock.now_us();
         self.now = now_us / 1000;
         self.traffic.turn_began_us = Some(now_us);
+        self.sessions.handle_unix_time(crate::auth::unix_now());
         self.turn.number = self.turn.number.wrapping_add(1);
         match polled {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => {
@@ -369,6 +372,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
         let cluster = self.cluster.as_ref().and_then(ClusterLink::poll_timeout);
+        let hello = self.sessions.next_hello_deadline();
         let at = [
             tick,
             next_stats,
@@ -376,6 +380,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             self.admin.next_deadline(),
             cluster,
             self.handoff_retry_at(),
+            hello,
         ]
         .into_iter()
         .flatten()
@@ -466,6 +471,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             return;
         }
         let mut end = None;
+        // Replies of earlier reads this call wait in the sessions' buffer,
+        // not yet in the connection's: both count against the output cap.
+        let queued_before = sessions.queued_len();
         loop {
             if !conn.read.take_read(turn.number, READ_BUDGET) {
                 if !conn.read.is_queued() {
@@ -482,7 +490,16 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 Ok(n) => {
                     traffic.bytes_in += n as u64;
                     let now = clock.stamp();
-                    if !sessions.handle_bytes(now, key as u32, &mut conn.session, &scratch[..n]) {
+                    let waiting =
+                        conn.output.len() + sessions.queued_len().saturating_sub(queued_before);
+                    let data = &scratch[..n];
+                    if !sessions.handle_bytes_after(
+                        now,
+                        key as u32,
+                        &mut conn.session,
+                        data,
+                        waiting,
+                    ) {
                         break;
                     }
                     // A short read emptied the socket's receive queue; on
@@ -553,6 +570,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         };
         if !conn.session.is_open() {
             return;
+        }
+        if let Some(a) = &mut self.accepting.addresses {
+            a.handle_close(conn.session.peer().ip());
         }
         self.sessions
             .handle_close(key as u32, &mut conn.session, reason);
@@ -627,6 +647,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 self.read(key);
             }
             self.rearm_or_close(key);
+        }
+        while let Some(c) = self.sessions.poll_hello_due(self.now) {
+            if let Some(conn) = self.conns.get(c.key as usize) {
+                if conn.session.generation() == c.generation
+                    && self.sessions.handle_hello_deadline(c.key, &conn.session)
+                {
+                    self.apply_closes();
+                }
+            }
         }
     }
 

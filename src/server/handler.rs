@@ -67,6 +67,27 @@ pub trait Handler {
         let _ = (ctx, conn);
     }
 
+    /// A connection asks to take client id `client_id`, with `token` if it
+    /// sent one. Runs before anything changes: before the `WELCOME`, and
+    /// before the id's current holder, if any, is replaced. Returning
+    /// [`Verdict::Refuse`] closes the asking connection with that reason and
+    /// leaves the holder alone. The default accepts every HELLO;
+    /// [`Authenticated`](super::Authenticated) checks HMAC tokens.
+    ///
+    /// Not called for a HELLO repeating the id the connection already has
+    /// (nothing changes then). Replies and messages queued through `ctx`
+    /// are sent even when the HELLO is refused (before the `BYE`).
+    fn on_hello_request(
+        &mut self,
+        ctx: &mut Context<'_>,
+        conn: &ConnInfo<'_>,
+        client_id: &str,
+        token: Option<&[u8]>,
+    ) -> Verdict {
+        let _ = (ctx, conn, client_id, token);
+        Verdict::Accept
+    }
+
     /// A connection named its client id (`conn.client` is set). If the id
     /// was online on another connection, that one has been replaced.
     fn on_hello(&mut self, ctx: &mut Context<'_>, conn: &ConnInfo<'_>) {
@@ -78,6 +99,16 @@ pub trait Handler {
     fn on_offline(&mut self, ctx: &mut Context<'_>, conn: &ConnInfo<'_>, reason: CloseReason) {
         let _ = (ctx, conn, reason);
     }
+}
+
+/// The answer of [`Handler::on_hello_request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The connection takes the id (and takes it over, if it is online).
+    Accept,
+    /// The connection is closed with this reason (usually
+    /// [`CloseReason::Unauthorized`]); the id's holder is not disturbed.
+    Refuse(CloseReason),
 }
 
 /// The handler of plain `vigil serve`: presence only, messages are ignored.
@@ -152,6 +183,8 @@ pub struct Context<'a> {
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) presence: &'a dyn PresenceTable,
     pub(crate) protocol: &'a dyn Protocol,
+    /// Wall-clock time, in Unix seconds, as of the current turn.
+    pub(crate) unix_time: u64,
 }
 
 impl Context<'_> {
@@ -215,6 +248,12 @@ impl Context<'_> {
     /// The connection the hook is called for.
     pub fn current(&self) -> Option<ConnId> {
         self.current.map(ConnId)
+    }
+
+    /// Wall-clock time in whole Unix seconds, read by the event loop once per
+    /// turn (for token expiry; deadlines use the monotonic clock).
+    pub fn unix_time(&self) -> u64 {
+        self.unix_time
     }
 
     /// Asks the server to shut down gracefully at the end of this turn.

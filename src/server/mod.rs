@@ -17,11 +17,13 @@
 //!   answers the [`Handle`]'s queries ([`Handle::stats`], [`Handle::clients`]).
 
 mod admin;
+mod authenticated;
 mod builder;
 mod config;
 mod conn;
 mod driver;
 mod handler;
+mod limits;
 mod listener;
 mod presence;
 pub(crate) mod session;
@@ -38,13 +40,17 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 
 pub use admin::{AdminConfig, OnlineClient, MAX_HEADERS, MAX_PAGE, MAX_REQUEST};
+pub use authenticated::Authenticated;
 pub use builder::Builder;
 pub use config::{
     Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_LISTEN_ADDR,
     DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
     MAX_WHEEL_SLOTS,
 };
-pub use handler::{on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly};
+pub use handler::{
+    on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly, Verdict,
+};
+pub use limits::ConnectRate;
 pub use stats::{EventCounts, Stats, TurnTimes, TURN_BUCKETS_US};
 pub use tls::TlsFiles;
 
@@ -190,6 +196,9 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 crate::detector::Detector::Phi(c) => Some(c),
                 crate::detector::Detector::Fixed => None,
             },
+            hello_timeout_ms: config.hello_timeout.map(millis_ceil),
+            max_frames: config.max_frames,
+            max_output: config.max_output,
         };
         // The ordered index (for paging by id) only when something pages;
         // a worker owns a shard of the ids.
@@ -206,6 +215,8 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             max_conns,
             max_output: config.max_output,
             stats_every: config.stats_interval.map(|d| millis_ceil(d).max(1)),
+            max_conns_per_ip: config.max_conns_per_ip,
+            max_connects_per_ip: config.max_connects_per_ip,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let tls = config.tls.as_ref().map(tls::server_config).transpose()?;

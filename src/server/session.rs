@@ -78,7 +78,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::handler::{ConnInfo, Context, Handler, Outbox, Target};
+use std::panic::AssertUnwindSafe;
+
+use super::handler::{ConnInfo, Context, Handler, Outbox, Target, Verdict};
 use super::presence::{LocalPresence, PresenceTable};
 use super::stats::Stats;
 use crate::detector::{Arrivals, PhiConfig};
@@ -111,20 +113,65 @@ pub(crate) struct Settings {
     /// A φ accrual detector, if on: a connection may then be declared dead
     /// before `timeout_ms` (never after).
     pub phi: Option<PhiConfig>,
+    /// How long a connection may go without a completed HELLO, if limited.
+    pub hello_timeout_ms: Option<Tick>,
+    /// The most frames of any kind per interval, if limited.
+    pub max_frames: Option<u16>,
+    /// The most output one connection may have waiting: what one read
+    /// produces is checked against it reply by reply.
+    pub max_output: usize,
 }
 
-/// Where a connection is in its life. See the module docs.
+/// Where a connection is in its life (see the module docs): open; closed
+/// for a reason with its last bytes queued, not yet written (closing); or
+/// with them handed to the socket (ended). One byte, the reason's index in
+/// [`CloseReason::ALL`] and a bit for ended, rather than an enum of two
+/// bytes (tag and reason), so that a [`Session`] stays within 88 bytes
+/// beside `frames_in_window` and `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// Closed for this reason; its last bytes are queued, not yet written.
-    Closing(CloseReason),
-    /// Its last bytes have been handed to the socket.
-    Ended(CloseReason),
+struct State(u8);
+
+// The reasons' indexes stay clear of the ended bit and of `OPEN`.
+const _: () = assert!(CloseReason::ALL.len() < State::ENDED as usize);
+
+impl State {
+    const OPEN: State = State(u8::MAX);
     /// Its HELLO names a client id another worker owns: the connection
     /// goes to that worker (see [`Sessions::poll_handoff`]); no offline
     /// event here, the owner carries on with the same number.
-    HandedOff,
+    const HANDED_OFF: State = State(u8::MAX - 1);
+    const ENDED: u8 = 0x80;
+
+    /// Closed for `reason`; its last bytes are queued, not yet written.
+    fn closing(reason: CloseReason) -> State {
+        // `index` is below `ALL.len()`, itself below `ENDED` (checked above).
+        State(reason.index() as u8)
+    }
+
+    /// The same reason, with the last bytes handed to the socket; open
+    /// stays open.
+    fn ended(self) -> State {
+        if self == State::OPEN || self == State::HANDED_OFF {
+            self
+        } else {
+            State(self.0 | State::ENDED)
+        }
+    }
+
+    fn is_ended(self) -> bool {
+        self != State::OPEN && self != State::HANDED_OFF && self.0 & State::ENDED != 0
+    }
+
+    /// Why it closed, once it has.
+    #[cfg(test)]
+    fn reason(self) -> Option<CloseReason> {
+        if self == State::OPEN || self == State::HANDED_OFF {
+            return None;
+        }
+        CloseReason::ALL
+            .get(usize::from(self.0 & !State::ENDED))
+            .copied()
+    }
 }
 
 /// One connection's part of the protocol state: about 100 bytes, and no
@@ -144,6 +191,9 @@ pub(crate) struct Session {
     /// it (two fields rather than a struct, so they share its padding).
     ping_window_start: Tick,
     pings_in_window: u32,
+    /// Frames of any kind in the window (with `max_frames`; u16 so that it
+    /// fits in the padding).
+    frames_in_window: u16,
     state: State,
     /// The protocol version the peer negotiated ([`Command::Handshake`]);
     /// 0 until it does. One byte in what was padding.
@@ -181,42 +231,58 @@ impl Session {
 
     /// Whether the connection is still served (not closed).
     pub fn is_open(&self) -> bool {
-        self.state == State::Open
+        self.state == State::OPEN
     }
 
     /// Whether its last bytes have gone to the socket: nothing more may be
     /// written to it.
     pub fn is_ended(&self) -> bool {
-        matches!(self.state, State::Ended(_))
+        self.state.is_ended()
     }
 
     /// Why it was closed, once it has been.
     #[cfg(test)]
     pub fn close_reason(&self) -> Option<CloseReason> {
-        match self.state {
-            State::Open => None,
-            State::Closing(r) | State::Ended(r) => Some(r),
-            State::HandedOff => None,
-        }
+        self.state.reason()
     }
 
     /// The driver has handed the connection's last bytes to its socket.
     pub fn handle_ended(&mut self) {
-        if let State::Closing(r) = self.state {
-            self.state = State::Ended(r);
-        }
+        self.state = self.state.ended();
     }
 
     /// Records a heartbeat at `now` and returns how many the peer has sent
     /// in the current window of `interval` ms, this one included. A window
-    /// starts at the first heartbeat after the previous one ended.
+    /// starts at the first heartbeat after the previous one ended (at the
+    /// first frame, when frames are counted too: see [`Session::record_frame`]).
     fn record_ping(&mut self, now: Tick, interval: Tick) -> u32 {
-        if self.pings_in_window == 0 || now.saturating_sub(self.ping_window_start) >= interval {
-            self.ping_window_start = now;
-            self.pings_in_window = 0;
+        if self.window_ended(now, interval) {
+            self.start_window(now);
         }
         self.pings_in_window = self.pings_in_window.saturating_add(1);
         self.pings_in_window
+    }
+
+    /// Records a frame of any kind at `now` (with `max_frames` only) and
+    /// returns how many the peer has sent in the current window, this one
+    /// included. Heartbeats share the window.
+    fn record_frame(&mut self, now: Tick, interval: Tick) -> u16 {
+        if self.window_ended(now, interval) {
+            self.start_window(now);
+        }
+        self.frames_in_window = self.frames_in_window.saturating_add(1);
+        self.frames_in_window
+    }
+
+    fn window_ended(&self, now: Tick, interval: Tick) -> bool {
+        (self.pings_in_window == 0 && self.frames_in_window == 0)
+            || now.saturating_sub(self.ping_window_start) >= interval
+    }
+
+    fn start_window(&mut self, now: Tick) {
+        self.ping_window_start = now;
+        self.pings_in_window = 0;
+        self.frames_in_window = 0;
     }
 }
 
@@ -280,6 +346,12 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
     targets: Vec<ConnRef>,
     /// Where a refused connection's BYE is encoded.
     refusal: Vec<u8>,
+    /// Connections that must complete a HELLO, with their deadline, in
+    /// accept order (so in deadline order: the timeout is the same for all).
+    /// Empty unless `hello_timeout_ms` is set.
+    hellos: VecDeque<(ConnRef, Tick)>,
+    /// Wall-clock Unix seconds, handed in by the loop once per turn.
+    unix_time: u64,
     stop: bool,
     /// With φ on: each connection's arrival moments, by slab key (12 bytes
     /// a connection, beside the sessions rather than in them), and the
@@ -306,6 +378,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             outbox: Outbox::default(),
             targets: Vec::new(),
             refusal: Vec::new(),
+            hellos: VecDeque::new(),
+            unix_time: 0,
             stop: false,
             arrivals: Vec::new(),
             phi_z: settings.phi.map_or(0.0, |c| c.z()),
@@ -373,9 +447,14 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             input: Partial::default(),
             ping_window_start: 0,
             pings_in_window: 0,
-            state: State::Open,
+            frames_in_window: 0,
+            state: State::OPEN,
             version: 0,
         };
+        if let Some(d) = self.settings.hello_timeout_ms {
+            self.hellos
+                .push_back((session.conn_ref(key), now.saturating_add(d)));
+        }
         self.stats.accepted += 1;
         self.forget_arrivals(key);
         self.event(&session, EventKind::Online);
@@ -385,14 +464,18 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
 
     /// A connection that will not be served: counted, given its online and
     /// offline (`overloaded`) events, and the bytes to tell it so.
+    #[cfg(test)]
     pub fn handle_refused(&mut self, peer: SocketAddr) -> &[u8] {
+        self.handle_refused_for(peer, CloseReason::Overloaded)
+    }
+
+    /// A connection that will not be served, for `reason`: counted, given
+    /// its online and offline events, and the bytes to tell it so.
+    pub fn handle_refused_for(&mut self, peer: SocketAddr, reason: CloseReason) -> &[u8] {
         let number = self.take_number();
         self.stats.accepted += 1;
-        self.stats.count_close(CloseReason::Overloaded);
-        for kind in [
-            EventKind::Online,
-            EventKind::Offline(CloseReason::Overloaded),
-        ] {
+        self.stats.count_close(reason);
+        for kind in [EventKind::Online, EventKind::Offline(reason)] {
             self.events.push_back(PresenceEvent {
                 number,
                 peer,
@@ -402,8 +485,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             });
         }
         self.refusal.clear();
-        self.protocol
-            .encode(&Reply::Bye(CloseReason::Overloaded), &mut self.refusal);
+        self.protocol.encode(&Reply::Bye(reason), &mut self.refusal);
         &self.refusal
     }
 
@@ -411,11 +493,30 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// answered (see [`Sessions::poll_transmit`]); an incomplete one is kept
     /// for next time. False when the connection is to be closed (see
     /// [`Sessions::poll_close`]) or was already: stop reading it.
+    #[cfg(test)]
     pub fn handle_bytes(&mut self, now: Tick, key: u32, s: &mut Session, data: &[u8]) -> bool {
+        self.handle_bytes_after(now, key, s, data, 0)
+    }
+
+    /// [`Sessions::handle_bytes`] for a connection that already has
+    /// `waiting` bytes of output the socket has not taken: the replies to
+    /// `data` may add at most `max_output - waiting` more, checked after
+    /// each reply (a peer that never reads cannot make one read produce
+    /// more), or it is closed with `output-overflow`.
+    pub fn handle_bytes_after(
+        &mut self,
+        now: Tick,
+        key: u32,
+        s: &mut Session,
+        data: &[u8],
+        waiting: usize,
+    ) -> bool {
         if !s.is_open() {
             return false;
         }
         let heard_before = s.last_seen;
+        let budget = self.settings.max_output.saturating_sub(waiting);
+        let produced_from = self.tx.bytes.len();
         // The codec resumes the incomplete frame where it stopped, so a
         // frame trickled one byte per read costs O(n), not O(n²).
         let (mut pending, mut resume) = s.input.take();
@@ -427,7 +528,21 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         let mut used = 0;
         let mut failed = None;
         while used < buf.len() {
+            let left = buf.len() - used;
             match self.protocol.decode_resume(&buf[used..], &mut resume) {
+                Ok(Some((_, n))) if n == 0 || n > left => {
+                    // The codec broke its contract: 0 would loop forever,
+                    // more than it was given would read past the input.
+                    log::error!(
+                        "conn {} from {}: protocol {} decoded a frame using {n} of {left} bytes \
+                         (the contract is 1 to {left}); closing with BYE bad-frame",
+                        s.number,
+                        s.peer,
+                        self.protocol.name()
+                    );
+                    failed = Some(CloseReason::BadFrame);
+                    break;
+                }
                 Ok(Some((frame, n))) => {
                     if let Frame::Hello { client_id, .. } = frame {
                         if s.client.as_deref() != Some(client_id) && !self.presence.owns(client_id)
@@ -441,6 +556,16 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     s.last_seen = s.last_seen.max(now);
                     if let Err(reason) = self.on_frame(now, key, s, frame) {
                         failed = Some(reason);
+                        break;
+                    }
+                    if self.tx.bytes.len() - produced_from > budget {
+                        log::debug!(
+                            "conn {} from {}: more than {} bytes of replies waiting; closing",
+                            s.number,
+                            s.peer,
+                            self.settings.max_output
+                        );
+                        failed = Some(CloseReason::OutputOverflow);
                         break;
                     }
                 }
@@ -469,14 +594,62 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             }
             None => {
                 if from_pending {
-                    pending.drain(..used);
-                    s.input.put(pending, resume);
+                    if used > 0 && pending.capacity() > RELEASE_INPUT_ABOVE {
+                        // A large frame is done: keep only what is left, in
+                        // a buffer of its size, so the large one's capacity
+                        // is not held for the connection's lifetime.
+                        s.input.put(pending[used..].to_vec(), resume);
+                    } else {
+                        pending.drain(..used);
+                        s.input.put(pending, resume);
+                    }
                 } else if used < data.len() {
                     s.input.put(data[used..].to_vec(), resume);
                 }
                 true
             }
         }
+    }
+
+    /// Hands in the wall-clock time, in Unix seconds (for
+    /// [`Context::unix_time`]): the loop does once per turn.
+    pub fn handle_unix_time(&mut self, unix_secs: u64) {
+        self.unix_time = unix_secs;
+    }
+
+    /// When the first connection still on the HELLO list must have said
+    /// HELLO, if any is.
+    pub fn next_hello_deadline(&self) -> Option<Tick> {
+        self.hellos.front().map(|&(_, at)| at)
+    }
+
+    /// The next connection whose HELLO deadline has passed at `now`; the
+    /// loop hands it to [`Sessions::handle_hello_deadline`] if it is still
+    /// the one the key names.
+    pub fn poll_hello_due(&mut self, now: Tick) -> Option<ConnRef> {
+        match self.hellos.front() {
+            Some(&(c, at)) if at <= now => {
+                self.hellos.pop_front();
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
+    /// Connection `key`'s HELLO deadline passed: closed (`hello-timeout`)
+    /// unless it has completed a HELLO. True when it is to be closed.
+    pub fn handle_hello_deadline(&mut self, key: u32, s: &Session) -> bool {
+        if !s.is_open() || s.client.is_some() {
+            return false;
+        }
+        log::debug!(
+            "conn {} from {}: no HELLO in time; closing",
+            s.number,
+            s.peer
+        );
+        self.closes
+            .push_back((s.conn_ref(key), CloseReason::HelloTimeout));
+        true
     }
 
     /// The deadline entry of connection `key` fired at `now`.
@@ -500,7 +673,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         if !s.is_open() {
             return;
         }
-        s.state = State::Closing(reason);
+        s.state = State::closing(reason);
         s.input = Partial::default();
         let cref = s.conn_ref(key);
         let start = self.tx.bytes.len();
@@ -537,8 +710,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             input: Partial::default(),
             ping_window_start: 0,
             pings_in_window: 0,
+            frames_in_window: 0,
             version: 0,
-            state: State::Open,
+            state: State::OPEN,
         }
     }
 
@@ -547,8 +721,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// for `reason` (`overloaded`, `shutdown`), with its offline event, so
     /// it still has exactly one.
     pub fn handle_handoff_failed(&mut self, key: u32, s: &mut Session, reason: CloseReason) {
-        if s.state == State::HandedOff {
-            s.state = State::Open;
+        if s.state == State::HANDED_OFF {
+            s.state = State::OPEN;
             self.handle_close(key, s, reason);
         }
     }
@@ -574,13 +748,18 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         if let Some(old) = s.client.take() {
             self.presence.release(&old, cref);
         }
-        s.state = State::HandedOff;
+        s.state = State::HANDED_OFF;
         s.input = Partial::default();
         self.handoffs.push_back(Handoff {
             conn: cref,
             client: id.into(),
             input: rest,
         });
+    }
+
+    /// How many bytes of output are queued, for every connection together.
+    pub fn queued_len(&self) -> usize {
+        self.tx.bytes.len()
     }
 
     /// The next bytes to write, in the order they were produced.
@@ -669,6 +848,17 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     ) -> Result<(), CloseReason> {
         self.stats.frames += 1;
         let cref = s.conn_ref(key);
+        if let Some(max) = self.settings.max_frames {
+            let count = s.record_frame(now, self.settings.interval_ms);
+            if count > max {
+                log::debug!(
+                    "conn {} from {}: more than {max} frames per interval; closing",
+                    s.number,
+                    s.peer
+                );
+                return Err(CloseReason::TooManyFrames);
+            }
+        }
         match frame {
             Frame::Ping { token } => {
                 self.stats.heartbeats += 1;
@@ -689,29 +879,38 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     self.reply(cref, &Reply::Pong { token });
                 }
             }
-            Frame::Hello {
-                client_id,
-                token: _,
-            } => {
-                let welcome = Reply::Welcome {
-                    client_id,
-                    interval_ms: self.settings.interval_ms,
-                    timeout_ms: self.settings.timeout_ms,
-                };
+            Frame::Hello { client_id, token } => {
+                if s.client.as_deref() == Some(client_id) {
+                    // Nothing changes; a new WELCOME each time would let a
+                    // peer turn a few bytes into many. A request-reply
+                    // protocol still answers every one.
+                    if self.protocol.welcome_every_hello() {
+                        let welcome = self.welcome(client_id);
+                        self.reply(cref, &welcome);
+                    }
+                    return Ok(());
+                }
+                if let Verdict::Refuse(reason) = self.call_hello_request(s, key, client_id, token) {
+                    return Err(reason);
+                }
+                let welcome = self.welcome(client_id);
                 self.reply(cref, &welcome);
-                self.take_id(now, key, s, client_id);
+                self.take_id(now, key, s, client_id)?;
             }
             Frame::Message(message) => {
-                self.call_handler(s, key, true, |h, ctx, info| {
+                let ran = self.call_handler(s, key, true, |h, ctx, info| {
                     h.on_message(ctx, info, message)
                 });
+                if !ran {
+                    return Err(CloseReason::InternalError);
+                }
             }
             Frame::Quit => {
                 self.reply(cref, &Reply::Quit);
                 return Err(CloseReason::Closed);
             }
             Frame::Unknown { command } => self.reply(cref, &Reply::Unknown { command }),
-            Frame::Command(command) => self.on_command(now, key, s, command),
+            Frame::Command(command) => self.on_command(now, key, s, command)?,
         }
         Ok(())
     }
@@ -719,9 +918,17 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// Gives connection `key` the client id `client_id`: releases its old
     /// one, claims this one (the previous holder is closed, `replaced`),
     /// the `hello` event and `on_hello`. The same id again changes nothing.
-    fn take_id(&mut self, now: Tick, key: u32, s: &mut Session, client_id: &str) {
+    /// The caller has asked `on_hello_request` already. Err when `on_hello`
+    /// panicked.
+    fn take_id(
+        &mut self,
+        now: Tick,
+        key: u32,
+        s: &mut Session,
+        client_id: &str,
+    ) -> Result<(), CloseReason> {
         if s.client.as_deref() == Some(client_id) {
-            return;
+            return Ok(());
         }
         let cref = s.conn_ref(key);
         if let Some(old) = &s.client {
@@ -740,13 +947,36 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         if let Some(hello) = self.events.back_mut() {
             hello.replaces = previous;
         }
-        self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info));
+        if !self.call_handler(s, key, true, |h, ctx, info| h.on_hello(ctx, info)) {
+            return Err(CloseReason::InternalError);
+        }
+        Ok(())
     }
 
     /// A request about the connection: applies the version it negotiates,
     /// answers it from the connection's state, then takes the client id a
-    /// handshake names (after the answer, as for HELLO's WELCOME).
-    fn on_command(&mut self, now: Tick, key: u32, s: &mut Session, command: Command<'_>) {
+    /// handshake names (after the answer, as for HELLO's WELCOME). A
+    /// handshake naming a new id is put to `on_hello_request` first, with
+    /// its password as the token, as a HELLO is: refused, it gets no answer.
+    fn on_command(
+        &mut self,
+        now: Tick,
+        key: u32,
+        s: &mut Session,
+        command: Command<'_>,
+    ) -> Result<(), CloseReason> {
+        if let Command::Handshake {
+            client_id: Some(id),
+            token,
+            ..
+        } = command
+        {
+            if s.client.as_deref() != Some(id) {
+                if let Verdict::Refuse(reason) = self.call_hello_request(s, key, id, token) {
+                    return Err(reason);
+                }
+            }
+        }
         match command {
             Command::Handshake {
                 version: Some(v), ..
@@ -766,19 +996,55 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             ..
         } = command
         {
-            self.take_id(now, key, s, id);
+            self.take_id(now, key, s, id)?;
+        }
+        Ok(())
+    }
+
+    fn welcome<'a>(&self, client_id: &'a str) -> Reply<'a> {
+        Reply::Welcome {
+            client_id,
+            interval_ms: self.settings.interval_ms,
+            timeout_ms: self.settings.timeout_ms,
+        }
+    }
+
+    /// Asks the handler whether connection `key` may take `client_id`.
+    fn call_hello_request(
+        &mut self,
+        s: &Session,
+        key: u32,
+        client_id: &str,
+        token: Option<&[u8]>,
+    ) -> Verdict {
+        let mut verdict = Verdict::Accept;
+        let ran = self.call_handler(s, key, true, |h, ctx, info| {
+            verdict = h.on_hello_request(ctx, info, client_id, token);
+        });
+        if ran {
+            verdict
+        } else {
+            Verdict::Refuse(CloseReason::InternalError)
         }
     }
 
     /// Calls a handler hook for connection `key`, then queues what it asked
     /// for: its replies first, then messages to others, closes and a stop.
+    ///
+    /// A hook that panics does not take the server down: the panic is
+    /// caught, logged, what the hook queued is dropped, and the connection
+    /// is closed with `internal-error`; false then. The cost is nothing on
+    /// the path that does not panic (`catch_unwind` is a call through an
+    /// unwinding landing pad, no allocation); it needs `panic = "unwind"`
+    /// (the default), and a hook that panics may leave its own state half
+    /// updated: the server only promises to go on serving.
     fn call_handler(
         &mut self,
         s: &Session,
         key: u32,
         can_reply: bool,
         hook: impl FnOnce(&mut H, &mut Context<'_>, &ConnInfo<'_>),
-    ) {
+    ) -> bool {
         let cref = s.conn_ref(key);
         let info = ConnInfo {
             id: super::ConnId(cref),
@@ -794,12 +1060,31 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             outbox: &mut self.outbox,
             presence: &self.presence,
             protocol: &self.protocol,
+            unix_time: self.unix_time,
         };
-        hook(&mut self.handler, &mut ctx, &info);
+        let handler = &mut self.handler;
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| hook(handler, &mut ctx, &info)));
+        if ran.is_err() {
+            log::error!(
+                "conn {} from {}: a handler hook panicked; closing with BYE internal-error",
+                s.number,
+                s.peer
+            );
+            self.tx.bytes.truncate(start);
+            self.outbox.bytes.clear();
+            self.outbox.sends.clear();
+            self.outbox.closes.clear();
+            self.outbox.stop = false;
+            if s.is_open() {
+                self.closes.push_back((cref, CloseReason::InternalError));
+            }
+            return false;
+        }
         self.tx.push(cref, start, false);
         if !self.outbox.is_empty() {
             self.apply_outbox();
         }
+        true
     }
 
     /// Queues a hook's messages to other connections (encoded once, shared
@@ -859,6 +1144,10 @@ struct Entry {
 /// (a large broadcast) does not hold memory for the server's lifetime.
 const KEEP_TX_CAPACITY: usize = 1 << 20;
 
+/// An input buffer above this, once the frame that grew it is done, is
+/// replaced by one the size of what is left.
+const RELEASE_INPUT_ABOVE: usize = 4096;
+
 impl Transmits {
     /// Records that `bytes[start..]` goes to `to`: one more range, or the
     /// previous one grown when it is `to`'s and ends at `start` (so all the
@@ -891,6 +1180,10 @@ impl Transmits {
             self.next = 0;
             if self.bytes.capacity() > KEEP_TX_CAPACITY {
                 self.bytes.shrink_to(KEEP_TX_CAPACITY);
+            }
+            if self.queue.capacity() > KEEP_TX_CAPACITY / std::mem::size_of::<Entry>() {
+                self.queue
+                    .shrink_to(KEEP_TX_CAPACITY / std::mem::size_of::<Entry>());
             }
             return None;
         };

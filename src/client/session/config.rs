@@ -127,6 +127,13 @@ pub struct SessionConfig {
     /// interval (resp, raw), the interval must be [`IntervalPolicy::Fixed`]
     /// or [`IntervalPolicy::Adaptive`].
     pub protocol: ClientCodec,
+    /// The token sent with the id, `HELLO <id> <token>`, for a server that
+    /// checks them (see [`crate::auth`]): 1 to 256 printable ASCII
+    /// characters, no spaces. Default: none. Boxed (8 bytes, like the
+    /// server's `Spill`) so that a session without one stays as small as
+    /// before.
+    #[allow(clippy::box_collection)]
+    pub token: Option<Box<String>>,
 }
 
 impl SessionConfig {
@@ -146,6 +153,7 @@ impl SessionConfig {
             seed: 0,
             foreground_interval_ms: None,
             protocol: ClientCodec::LINE,
+            token: None,
         }
     }
 }
@@ -162,6 +170,10 @@ pub enum ConfigError {
     /// The protocol's server does not say the interval, and the policy is
     /// to use the server's ([`IntervalPolicy::Server`]).
     NeedsInterval,
+    /// The token is not 1 to 256 printable ASCII characters without spaces.
+    BadToken,
+    /// A token is given, and the protocol's login cannot carry one.
+    NoToken,
 }
 
 impl fmt::Display for ConfigError {
@@ -171,6 +183,12 @@ impl fmt::Display for ConfigError {
                 f.write_str("client id must be 1 to 128 printable ASCII characters without spaces")
             }
             ConfigError::NoServers => f.write_str("no server to connect to"),
+            ConfigError::NoToken => {
+                f.write_str("this protocol's login cannot carry a token: use line or binary")
+            }
+            ConfigError::BadToken => {
+                f.write_str("token must be 1 to 256 printable ASCII characters without spaces")
+            }
             ConfigError::BadAdaptive => f.write_str(
                 "adaptive interval: the minimum must be above 0 and at most the maximum",
             ),

@@ -841,10 +841,11 @@ fn buffers_are_freed_when_empty() {
     h.drain();
     assert_eq!(h.s.events.capacity(), 0);
     // A session is small: the load generator holds tens of thousands.
-    // 400 bytes: 376 before the protocol codec (an 8-byte shared pointer),
-    // the foreground interval and the φ detector's box (8 bytes each).
+    // 408 bytes: 376 before the protocol codec (an 8-byte shared pointer),
+    // the foreground interval, the φ detector's box and the HELLO token
+    // (boxed), 8 bytes each.
     assert!(
-        std::mem::size_of::<Session>() <= 400,
+        std::mem::size_of::<Session>() <= 408,
         "{}",
         std::mem::size_of::<Session>()
     );
@@ -904,6 +905,15 @@ fn config_is_validated() {
         Session::new(no_servers, 0).err(),
         Some(ConfigError::NoServers)
     );
+    // A token only where the login can carry one (line, binary).
+    let mut token = SessionConfig::new("a", 1);
+    token.token = Some(Box::new("12.ab".to_owned()));
+    token.protocol = crate::protocol::client::ClientCodec::RESP;
+    token.interval = IntervalPolicy::Fixed(1000);
+    assert_eq!(Session::new(token, 0).err(), Some(ConfigError::NoToken));
+    let mut spaced = SessionConfig::new("a", 1);
+    spaced.token = Some(Box::new("12 ab".to_owned()));
+    assert_eq!(Session::new(spaced, 0).err(), Some(ConfigError::BadToken));
     let mut zero = SessionConfig::new("a", 1);
     zero.reply_timeout_ms = 0;
     zero.connect_timeout_ms = 0;
@@ -1002,6 +1012,9 @@ impl SimServer {
             timeout_ms: interval_ms * 3 / 2,
             max_pings: None,
             phi: None,
+            hello_timeout_ms: None,
+            max_frames: None,
+            max_output: usize::MAX,
         };
         SimServer {
             sessions: Sessions::new(

@@ -108,8 +108,20 @@ impl ClientProtocol for BinaryClient {
         HEADER.saturating_add(limit)
     }
 
-    fn encode_hello(&self, client_id: &str, out: &mut Vec<u8>) {
-        frame(kind::HELLO, &[client_id.as_bytes()], out);
+    /// The token follows the id after one space, as the server reads it.
+    fn carries_token(&self) -> bool {
+        true
+    }
+
+    fn encode_hello(&self, client_id: &str, token: Option<&str>, out: &mut Vec<u8>) {
+        match token {
+            Some(t) => frame(
+                kind::HELLO,
+                &[client_id.as_bytes(), b" ", t.as_bytes()],
+                out,
+            ),
+            None => frame(kind::HELLO, &[client_id.as_bytes()], out),
+        }
     }
 
     fn encode_ping(&self, seq: u64, out: &mut Vec<u8>) {

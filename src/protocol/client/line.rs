@@ -42,8 +42,12 @@ impl ClientProtocol for LineClient {
         limit.max(1) + 1
     }
 
-    fn encode_hello(&self, client_id: &str, out: &mut Vec<u8>) {
-        wire::encode_hello(client_id, out);
+    fn carries_token(&self) -> bool {
+        true
+    }
+
+    fn encode_hello(&self, client_id: &str, token: Option<&str>, out: &mut Vec<u8>) {
+        wire::encode_hello(client_id, token, out);
     }
 
     fn encode_ping(&self, seq: u64, out: &mut Vec<u8>) {

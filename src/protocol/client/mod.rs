@@ -11,9 +11,9 @@
 //!
 //! | protocol | login                     | heartbeat            | the answer              |
 //! |----------|---------------------------|----------------------|-------------------------|
-//! | line     | `HELLO <id>` → `WELCOME` with the interval | `PING <seq>` | `PONG <seq>`      |
+//! | line     | `HELLO <id> [<token>]` → `WELCOME` with the interval | `PING <seq>` | `PONG <seq>` |
 //! | resp     | `CLIENT SETNAME <id>` → `+OK` (no interval) | `PING <seq>` | the bulk string `<seq>` |
-//! | binary   | HELLO frame → WELCOME frame with the interval | PING frame, token `<seq>` | PONG frame, token `<seq>` |
+//! | binary   | HELLO frame (`<id>[ <token>]`) → WELCOME frame with the interval | PING frame, token `<seq>` | PONG frame, token `<seq>` |
 //! | raw      | none: online at connect   | `ping\n`             | any bytes (the server's acknowledgement) |
 //!
 //! Where the server does not say how often to beat (resp, raw), the
@@ -129,9 +129,17 @@ pub trait ClientProtocol: fmt::Debug + Sync {
     /// The most bytes an incomplete frame may hold under `limit`.
     fn max_incomplete(&self, limit: usize) -> usize;
 
-    /// Appends the login (hello) for `client_id`; nothing when
-    /// [`login`](ClientProtocol::login) is [`Login::None`].
-    fn encode_hello(&self, client_id: &str, out: &mut Vec<u8>);
+    /// Whether the login can carry a token (see [`crate::auth`]). Default:
+    /// false; a session with a token refuses to start on such a protocol
+    /// ([`ConfigError::NoToken`](crate::client::session::ConfigError::NoToken)).
+    fn carries_token(&self) -> bool {
+        false
+    }
+
+    /// Appends the login (hello) for `client_id`, with `token` when the
+    /// protocol [`carries_token`](ClientProtocol::carries_token); nothing
+    /// when [`login`](ClientProtocol::login) is [`Login::None`].
+    fn encode_hello(&self, client_id: &str, token: Option<&str>, out: &mut Vec<u8>);
 
     /// Appends a heartbeat whose answer will carry `seq`, when the
     /// protocol can echo.

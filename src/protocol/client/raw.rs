@@ -41,7 +41,7 @@ impl ClientProtocol for RawClient {
         0
     }
 
-    fn encode_hello(&self, _client_id: &str, _out: &mut Vec<u8>) {}
+    fn encode_hello(&self, _client_id: &str, _token: Option<&str>, _out: &mut Vec<u8>) {}
 
     fn encode_ping(&self, _seq: u64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"ping\n");

@@ -128,7 +128,8 @@ impl ClientProtocol for RespClient {
         limit.saturating_mul(2).saturating_add(3)
     }
 
-    fn encode_hello(&self, client_id: &str, out: &mut Vec<u8>) {
+    /// `CLIENT SETNAME` has no room for one.
+    fn encode_hello(&self, client_id: &str, _token: Option<&str>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"*3\r\n");
         bulk(b"CLIENT", out);
         bulk(b"SETNAME", out);

@@ -150,7 +150,7 @@ fn each_server_reads_its_client() {
     ];
     for (codec, server) in servers {
         let mut out = Vec::new();
-        codec.encode_hello("dev-1", &mut out);
+        codec.encode_hello("dev-1", None, &mut out);
         codec.encode_ping(18_446_744_073_709_551_615, &mut out);
         codec.encode_ping(0, &mut out);
         if codec.check_message(b"hi").is_ok() {
@@ -181,6 +181,39 @@ fn each_server_reads_its_client() {
         assert_eq!(frames, want, "{}", codec.name());
     }
     let _: Frame<'_> = Frame::Quit;
+}
+
+#[test]
+fn a_token_reaches_the_server_where_the_login_carries_one() {
+    let servers: [(ClientCodec, &dyn Protocol); 4] = [
+        (ClientCodec::LINE, &LineProtocol::default()),
+        (ClientCodec::RESP, &RespProtocol::default()),
+        (ClientCodec::BINARY, &BinaryProtocol::default()),
+        (ClientCodec::RAW, &RawProtocol::default()),
+    ];
+    for (codec, server) in servers {
+        let mut out = Vec::new();
+        codec.encode_hello("dev-1", Some("12.ab"), &mut out);
+        let frame = server
+            .decode(&out)
+            .ok()
+            .flatten()
+            .map(|(f, _)| format!("{f:?}"));
+        let want = match codec.name() {
+            "line" | "binary" => {
+                Some("Hello { client_id: \"dev-1\", token: Some([49, 50, 46, 97, 98]) }")
+            }
+            "resp" => Some("Hello { client_id: \"dev-1\", token: None }"),
+            _ => None,
+        };
+        assert_eq!(frame.as_deref(), want, "{}", codec.name());
+        assert_eq!(
+            codec.carries_token(),
+            matches!(codec.name(), "line" | "binary"),
+            "{}",
+            codec.name()
+        );
+    }
 }
 
 #[test]
@@ -367,7 +400,7 @@ fn messages_per_protocol() {
     let mut out = Vec::new();
     ClientCodec::RAW.encode_ping(7, &mut out);
     ClientCodec::RAW.encode_message(b"hi", &mut out);
-    ClientCodec::RAW.encode_hello("dev", &mut out);
+    ClientCodec::RAW.encode_hello("dev", None, &mut out);
     assert_eq!(out, b"ping\nhi\n");
 }
 
@@ -396,7 +429,7 @@ fn codecs_by_name() {
         fn max_incomplete(&self, _: usize) -> usize {
             usize::MAX
         }
-        fn encode_hello(&self, _: &str, _: &mut Vec<u8>) {}
+        fn encode_hello(&self, _: &str, _: Option<&str>, _: &mut Vec<u8>) {}
         fn encode_ping(&self, _: u64, _: &mut Vec<u8>) {}
         fn check_message(&self, _: &[u8]) -> Result<(), MessageError> {
             Ok(())
@@ -471,7 +504,7 @@ fn a_session_speaks_each_protocol() {
         assert!(matches!(s.poll_action(), Some(Action::Connect(_))));
         s.handle_connected(5);
         let mut hello = Vec::new();
-        case.codec.encode_hello("dev", &mut hello);
+        case.codec.encode_hello("dev", None, &mut hello);
         assert_eq!(s.poll_transmit().unwrap_or_default(), &hello[..], "{name}");
         s.handle_transmitted(hello.len());
         // The welcome, split byte by byte.
@@ -646,7 +679,7 @@ fn a_codec_that_never_decides_is_cut_off_at_its_bound() {
         fn max_incomplete(&self, _: usize) -> usize {
             4
         }
-        fn encode_hello(&self, _: &str, _: &mut Vec<u8>) {}
+        fn encode_hello(&self, _: &str, _: Option<&str>, _: &mut Vec<u8>) {}
         fn encode_ping(&self, _: u64, _: &mut Vec<u8>) {}
         fn check_message(&self, _: &[u8]) -> Result<(), MessageError> {
             Ok(())

@@ -9,8 +9,9 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::super::conn::Conn;
+use super::super::limits::Addresses;
 use super::super::session::Sessions;
-use super::{Driver, Handler};
+use super::{Driver, Handler, Limits};
 use crate::protocol::{CloseReason, Protocol};
 use crate::time::Tick;
 
@@ -33,14 +34,29 @@ pub(super) struct Accepting {
     pub retry_at: Option<Tick>,
     /// The accept budget ran out with connections still waiting.
     pub pending: bool,
+    /// Per-address limits, when any is set.
+    pub addresses: Option<Addresses>,
 }
 
+/// Addresses the per-address table keeps beyond one per connection (each
+/// address with a connection has an entry, so the table always has room
+/// for those).
+const SPARE_ADDRESSES: usize = 65_536;
+
 impl Accepting {
-    pub fn new() -> Accepting {
+    pub fn new(limits: &Limits) -> Accepting {
+        let limited = limits.max_conns_per_ip.is_some() || limits.max_connects_per_ip.is_some();
         Accepting {
             spare_fd: File::open("/dev/null").ok(),
             retry_at: None,
             pending: false,
+            addresses: limited.then(|| {
+                Addresses::new(
+                    limits.max_conns_per_ip,
+                    limits.max_connects_per_ip,
+                    limits.max_conns.saturating_add(SPARE_ADDRESSES),
+                )
+            }),
         }
     }
 }
@@ -139,7 +155,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     match listener.accept() {
                         Ok((stream, peer)) => {
                             refused += 1;
-                            refuse(&mut self.sessions, stream, peer);
+                            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => break,
@@ -156,18 +172,35 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// Takes a new connection in: a session, a slab entry, epoll, a deadline.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
         if self.conns.len() >= self.limits.max_conns {
-            refuse(&mut self.sessions, stream, peer);
+            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
             return;
+        }
+        if let Some(a) = &mut self.accepting.addresses {
+            if a.handle_connect(self.now, peer.ip()).is_err() {
+                refuse(
+                    &mut self.sessions,
+                    stream,
+                    peer,
+                    CloseReason::TooManyConnections,
+                );
+                return;
+            }
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let Ok(key32) = u32::try_from(key) else {
-            refuse(&mut self.sessions, stream, peer);
+            if let Some(a) = &mut self.accepting.addresses {
+                a.handle_close(peer.ip());
+            }
+            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
             return;
         };
         if let Err(e) = self.tls.accept(key, self.limits.max_output) {
             log::warn!("TLS for a connection from {peer}: {e}");
-            refuse(&mut self.sessions, stream, peer);
+            if let Some(a) = &mut self.accepting.addresses {
+                a.handle_close(peer.ip());
+            }
+            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
             return;
         }
         let session = self.sessions.handle_accept(self.clock.stamp(), key32, peer);
@@ -195,14 +228,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     }
 }
 
-/// Says `BYE overloaded` to a connection that will not be served.
+/// Says `BYE <reason>` to a connection that will not be served.
 fn refuse<P: Protocol, H: Handler>(
     sessions: &mut Sessions<P, H>,
     mut stream: TcpStream,
     peer: SocketAddr,
+    reason: CloseReason,
 ) {
     use std::io::Write;
-    let bye = sessions.handle_refused(peer);
+    let bye = sessions.handle_refused_for(peer, reason);
     // Best effort: the connection is dropped either way.
     let _ = stream.write(bye);
 }

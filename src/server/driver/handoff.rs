@@ -144,9 +144,14 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             _ => Err((io::Error::other("not a worker"), None)),
         };
         match sent {
-            // Our descriptor closes; the owner's copy keeps the socket.
+            // Our descriptor closes; the owner's copy keeps the socket,
+            // and counts it against its address from now on.
             Ok(()) => {
-                drop(self.conns.try_remove(key));
+                if let Some(conn) = self.conns.try_remove(key) {
+                    if let Some(a) = &mut self.accepting.addresses {
+                        a.handle_close(conn.session.peer().ip());
+                    }
+                }
                 false
             }
             Err((e, to)) => {
@@ -247,8 +252,12 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             let _ = conn.send(&h.output, usize::MAX);
         }
         let conn = entry.insert(conn);
+        if let Some(a) = &mut self.accepting.addresses {
+            a.handle_adopt(now, h.peer.ip());
+        }
+        let waiting = conn.output.len();
         self.sessions
-            .handle_bytes(now, key32, &mut conn.session, &h.input);
+            .handle_bytes_after(now, key32, &mut conn.session, &h.input, waiting);
         if let Err(e) = registered {
             log::warn!("conn {}: cannot register: {e}", h.number);
             self.close(key, CloseReason::Reset);

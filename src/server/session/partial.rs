@@ -34,6 +34,12 @@ impl Partial {
             Some(Box::new(Pending { bytes, resume }))
         };
     }
+
+    /// The capacity of the bytes held, if any are.
+    #[cfg(test)]
+    pub fn capacity(&self) -> Option<usize> {
+        self.0.as_ref().map(|p| p.bytes.capacity())
+    }
 }
 
 #[cfg(test)]

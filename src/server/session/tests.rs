@@ -33,15 +33,24 @@ fn settings() -> Settings {
         timeout_ms: 3000,
         max_pings: None,
         phi: None,
+        hello_timeout_ms: None,
+        max_frames: None,
+        max_output: usize::MAX,
     }
 }
 
 /// The application: records its hooks when asked to, and acts on a few
 /// messages: `echo X` replies X, `all X` broadcasts X to the other clients,
-/// `kick ID` closes client ID's connection, `stop` stops the server.
+/// `kick ID` closes client ID's connection, `stop` stops the server,
+/// `panic` panics. With a verifier, a HELLO needs a token (as
+/// [`Authenticated`](crate::server::Authenticated) does it).
 struct App {
     log: Option<Rc<RefCell<Vec<String>>>>,
+    verifier: Option<crate::auth::Verifier>,
 }
+
+/// The secret of the tests that authenticate.
+const SECRET: &[u8] = b"the session tests' secret";
 
 impl App {
     fn note(&self, line: String) {
@@ -65,7 +74,28 @@ impl Handler for App {
                 }
             }
             "stop" => ctx.stop_server(),
+            "panic" => panic!("a handler bug"),
             _ => {}
+        }
+    }
+
+    fn on_hello_request(
+        &mut self,
+        ctx: &mut Context<'_>,
+        conn: &ConnInfo<'_>,
+        client_id: &str,
+        token: Option<&[u8]>,
+    ) -> Verdict {
+        let _ = conn;
+        if client_id == "panic" {
+            panic!("a handler bug");
+        }
+        let Some(v) = &self.verifier else {
+            return Verdict::Accept;
+        };
+        match token.map(|t| v.check(client_id, t, ctx.unix_time())) {
+            Some(Ok(())) => Verdict::Accept,
+            _ => Verdict::Refuse(CloseReason::Unauthorized),
         }
     }
 
@@ -123,7 +153,10 @@ impl Sim<LineProtocol> {
         let mut sim = Sim::new(settings());
         sim.s = Sessions::new(
             LineProtocol::default(),
-            App { log: None },
+            App {
+                log: None,
+                verifier: None,
+            },
             LocalPresence::default().with_shard(index, count),
             settings(),
         );
@@ -138,6 +171,7 @@ impl<P: Protocol> Sim<P> {
         let hooks = Rc::new(RefCell::new(Vec::new()));
         let app = App {
             log: trace_hooks.then(|| Rc::clone(&hooks)),
+            verifier: None,
         };
         Sim {
             s: Sessions::new(protocol, app, LocalPresence::default(), settings),
@@ -170,6 +204,13 @@ impl<P: Protocol> Sim<P> {
         }));
         self.settle();
         key
+    }
+
+    /// HELLOs need a token under [`SECRET`] from now on; the wall clock
+    /// reads `unix` seconds.
+    fn authenticate(&mut self, unix: u64) {
+        self.s.handler.verifier = crate::auth::Verifier::new(SECRET).ok();
+        self.s.handle_unix_time(unix);
     }
 
     /// A connection accepted at `t`; returns its key.
@@ -253,6 +294,15 @@ impl<P: Protocol> Sim<P> {
                 }
                 Deadline::Passed => self.apply_closes(),
                 Deadline::Closed => {}
+            }
+        }
+        while let Some(c) = self.s.poll_hello_due(self.now) {
+            if let Some(slot) = self.conns[c.key as usize].as_ref() {
+                if slot.session.generation() == c.generation
+                    && self.s.handle_hello_deadline(c.key, &slot.session)
+                {
+                    self.apply_closes();
+                }
             }
         }
         self.settle();
@@ -543,16 +593,27 @@ fn a_reply_already_produced_goes_out_before_the_bye_of_a_takeover() {
 
 #[test]
 fn the_same_id_again_changes_nothing_a_new_one_releases_the_old() {
+    // Nothing changes, not even a second WELCOME: a peer cannot turn a
+    // few bytes into many on demand.
     let mut sim = Sim::new(settings());
     let c = sim.connect(0);
     sim.send(1, c, b"HELLO a\nHELLO a\n");
+    sim.send(2, c, &b"HELLO a\n".repeat(100));
     check(
         &mut sim,
         &[
             "0 online #1",
-            "1 c0 < WELCOME a interval=1000 timeout=3000 | WELCOME a interval=1000 timeout=3000",
+            "1 c0 < WELCOME a interval=1000 timeout=3000",
             "1 hello #1 a",
         ],
+    );
+    let last_seen = sim.conns[c as usize]
+        .as_ref()
+        .map(|s| s.session.last_seen());
+    assert_eq!(
+        last_seen,
+        Some(2),
+        "a repeated HELLO is still a sign of life"
     );
     sim.send(2, c, b"HELLO b\n");
     // Another connection can now take `a` without replacing anyone.
@@ -667,7 +728,7 @@ fn bad_input_closes_that_connection_with_its_reason_and_no_other() {
         10,
         &[
             (long, b"PING 1\nthis line is far too long for 16 bytes"),
-            (bad, b"PING 2\nHELLO a b\nPING 3\n"),
+            (bad, b"PING 2\nHELLO  b\nPING 3\n"),
             (good, b"PING 4\n"),
         ],
     );
@@ -1206,14 +1267,11 @@ fn a_hello_for_another_workers_id_goes_there_with_its_bytes() {
             &format!("60 hello #2 {theirs}"),
         ],
     );
-    // The same HELLO again, where it already holds the id, stays.
+    // The same HELLO again, where it already holds the id, stays, and (as
+    // any repeated HELLO on the line protocol) gets no second WELCOME.
     b.send(70, 1, format!("HELLO {theirs}\n").as_bytes());
-    check(
-        &mut b,
-        &[&format!(
-            "70 c1 < WELCOME {theirs} interval=1000 timeout=3000"
-        )],
-    );
+    check(&mut b, &[]);
+    assert_eq!(b.s.online_count(), 1);
 }
 
 #[test]
@@ -1257,4 +1315,396 @@ fn without_workers_every_id_is_owned() {
     }
     assert!(sim.handed.is_empty());
     assert_eq!(sim.s.online_count(), 1);
+}
+
+/// A token for `id` under [`SECRET`], valid up to Unix second `expiry`.
+fn token(id: &str, expiry: u64) -> String {
+    crate::auth::Verifier::new(SECRET)
+        .map(|v| v.mint(id, expiry))
+        .unwrap_or_default()
+}
+
+#[test]
+fn only_an_authenticated_hello_takes_an_id_over() {
+    let mut sim = Sim::new(settings());
+    sim.authenticate(1_000);
+    let holder = sim.connect(0);
+    let hello = format!("HELLO dev {}\n", token("dev", 2_000));
+    sim.send(1, holder, hello.as_bytes());
+    sim.take();
+    // A stranger without a token, with one for another id, with a forged
+    // one and with a malformed one: each is refused and the holder stays.
+    let other = format!("HELLO dev {}\n", token("dev2", 2_000));
+    let real = token("dev", 2_000);
+    let flipped = if real.ends_with('0') { '1' } else { '0' };
+    let forged = format!("HELLO dev {}{flipped}\n", &real[..real.len() - 1]);
+    for (i, line) in ["HELLO dev\n", &other, &forged, "HELLO dev x.y\n"]
+        .into_iter()
+        .enumerate()
+    {
+        let stranger = sim.connect(10);
+        sim.send(10, stranger, line.as_bytes());
+        let n = i + 2;
+        check(
+            &mut sim,
+            &[
+                &format!("10 online #{n}"),
+                &format!("10 c{stranger} < BYE unauthorized [end]"),
+                &format!("10 offline #{n} - unauthorized"),
+            ],
+        );
+    }
+    assert!(sim.is_open(holder));
+    assert_eq!(sim.s.online_count(), 1);
+    // The holder still beats.
+    sim.send(20, holder, b"PING\n");
+    check(&mut sim, &["20 c0 < PONG"]);
+    // A valid token takes over, as before.
+    let taker = sim.connect(30);
+    sim.send(30, taker, hello.as_bytes());
+    check(
+        &mut sim,
+        &[
+            "30 online #6",
+            "30 c5 < WELCOME dev interval=1000 timeout=3000",
+            "30 c0 < BYE replaced [end]",
+            // The old holder's offline comes before the new holder's hello.
+            "30 offline #1 dev replaced",
+            "30 hello #6 dev",
+        ],
+    );
+}
+
+#[test]
+fn a_token_expires_at_the_end_of_its_second() {
+    let mut sim = Sim::new(settings());
+    sim.authenticate(2_000);
+    let hello = format!("HELLO dev {}\n", token("dev", 2_000));
+    let c = sim.connect(0);
+    sim.send(0, c, hello.as_bytes());
+    assert!(sim.take().iter().any(|l| l.contains("WELCOME")));
+    sim.s.handle_unix_time(2_001);
+    let d = sim.connect(1);
+    sim.send(1, d, hello.as_bytes());
+    check(
+        &mut sim,
+        &[
+            "1 online #2",
+            "1 c1 < BYE unauthorized [end]",
+            "1 offline #2 - unauthorized",
+        ],
+    );
+    assert!(sim.is_open(c), "an expired token does not touch the holder");
+}
+
+#[test]
+fn a_refused_hello_does_not_release_the_id_the_connection_has() {
+    let mut sim = Sim::new(settings());
+    sim.authenticate(0);
+    let c = sim.connect(0);
+    let hello = format!("HELLO a {}\n", token("a", 10));
+    sim.send(1, c, hello.as_bytes());
+    sim.take();
+    // Asking for `b` without a token closes it: `a` goes with the close.
+    sim.send(2, c, b"HELLO b\n");
+    check(
+        &mut sim,
+        &[
+            "2 c0 < BYE unauthorized [end]",
+            "2 offline #1 a unauthorized",
+        ],
+    );
+}
+
+#[test]
+fn no_hello_in_time_closes_it_a_hello_in_time_does_not() {
+    let mut sim = Sim::new(Settings {
+        hello_timeout_ms: Some(500),
+        ..settings()
+    });
+    let silent = sim.connect(0);
+    let pinger = sim.connect(0);
+    let named = sim.connect(0);
+    sim.take();
+    sim.send(100, named, b"HELLO n\n");
+    // Heartbeats are life, not a HELLO.
+    for t in [100, 200, 300, 400] {
+        sim.send(t, pinger, b"PING\n");
+    }
+    sim.take();
+    sim.at(499);
+    assert!(sim.is_open(silent) && sim.is_open(pinger));
+    sim.at(500);
+    check(
+        &mut sim,
+        &[
+            "500 c0 < BYE hello-timeout [end]",
+            "500 c1 < BYE hello-timeout [end]",
+            "500 offline #1 - hello-timeout",
+            "500 offline #2 - hello-timeout",
+        ],
+    );
+    sim.at(5_000);
+    assert!(sim
+        .take()
+        .iter()
+        .any(|l| l.contains("offline #3 n timeout")));
+}
+
+#[test]
+fn with_auth_only_an_accepted_hello_stops_the_hello_timer() {
+    let mut sim = Sim::new(Settings {
+        hello_timeout_ms: Some(500),
+        ..settings()
+    });
+    sim.authenticate(0);
+    let good = sim.connect(0);
+    sim.take();
+    let hello = format!("HELLO g {}\n", token("g", 10));
+    sim.send(499, good, hello.as_bytes());
+    sim.take();
+    sim.at(600);
+    assert!(sim.is_open(good));
+    assert_eq!(sim.take(), Vec::<String>::new());
+}
+
+#[test]
+fn every_frame_counts_against_max_frames() {
+    let mut sim = Sim::new(Settings {
+        max_frames: Some(3),
+        ..settings()
+    });
+    let c = sim.connect(0);
+    let d = sim.connect(0);
+    sim.take();
+    // Empty lines, unknown messages and HELLOs count as much as PINGs.
+    sim.send(0, c, b"\nhi\nHELLO a\n");
+    sim.send(999, c, b"\n");
+    sim.send(1000, d, b"\n\n\n");
+    sim.send(1999, d, b"\n\n\n");
+    check(
+        &mut sim,
+        &[
+            "0 c0 < WELCOME a interval=1000 timeout=3000",
+            "0 hello #1 a",
+            "999 c0 < BYE too-many-frames [end]",
+            "999 offline #1 a too-many-frames",
+            "1999 c1 < BYE too-many-frames [end]",
+            "1999 offline #2 - too-many-frames",
+        ],
+    );
+}
+
+#[test]
+fn max_frames_and_max_pings_share_one_window() {
+    let mut sim = Sim::new(Settings {
+        max_frames: Some(4),
+        max_pings: Some(2),
+        ..settings()
+    });
+    let c = sim.connect(0);
+    sim.take();
+    sim.send(0, c, b"x\nPING\nPING\n");
+    sim.send(1000, c, b"PING\nPING\nx\nx\n");
+    check(&mut sim, &["0 c0 < PONG | PONG", "1000 c0 < PONG | PONG"]);
+    sim.send(1500, c, b"PING\n");
+    check(
+        &mut sim,
+        &[
+            "1500 c0 < BYE too-many-frames [end]",
+            "1500 offline #1 - too-many-frames",
+        ],
+    );
+}
+
+#[test]
+fn the_output_cap_is_checked_reply_by_reply() {
+    // 64 bytes of replies at most: a peer that sends 10,000 unknown
+    // commands in one read does not get 10,000 answers queued.
+    let mut sim = Sim::with(
+        RespProtocol::default(),
+        Settings {
+            max_output: 64,
+            ..settings()
+        },
+        false,
+    );
+    let c = sim.connect(0);
+    let bystander = sim.connect(0);
+    sim.take();
+    sim.at(1);
+    let slot = sim.conns[c as usize].as_mut().map(|s| &mut s.session);
+    let flood = b"x\n".repeat(10_000);
+    if let Some(session) = slot {
+        assert!(!sim.s.handle_bytes_after(1, c, session, &flood, 0));
+        assert!(sim.s.queued_len() <= 64 + 40, "{}", sim.s.queued_len());
+    }
+    sim.apply_closes();
+    sim.settle();
+    let trace = sim.take();
+    assert_eq!(
+        trace.last().map(String::as_str),
+        Some("1 offline #1 - output-overflow")
+    );
+    // Output already waiting counts too.
+    let session = sim.conns[bystander as usize]
+        .as_mut()
+        .map(|s| &mut s.session);
+    if let Some(session) = session {
+        assert!(!sim
+            .s
+            .handle_bytes_after(2, bystander, session, b"PING\n", 60));
+    }
+}
+
+#[test]
+fn a_large_frame_done_gives_its_buffer_back() {
+    let mut sim = Sim::with(LineProtocol::new(100_000), settings(), false);
+    let c = sim.connect(0);
+    sim.take();
+    let capacity = |sim: &mut Sim| {
+        sim.conns[c as usize]
+            .as_mut()
+            .and_then(|s| s.session.input.capacity())
+    };
+    sim.send(1, c, &[b'a'; 60_000]);
+    assert!(capacity(&mut sim).unwrap_or(0) >= 60_000);
+    // The end of the line and the start of the next.
+    sim.send(2, c, b"a\nPI");
+    let left = capacity(&mut sim);
+    assert!(left.is_some_and(|c| c < 4096), "{left:?}");
+    sim.send(3, c, b"NG\n");
+    assert_eq!(capacity(&mut sim), None);
+}
+
+/// A codec that breaks its contract: `zero` uses 0 bytes for a frame,
+/// `past` more than it was given.
+struct Broken;
+
+impl Protocol for Broken {
+    fn decode<'a>(
+        &self,
+        input: &'a [u8],
+    ) -> Result<Option<(Frame<'a>, usize)>, crate::protocol::DecodeError> {
+        let frame = Frame::Ping { token: None };
+        Ok(match input.first() {
+            None => None,
+            Some(b'z') => Some((frame, 0)),
+            Some(b'p') => Some((frame, input.len() + 1)),
+            Some(_) => Some((frame, 1)),
+        })
+    }
+
+    fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
+        LineProtocol::default().encode(reply, out)
+    }
+
+    fn max_frame(&self) -> usize {
+        16
+    }
+
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+}
+
+#[test]
+fn a_codec_that_breaks_its_contract_closes_that_connection_only() {
+    let mut sim = Sim::with(Broken, settings(), false);
+    let zero = sim.connect(0);
+    let past = sim.connect(0);
+    let fine = sim.connect(0);
+    sim.take();
+    sim.batch(1, &[(zero, b".z"), (past, b"p"), (fine, b"..")]);
+    check(
+        &mut sim,
+        &[
+            "1 c0 < PONG | BYE bad-frame [end]",
+            "1 c1 < BYE bad-frame [end]",
+            "1 c2 < PONG | PONG",
+            "1 offline #1 - bad-frame",
+            "1 offline #2 - bad-frame",
+        ],
+    );
+}
+
+#[test]
+fn a_panicking_hook_closes_its_connection_and_the_server_goes_on() {
+    let mut sim = Sim::with(LineProtocol::default(), settings(), true);
+    let a = sim.connect(0);
+    let b = sim.connect(0);
+    sim.send(1, a, b"HELLO a\n");
+    sim.take();
+    // The hook queued nothing before panicking; the PONG before it stays.
+    sim.send(2, a, b"PING\npanic\nPING\n");
+    sim.send(3, b, b"HELLO panic\n");
+    sim.send(4, b, b"PING\n");
+    let trace = sim.take();
+    assert_eq!(
+        trace,
+        [
+            "2 app message #1 panic",
+            "2 app offline #1 internal-error",
+            "2 c0 < PONG | BYE internal-error [end]",
+            "2 offline #1 a internal-error",
+            "3 app offline #2 internal-error",
+            "3 c1 < BYE internal-error [end]",
+            "3 offline #2 - internal-error",
+        ]
+    );
+    let c = sim.connect(5);
+    sim.send(6, c, b"HELLO c\nPING\n");
+    assert!(sim.take().iter().any(|l| l.contains("c2 < WELCOME c")));
+}
+
+#[test]
+fn a_redis_handshake_is_put_to_the_same_check_as_a_hello() {
+    let mut sim = Sim::with(RespProtocol::default(), settings(), false);
+    sim.authenticate(1_000);
+    let holder = sim.connect(0);
+    sim.take();
+    // The password is the token.
+    let good = format!(
+        "HELLO 2 AUTH default {} SETNAME dev\r\n",
+        token("dev", 2_000)
+    );
+    sim.send(1, holder, good.as_bytes());
+    let t = sim.take();
+    assert!(t[0].starts_with("1 c0 < *14 | "), "{t:?}");
+    assert_eq!(t[1..], ["1 hello #1 dev"]);
+    // A wrong password, a handshake without one and CLIENT SETNAME (which
+    // cannot carry one) are refused before anything is answered or taken.
+    let wrong = format!(
+        "HELLO 3 AUTH default {} SETNAME dev\r\n",
+        token("dev2", 2_000)
+    );
+    for (i, request) in [
+        wrong.as_str(),
+        "HELLO 3 SETNAME dev\r\n",
+        "CLIENT SETNAME dev\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let stranger = sim.connect(10);
+        sim.send(10, stranger, request.as_bytes());
+        let n = i + 2;
+        check(
+            &mut sim,
+            &[
+                &format!("10 online #{n}"),
+                &format!("10 c{stranger} < -ERR closing: unauthorized [end]"),
+                &format!("10 offline #{n} - unauthorized"),
+            ],
+        );
+    }
+    assert!(sim.is_open(holder));
+    assert_eq!(sim.s.online_count(), 1);
+    // A handshake naming no id asks nothing: it is answered.
+    let plain = sim.connect(20);
+    sim.take();
+    sim.send(21, plain, b"HELLO 3\r\n");
+    let t = sim.take();
+    assert!(t[0].starts_with("21 c4 < %7 | "), "{t:?}");
+    assert!(sim.is_open(plain));
 }
