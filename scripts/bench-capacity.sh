@@ -8,7 +8,9 @@
 # heartbeats (utime + stime from /proc/PID/stat, between the start and the
 # end of the hold, divided by the replies received during the hold), and
 # the errors (connect errors, closes, missing replies), which must be zero.
-# Writes target/bench/capacity.json; exits 1 if there were errors.
+# Writes target/bench/capacity.json, and target/bench/capacity.svg (`vigil
+# load --plot`: latency curves, sessions online and heartbeats/s over the
+# run); exits 1 if there were errors.
 #
 # Usage: scripts/bench-capacity.sh [CONNS]   (default 15000)
 # Environment: HOLD (default 30s), RATE (connects per second, default 2000),
@@ -81,7 +83,7 @@ cat /proc/slabinfo >"$tmp/slab0" 2>/dev/null || true
 echo "vigil load: $CONNS connections at $RATE/s from $SOURCES, 1 s heartbeats, hold $HOLD, $PROCS process(es)" >&2
 "$BIN" load --server "127.0.0.1:$PORT" --conns "$CONNS" --connect-rate "$RATE" --interval 1s \
   --duration "$HOLD" --timeout 10s --procs "$PROCS" --source-ips "$SOURCES" --json "${AUTH_ARGS[@]}" \
-  >"$tmp/load.json" 2>"$tmp/load.log" &
+  --plot target/bench/capacity.svg >"$tmp/load.json" 2>"$tmp/load.log" &
 LOAD_PID=$!
 ramp_limit=$(( (CONNS / RATE + 30) * 10 ))
 wait_for "$tmp/load.log" "holding:" "$ramp_limit"

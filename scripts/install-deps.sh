@@ -31,6 +31,10 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
+# Headless Chromium and its WebDriver: tests/status.rs looks at the admin
+# status page in a real browser.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 
 if [ ${#need[@]} -ne 0 ]; then
   echo "installing: ${need[*]}" >&2
@@ -56,4 +60,14 @@ if ! "$venv/bin/python" -c 'import redis' 2>/dev/null; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check 'redis>=8'
+fi
+
+# Selenium (PyPI `selenium`), in its own venv at target/selenium, drives
+# Debian's chromium through its chromedriver for tests/status.rs.
+venv=target/selenium
+if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
+  echo "installing selenium into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'selenium>=4.20'
 fi

@@ -692,6 +692,76 @@ fn hgrm_writes_the_full_distribution() {
 }
 
 #[test]
+fn plot_draws_the_run_into_one_svg() {
+    let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
+    let addr = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("vigil-load-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("run.svg");
+    let args = |plot: &str| {
+        [
+            "--server",
+            &addr,
+            "--conns",
+            "40",
+            "--connect-rate",
+            "1000",
+            "--interval",
+            "100ms",
+            "--duration",
+            "3s",
+            "--json",
+            "--plot",
+            plot,
+        ]
+        .map(str::to_owned)
+    };
+    let a = args(file.to_str().unwrap());
+    let run = load(&a.iter().map(String::as_str).collect::<Vec<_>>(), WITHIN);
+    run.json();
+    let svg = std::fs::read_to_string(&file).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for text in [
+        "vigil load: 40 connections to",
+        "latency by percentile",
+        "from the scheduled send",
+        "round trip",
+        "sessions online",
+        "heartbeats sent per second",
+        "90%",
+        "99.999%",
+    ] {
+        assert!(svg.contains(text), "no {text:?} in the plot");
+    }
+    // Two latency curves and two timelines, each of several points.
+    let lines: Vec<&str> = svg
+        .split("<polyline")
+        .skip(1)
+        .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+        .filter(|pts| pts.split_whitespace().count() >= 3)
+        .collect();
+    assert!(lines.len() >= 4, "{} polylines with points", lines.len());
+    // Well-formed XML, as another parser sees it.
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+            file.to_str().unwrap(),
+        ])
+        .status()
+        .expect("python3");
+    assert!(check.success(), "not well-formed XML");
+
+    // A file that cannot be written: the report is printed, exit 1.
+    let bad = dir.join("no-such-dir").join("x.svg");
+    let b = args(bad.to_str().unwrap());
+    let run = load(&b.iter().map(String::as_str).collect::<Vec<_>>(), WITHIN);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot write"), "{}", run.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn two_processes_show_one_merged_progress_line_a_second() {
     let server = Serve::start(&["--interval", "1s", "--timeout", "3s"]);
     let addr = server.addr.to_string();

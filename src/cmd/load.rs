@@ -9,6 +9,7 @@ use vigil::duration::format_duration;
 use vigil::load::config::{
     DEFAULT_CONNECT_RATE, DEFAULT_DURATION, DEFAULT_INTERVAL, DEFAULT_REPLY_TIMEOUT,
 };
+use vigil::load::plot::{plot_svg, Timeline};
 use vigil::load::render::{format_hgrm, format_json, format_progress, format_table};
 use vigil::load::{self, ErrorKind, LoadConfig, Phase, Progress, SourceRange};
 use vigil::protocol::client::ClientCodec;
@@ -123,6 +124,13 @@ pub struct LoadArgs {
     /// Secret FILE of a server run with --auth-secret: each session mints its own token.
     #[arg(env = "VIGIL_LOAD_AUTH_SECRET", long, value_name = "FILE")]
     pub auth_secret: Option<String>,
+
+    /// Draw the run into FILE, an SVG: the latency percentile curves of
+    /// both histograms (from the scheduled send and the round trip, 50 % to
+    /// 99.999 %, log scale) and the sessions online and heartbeats per
+    /// second over the run.
+    #[arg(env = "VIGIL_LOAD_PLOT", long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// `--protocol`: one of the built-in client codecs.
@@ -212,8 +220,13 @@ pub fn run(args: LoadArgs) -> ExitCode {
         }
     };
     let mut live = Live::new(config.conns, std::io::stderr().is_terminal());
+    let mut timeline = Timeline::new();
+    let mut progress = |p: &vigil::load::Progress| {
+        timeline.record(p);
+        live.show(p, &config);
+    };
     let result = if args.procs == 1 {
-        load::run(&config, &mut |p| live.show(p, &config))
+        load::run(&config, &mut progress)
     } else {
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
@@ -229,7 +242,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
             cmd.args(["load", "--worker"]);
             cmd
         };
-        load::run_procs(&config, args.procs, &worker, &mut |p| live.show(p, &config))
+        load::run_procs(&config, args.procs, &worker, &mut progress)
     };
     live.finish();
     match result {
@@ -246,6 +259,21 @@ pub fn run(args: LoadArgs) -> ExitCode {
             }
             if let Some(path) = &args.hgrm {
                 if let Err(e) = std::fs::write(path, format_hgrm(&report.scheduled)) {
+                    vigil::logging::fatal(&format!(
+                        "vigil load: cannot write {}: {e}",
+                        path.display()
+                    ));
+                    return ExitCode::FAILURE;
+                }
+            }
+            if let Some(path) = &args.plot {
+                let title = format!(
+                    "vigil load: {} connections to {}, interval {:?}",
+                    config.conns, config.server, config.interval
+                );
+                let written = plot_svg(&title, &report, &timeline)
+                    .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
+                if let Err(e) = written {
                     vigil::logging::fatal(&format!(
                         "vigil load: cannot write {}: {e}",
                         path.display()

@@ -117,7 +117,7 @@ pub struct ServeArgs {
         requires = "cluster"
     )]
     cluster_prefix: String,
-    /// Serve the admin endpoint (HTTP: /metrics, /clients, /healthz, kick) on ADDR; loopback only unless --admin-public [default: off].
+    /// Serve the admin endpoint (HTTP: status page at /, /events/stream, /metrics, /clients, /healthz, kick) on ADDR; loopback only unless --admin-public [default: off].
     #[arg(env = "VIGIL_ADMIN", long, value_name = "ADDR")]
     admin: Option<String>,
     /// Allow a non-loopback --admin address (protect it with --admin-token-file and a firewall).

@@ -58,6 +58,7 @@
 pub mod config;
 pub mod driver;
 pub mod phase;
+pub mod plot;
 pub mod procs;
 pub mod reason;
 pub mod render;

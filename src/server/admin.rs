@@ -20,14 +20,18 @@
 //! - `POST /clients/{id}/kick`: closes the client's connection with
 //!   `BYE kicked`; 404 when it is offline.
 //! - `GET /healthz`: `ok` while the loop turns.
+//! - `GET /`: the status page (`server::status`), static HTML.
+//! - `GET /events/stream`: Server-Sent Events (the status ring's history,
+//!   a sample a second, presence events); the driver keeps it open.
 //!
 //! # Rules
-//! - One request per connection, answered with `Connection: close`.
+//! - One request per connection, answered with `Connection: close` (the
+//!   event stream ends when either side closes).
 //! - A request whose head is longer than [`MAX_REQUEST`] bytes or has more
 //!   than [`MAX_HEADERS`] headers gets 431; bytes that are not HTTP get
 //!   400; a method a route does not take gets 405; an unknown path 404.
 //!   A request body is not read (no route takes one).
-//! - With a token, every route but `/healthz` needs
+//! - With a token, every route but `/healthz` and `/` needs
 //!   `Authorization: Bearer <token>`, compared in constant time; without
 //!   it the answer is 401.
 //! - Path segments are percent-decoded (a client id may hold `%` or `/`).
@@ -105,9 +109,16 @@ pub struct OnlineClient {
 pub(crate) enum Request {
     Metrics,
     Healthz,
-    Clients { after: Option<String>, limit: usize },
+    Clients {
+        after: Option<String>,
+        limit: usize,
+    },
     Client(String),
     Kick(String),
+    /// The status page (`GET /`).
+    Page,
+    /// The live event stream (`GET /events/stream`).
+    Stream,
 }
 
 /// What [`parse`] made of the bytes read so far.
@@ -172,6 +183,8 @@ fn route(method: &str, target: &str, token: Option<&str>, auth: Option<&[u8]>) -
         ["clients"] => ("GET", clients_query(query)),
         ["clients", id] => ("GET", decode_id(id).map(Request::Client)),
         ["clients", id, "kick"] => ("POST", decode_id(id).map(Request::Kick)),
+        [""] => ("GET", Ok(Request::Page)),
+        ["events", "stream"] => ("GET", Ok(Request::Stream)),
         _ => return Parsed::Reject(error(404, "no such path")),
     };
     // HEAD would need a response without a body: not offered.
@@ -183,7 +196,8 @@ fn route(method: &str, target: &str, token: Option<&str>, auth: Option<&[u8]>) -
             "method not allowed\n",
         ));
     }
-    if request != Ok(Request::Healthz) {
+    // The page is static (its data comes from the stream and `/clients`).
+    if request != Ok(Request::Healthz) && request != Ok(Request::Page) {
         if let Some(token) = token {
             if !authorized(token, auth) {
                 return Parsed::Reject(response(
@@ -277,6 +291,9 @@ fn percent_decode(s: &str) -> Result<String, String> {
 pub(crate) fn respond(request: &Request, view: &mut dyn AdminView) -> Vec<u8> {
     match request {
         Request::Healthz => ok(TEXT, "ok\n"),
+        Request::Page => ok("text/html; charset=utf-8", super::status::PAGE),
+        // The driver keeps the connection open and feeds it.
+        Request::Stream => super::status::stream_head(),
         Request::Metrics => ok(
             "text/plain; version=0.0.4; charset=utf-8",
             &metrics(&view.stats()),

@@ -240,7 +240,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         listener: TcpListener,
         token: Option<String>,
     ) -> io::Result<SocketAddr> {
-        self.admin.listen(self.poll.registry(), listener, token)
+        let now = self.clock.now();
+        self.admin
+            .listen(self.poll.registry(), listener, token, now)
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -701,13 +703,20 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             self.stop.store(true, Ordering::Release);
         }
         let mut wall = None;
+        let watched = self.admin.watched();
         while let Some(e) = self.sessions.poll_event() {
-            self.sink.emit(&Event {
+            let event = Event {
                 conn: e.number,
                 peer: e.peer,
                 client: e.client.as_deref(),
                 kind: e.kind,
-            });
+            };
+            self.sink.emit(&event);
+            if watched {
+                let mut json = String::new();
+                event.write_json(self.run_id(), SystemTime::now(), &mut json);
+                self.admin.tell_viewers(&json);
+            }
             if let Some(c) = &mut self.cluster {
                 let time =
                     wall.get_or_insert_with(|| crate::events::format_time(SystemTime::now()));
@@ -725,6 +734,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         if let Err(e) = self.sink.flush() {
             log::error!("cannot write events: {e}");
+        }
+        if watched {
+            self.admin_flush_viewers();
         }
     }
 

@@ -29,6 +29,7 @@ mod presence;
 pub(crate) mod session;
 mod spill;
 mod stats;
+mod status;
 mod tls;
 pub mod workers;
 

@@ -126,7 +126,9 @@ fn routes() {
         "400 not UTF-8 once decoded",
     );
     check(&mut v, None, &get("/nothing"), "404 no such path");
-    check(&mut v, None, &get("/"), "404 no such path");
+    check(&mut v, None, &get("//"), "404 no such path");
+    check(&mut v, None, &get("/events"), "404 no such path");
+    check(&mut v, None, &get("/events/stream/x"), "404 no such path");
     check(&mut v, None, &get("/metrics/x"), "404 no such path");
     check(
         &mut v,
@@ -422,4 +424,40 @@ fn wall_clock_times_are_rfc3339() {
         rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
         "1970-01-01T00:00:00.000Z"
     );
+}
+
+#[test]
+fn the_status_page_and_the_event_stream() {
+    let mut v = Fake::with(&["a"]);
+    let Parsed::Request(page) = parse(&get("/"), None) else {
+        panic!("GET / is a request");
+    };
+    assert_eq!(page, Request::Page);
+    let answer = respond(&page, &mut v);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"));
+    assert_eq!(
+        summary(&answer),
+        format!("200 {}", crate::server::status::PAGE.trim_end())
+    );
+    let Parsed::Request(stream) = parse(&get("/events/stream"), None) else {
+        panic!("GET /events/stream is a request");
+    };
+    assert_eq!(stream, Request::Stream);
+    let head = respond(&stream, &mut v);
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"));
+    assert!(!text.contains("Content-Length"), "a stream has no length");
+    for path in ["/", "/events/stream"] {
+        for method in ["POST", "PUT", "DELETE", "HEAD"] {
+            let req = format!("{method} {path} HTTP/1.1\r\n\r\n");
+            check(&mut v, None, req.as_bytes(), "405 method not allowed");
+        }
+    }
+    // The page holds no data; the stream does, and wants the token.
+    let token = Some("s3cret");
+    assert_eq!(parse(&get("/"), token), Parsed::Request(Request::Page));
+    check(&mut v, token, &get("/events/stream"), "401 unauthorized");
+    let authed = b"GET /events/stream HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n";
+    assert_eq!(parse(authed, token), Parsed::Request(Request::Stream));
 }

@@ -21,6 +21,7 @@ use slab::Slab;
 use super::super::admin::{self, AdminView, OnlineClient, Parsed};
 use super::super::presence::PresenceTable;
 use super::super::session::ConnRef;
+use super::super::status::{self, Ring};
 use super::{Driver, Handler, Stats};
 use crate::protocol::{CloseReason, Protocol};
 use crate::time::{Clock, Tick};
@@ -34,6 +35,13 @@ pub(crate) const MAX_ADMIN_CONNS: usize = 16;
 /// How long an admin connection may take to send its request and read the
 /// answer.
 pub(crate) const ADMIN_DEADLINE_MS: Tick = 5_000;
+/// The most event-stream viewers at once (of the [`MAX_ADMIN_CONNS`]); more
+/// get 503.
+pub(crate) const MAX_VIEWERS: usize = 4;
+/// The most bytes a viewer may leave unread; past it, it is dropped.
+pub(crate) const VIEWER_BACKLOG: usize = 256 * 1024;
+/// A viewer's socket send buffer.
+const VIEWER_SNDBUF: usize = 64 * 1024;
 
 /// A question from a [`Handle`](crate::Handle), answered at the loop's
 /// next turn.
@@ -58,6 +66,12 @@ struct Endpoint {
     listener: TcpListener,
     token: Option<String>,
     conns: Slab<AdminConn>,
+    /// The last ten minutes of rates, for the status page.
+    ring: Ring,
+    /// When the ring takes its next sample.
+    next_sample: Tick,
+    /// How many connections are event-stream viewers.
+    viewers: usize,
 }
 
 struct AdminConn {
@@ -72,6 +86,9 @@ struct AdminConn {
     /// Waiting for the cluster's answer about this client id (lookup
     /// number, id): the id is not online here, so Redis is asked.
     lookup: Option<(u64, String)>,
+    /// A viewer of `GET /events/stream`: open until it leaves, fed
+    /// samples and presence events.
+    viewer: bool,
 }
 
 impl AdminState {
@@ -100,6 +117,7 @@ impl AdminState {
         registry: &Registry,
         mut listener: TcpListener,
         token: Option<String>,
+        now: Tick,
     ) -> io::Result<SocketAddr> {
         registry.register(&mut listener, Token(ADMIN_LISTENER), Interest::READABLE)?;
         let addr = listener.local_addr()?;
@@ -107,6 +125,9 @@ impl AdminState {
             listener,
             token,
             conns: Slab::with_capacity(MAX_ADMIN_CONNS),
+            ring: Ring::new(),
+            next_sample: now,
+            viewers: 0,
         }));
         Ok(addr)
     }
@@ -117,10 +138,27 @@ impl AdminState {
             .and_then(|e| e.listener.local_addr().ok())
     }
 
-    /// The earliest admin connection deadline, if any is open.
+    /// The earliest admin connection deadline, or the status ring's next
+    /// sample.
     pub fn next_deadline(&self) -> Option<Tick> {
         let e = self.endpoint.as_ref()?;
-        e.conns.iter().map(|(_, c)| c.deadline).min()
+        let conns = e.conns.iter().map(|(_, c)| c.deadline).min();
+        Some(conns.map_or(e.next_sample, |d| d.min(e.next_sample)))
+    }
+
+    /// Whether anyone watches the event stream (cheap: one load).
+    pub fn watched(&self) -> bool {
+        self.endpoint.as_ref().is_some_and(|e| e.viewers > 0)
+    }
+
+    /// Queues one presence event (a JSON line) to every viewer.
+    pub fn tell_viewers(&mut self, json: &str) {
+        let Some(e) = self.endpoint.as_deref_mut() else {
+            return;
+        };
+        for (_, c) in e.conns.iter_mut().filter(|(_, c)| c.viewer) {
+            status::presence_event(json, &mut c.output);
+        }
     }
 }
 
@@ -182,6 +220,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 written: 0,
                 deadline,
                 lookup: None,
+                viewer: false,
             });
         }
     }
@@ -195,6 +234,28 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let Some(c) = e.conns.get_mut(k) else {
             return;
         };
+        if c.viewer {
+            // A viewer sends nothing more; reading tells when it leaves.
+            let mut chunk = [0u8; 512];
+            loop {
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => {
+                        log::debug!("admin: {}: viewer left", c.peer);
+                        self.admin_close(k);
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.admin_close(k);
+                        return;
+                    }
+                }
+            }
+            self.admin_flush(k);
+            return;
+        }
         let mut parsed = Parsed::Partial;
         if c.lookup.is_some() {
             // Its answer waits for the cluster (see `admin_owner`).
@@ -261,6 +322,24 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     "not online here, and the cluster's Redis is unreachable",
                 );
                 self.admin_answer(k, answer);
+            }
+            Parsed::Request(admin::Request::Stream) => {
+                if e.viewers >= MAX_VIEWERS {
+                    log::debug!("admin: {}: refused: {MAX_VIEWERS} viewers already", c.peer);
+                    self.admin_answer(k, admin::error(503, "too many viewers"));
+                } else {
+                    e.viewers += 1;
+                    log::info!("admin: {}: watching the event stream", c.peer);
+                    // A small socket buffer: what a viewer leaves unread is
+                    // bounded in the kernel too. Best effort.
+                    let _ = socket2::SockRef::from(&c.stream).set_send_buffer_size(VIEWER_SNDBUF);
+                    let mut head = status::stream_head();
+                    head.extend_from_slice(e.ring.history_event().as_bytes());
+                    c.viewer = true;
+                    c.deadline = Tick::MAX;
+                    c.output = head;
+                    c.written = 0;
+                }
             }
             Parsed::Request(request) => {
                 let answer = admin::respond(&request, &mut View { d: self });
@@ -329,14 +408,38 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         if c.output.is_empty() {
             return;
         }
+        let mut failed = false;
         while c.written < c.output.len() {
             match c.stream.write(&c.output[c.written..]) {
                 Ok(0) => break,
                 Ok(n) => c.written += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => break,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
             }
+        }
+        if c.viewer && !failed {
+            // Open until it leaves; what it has not read stays queued,
+            // within bounds.
+            if c.written == c.output.len() {
+                c.output.clear();
+                c.written = 0;
+            } else if c.output.len() - c.written > VIEWER_BACKLOG {
+                log::warn!(
+                    "admin: {}: viewer does not read ({} bytes unread); dropping it",
+                    c.peer,
+                    c.output.len() - c.written
+                );
+                self.admin_close(k);
+            }
+            return;
+        }
+        if c.written < c.output.len() && !failed {
+            // The socket is full: the rest when it is writable.
+            return;
         }
         self.admin_close(k);
     }
@@ -344,6 +447,9 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     fn admin_close(&mut self, k: usize) {
         if let Some(e) = self.admin.endpoint.as_deref_mut() {
             if let Some(mut c) = e.conns.try_remove(k) {
+                if c.viewer {
+                    e.viewers -= 1;
+                }
                 // Read what the client sent and we will not (a body, the
                 // rest of an oversized head), so the close is a FIN after
                 // our answer, not a reset that could make the client drop
@@ -365,6 +471,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// still sending their request so (408).
     pub(super) fn admin_expire(&mut self) {
         let now = self.now;
+        self.admin_sample();
         let late: Vec<usize> = match self.admin.endpoint.as_deref() {
             Some(e) => e
                 .conns
@@ -388,6 +495,52 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 }
             }
             self.admin_close(k);
+        }
+    }
+
+    /// Once a second: a sample of the counters into the status ring, and
+    /// to every viewer.
+    fn admin_sample(&mut self) {
+        let due = match self.admin.endpoint.as_deref() {
+            Some(e) => e.next_sample <= self.now,
+            None => false,
+        };
+        if !due {
+            return;
+        }
+        let stats = self.stats();
+        let now = self.now;
+        let Some(e) = self.admin.endpoint.as_deref_mut() else {
+            return;
+        };
+        // Late turns skip samples rather than take several at once.
+        e.next_sample =
+            e.next_sample.max(now - now % status::SAMPLE_EVERY_MS) + status::SAMPLE_EVERY_MS;
+        let Some(sample) = e.ring.record(now, &stats) else {
+            return;
+        };
+        if e.viewers > 0 {
+            let text = status::sample_event(&sample);
+            for (_, c) in e.conns.iter_mut().filter(|(_, c)| c.viewer) {
+                c.output.extend_from_slice(text.as_bytes());
+            }
+            self.admin_flush_viewers();
+        }
+    }
+
+    /// Writes what the viewers have queued.
+    pub(super) fn admin_flush_viewers(&mut self) {
+        let keys: Vec<usize> = match self.admin.endpoint.as_deref() {
+            Some(e) if e.viewers > 0 => e
+                .conns
+                .iter()
+                .filter(|(_, c)| c.viewer && !c.output.is_empty())
+                .map(|(k, _)| k)
+                .collect(),
+            _ => return,
+        };
+        for k in keys {
+            self.admin_flush(k);
         }
     }
 
