@@ -44,8 +44,12 @@
 //!   was away.
 
 pub(crate) mod link;
+mod options;
+mod reply;
 pub mod resp;
 pub mod scripts;
+
+pub use options::{who, ClusterOptions};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -53,102 +57,6 @@ use std::fmt::Write as _;
 use crate::events::EventKind;
 use crate::time::Tick;
 use resp::Value;
-
-/// How a server joins a cluster: what `vigil serve --cluster` sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClusterOptions {
-    /// Redis, as `HOST:PORT`.
-    pub redis: String,
-    /// This node's id; default `HOST:PORT` of its first listening address.
-    pub node_id: Option<String>,
-    /// Prefix of every key and channel. Default `vigil:`.
-    pub prefix: String,
-}
-
-impl ClusterOptions {
-    /// Redis at `url`: `redis://HOST:PORT` or `HOST:PORT`.
-    pub fn parse(url: &str) -> Result<ClusterOptions, String> {
-        let addr = match url.split_once("://") {
-            Some(("redis", rest)) => rest,
-            Some((scheme, _)) => {
-                return Err(format!(
-                    "unsupported cluster engine {scheme:?} in {url:?}: expected redis://HOST:PORT"
-                ))
-            }
-            None => url,
-        };
-        let addr = addr.trim_end_matches('/');
-        if addr.is_empty() || !addr.contains(':') {
-            return Err(format!(
-                "invalid cluster address {url:?}: expected redis://HOST:PORT"
-            ));
-        }
-        Ok(ClusterOptions {
-            redis: addr.to_owned(),
-            node_id: None,
-            prefix: "vigil:".to_owned(),
-        })
-    }
-}
-
-/// Asks Redis who holds client id `id`: its owner record (JSON), or `None`
-/// when it is offline in the whole cluster. Blocking, with `timeout` for
-/// the connect and each read and write: for command-line tools, not for the
-/// event loop.
-pub fn who(
-    options: &ClusterOptions,
-    id: &str,
-    timeout: std::time::Duration,
-) -> Result<Option<String>, crate::Error> {
-    use crate::error::{Error, ErrorKind};
-    use std::io::{Read, Write};
-    let io = |what: &str, e: std::io::Error| {
-        Error::with_source(
-            ErrorKind::Io,
-            format!("{what} Redis at {}", options.redis),
-            e,
-        )
-    };
-    let addr = crate::addr::resolve(options.redis.as_str())?[0];
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| io("cannot connect to", e))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| io("cannot set up", e))?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| io("cannot set up", e))?;
-    let mut out = Vec::new();
-    let key = format!("{}online", options.prefix);
-    resp::encode(&[b"HGET", key.as_bytes(), id.as_bytes()], &mut out);
-    stream
-        .write_all(&out)
-        .map_err(|e| io("cannot write to", e))?;
-    let mut input = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let bad = |e: resp::ParseError| Error::new(ErrorKind::Io, e.to_string());
-        if let Some((value, _)) = resp::parse(&input).map_err(bad)? {
-            return match value {
-                Value::Bulk(Some(b)) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
-                Value::Bulk(None) => Ok(None),
-                Value::Error(e) => Err(Error::new(ErrorKind::Io, format!("Redis: {e}"))),
-                other => Err(Error::new(
-                    ErrorKind::Io,
-                    format!("unexpected reply {other:?}"),
-                )),
-            };
-        }
-        let n = stream
-            .read(&mut buf)
-            .map_err(|e| io("cannot read from", e))?;
-        if n == 0 {
-            return Err(Error::new(ErrorKind::Io, "Redis closed the connection"));
-        }
-        input.extend_from_slice(&buf[..n]);
-    }
-}
 
 /// How a node takes part in a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -715,104 +623,6 @@ impl Cluster {
             self.handle_disconnected(link);
         }
         result
-    }
-
-    fn on_reply(&mut self, now: Tick, value: Value) {
-        let expect = self.expect.pop_front().unwrap_or(Expect::Ignore);
-        if let Value::Error(e) = &value {
-            self.stats.errors += 1;
-            log::warn!("cluster: Redis answered an error: {e}");
-            match expect {
-                Expect::Scan => self.scan_in_flight = false,
-                Expect::Lookup(request) => self.outputs.push_back(Output::Owner {
-                    request,
-                    record: None,
-                }),
-                _ => {}
-            }
-            return;
-        }
-        match expect {
-            Expect::Ignore => {}
-            Expect::Event(_) => self.stats.events += 1,
-            Expect::Lookup(request) => {
-                let record = match value {
-                    Value::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
-                    _ => None,
-                };
-                self.outputs.push_back(Output::Owner { request, record });
-            }
-            Expect::Scan => {
-                self.scan_in_flight = false;
-                let missing: Vec<String> = match value {
-                    Value::Array(Some(items)) => items
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                self.suspects.retain(|n, _| missing.contains(n));
-                for node in missing {
-                    self.suspects.entry(node).or_insert(now);
-                }
-            }
-            Expect::Reap => {
-                if let Value::Int(n) = value {
-                    if n > 0 {
-                        self.stats.reaped += n as u64;
-                        log::warn!("cluster: a node's lease expired: took {n} of its clients offline (node-lost)");
-                    }
-                }
-            }
-            Expect::Reconcile => {
-                if let Value::Array(Some(items)) = value {
-                    for pair in items.chunks(2) {
-                        if let [conn, id] = pair {
-                            if let (Some(conn), Some(id)) = (conn.as_str(), id.as_str()) {
-                                self.takeover_of(conn, id);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// A message on the subscribed link: `<run>/<conn>\t<id>` asks to close
-    /// connection `conn` of run `run` if it holds `id`.
-    fn on_message(&mut self, value: Value) {
-        let Value::Array(Some(items)) = value else {
-            return;
-        };
-        if items.first().and_then(Value::as_str) != Some("message") {
-            return;
-        }
-        let Some(payload) = items.get(2).and_then(Value::as_str) else {
-            return;
-        };
-        if let Some((conn, id)) = payload.split_once('\t') {
-            self.stats.takeovers += 1;
-            self.takeover_of(conn, id);
-        }
-    }
-
-    fn takeover_of(&mut self, conn: &str, id: &str) {
-        let Some((run, number)) = conn.split_once('/') else {
-            return;
-        };
-        let Ok(number) = number.parse::<u64>() else {
-            return;
-        };
-        if run != self.run {
-            return;
-        }
-        if self.local.get(id).is_some_and(|(c, _)| *c == number) {
-            self.local.remove(id);
-        }
-        self.outputs.push_back(Output::Takeover {
-            client: id.to_owned(),
-            conn: number,
-        });
     }
 
     /// Bytes queued for `link` and not written yet.
