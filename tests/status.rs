@@ -101,7 +101,9 @@ fn the_page_is_served_and_bad_requests_are_refused() {
     assert!(page.contains("<title>vigil status</title>"));
     for (req, status) in [
         ("POST / HTTP/1.1\r\n\r\n", "405"),
-        ("HEAD /events/stream HTTP/1.1\r\n\r\n", "405"),
+        ("HEAD /events/stream HTTP/1.1\r\n\r\n", "200"),
+        ("HEAD / HTTP/1.1\r\n\r\n", "200"),
+        ("PUT / HTTP/1.1\r\n\r\n", "405"),
         ("GET /status HTTP/1.1\r\n\r\n", "404"),
         ("GET /events HTTP/1.1\r\n\r\n", "404"),
     ] {

@@ -128,6 +128,8 @@ pub(crate) enum Parsed {
     Partial,
     /// A request to answer with [`respond`].
     Request(Request),
+    /// The same, asked with `HEAD`: answer with [`head_only`] of it.
+    Head(Request),
     /// A response that needs no look at the server (an error).
     Reject(Vec<u8>),
 }
@@ -187,8 +189,10 @@ fn route(method: &str, target: &str, token: Option<&str>, auth: Option<&[u8]>) -
         ["events", "stream"] => ("GET", Ok(Request::Stream)),
         _ => return Parsed::Reject(error(404, "no such path")),
     };
-    // HEAD would need a response without a body: not offered.
-    if method != allowed {
+    // HEAD is GET without the body (and, for the stream, without staying
+    // open).
+    let head = method == "HEAD" && allowed == "GET";
+    if method != allowed && !head {
         return Parsed::Reject(response(
             405,
             TEXT,
@@ -210,9 +214,19 @@ fn route(method: &str, target: &str, token: Option<&str>, auth: Option<&[u8]>) -
         }
     }
     match request {
+        Ok(r) if head => Parsed::Head(r),
         Ok(r) => Parsed::Request(r),
         Err(why) => Parsed::Reject(error(400, &why)),
     }
+}
+
+/// A response cut after its head, for a `HEAD` request: the status line
+/// and the headers (its `Content-Length` says what a GET would get).
+pub(crate) fn head_only(mut response: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        response.truncate(end + 4);
+    }
+    response
 }
 
 /// Whether the `Authorization` header carries `Bearer <token>`, compared

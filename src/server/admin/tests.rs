@@ -66,6 +66,7 @@ fn check(view: &mut Fake, token: Option<&str>, request: &[u8], expected: &str) {
         Parsed::Partial => "partial".to_owned(),
         Parsed::Reject(r) => summary(&r),
         Parsed::Request(req) => summary(&respond(&req, view)),
+        Parsed::Head(req) => summary(&head_only(respond(&req, view))),
     };
     assert_eq!(got, expected, "{}", String::from_utf8_lossy(request));
 }
@@ -142,10 +143,24 @@ fn routes() {
         b"POST /metrics HTTP/1.1\r\n\r\n",
         "405 method not allowed",
     );
+    // HEAD is GET without the body.
+    let head = head_only(respond(
+        &match parse(b"HEAD /healthz HTTP/1.1\r\n\r\n", None) {
+            Parsed::Head(r) => r,
+            other => panic!("{other:?}"),
+        },
+        &mut v,
+    ));
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.ends_with("\r\n\r\n") && !head.contains("ok\n"),
+        "{head}"
+    );
     check(
         &mut v,
         None,
-        b"HEAD /healthz HTTP/1.1\r\n\r\n",
+        b"HEAD /clients/x/kick HTTP/1.1\r\n\r\n",
         "405 method not allowed",
     );
     assert!(v.kicked.is_empty());
@@ -449,7 +464,7 @@ fn the_status_page_and_the_event_stream() {
     assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"));
     assert!(!text.contains("Content-Length"), "a stream has no length");
     for path in ["/", "/events/stream"] {
-        for method in ["POST", "PUT", "DELETE", "HEAD"] {
+        for method in ["POST", "PUT", "DELETE"] {
             let req = format!("{method} {path} HTTP/1.1\r\n\r\n");
             check(&mut v, None, req.as_bytes(), "405 method not allowed");
         }

@@ -296,6 +296,10 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         match parsed {
             Parsed::Partial => {}
             Parsed::Reject(answer) => self.admin_answer(k, answer),
+            Parsed::Head(request) => {
+                let answer = admin::head_only(admin::respond(&request, &mut View { d: self }));
+                self.admin_answer(k, answer);
+            }
             Parsed::Request(admin::Request::Client(id))
                 if self.sessions.holder(&id).is_none() && self.cluster.is_some() =>
             {
