@@ -136,22 +136,11 @@ impl Addresses {
     /// A connect from `ip` at `now`: `Ok` if it is admitted (and counted
     /// until [`Addresses::handle_close`]), or why not.
     pub fn handle_connect(&mut self, now: Tick, ip: IpAddr) -> Result<(), Refusal> {
-        if !self.entries.contains_key(&ip) {
-            self.make_room(now);
-        }
-        let full = self
-            .rate
-            .map_or(0, |(count, per)| count.saturating_mul(per));
-        let e = self.entries.entry(ip).or_insert(Entry {
-            conns: 0,
-            units: full,
-            refilled_at: now,
-            logged_at: None,
-            refused: 0,
-        });
-        let refusal = if self.max_conns.is_some_and(|max| e.conns >= max) {
+        let (max_conns, rate) = (self.max_conns, self.rate);
+        let e = self.entry(now, ip);
+        let refusal = if max_conns.is_some_and(|max| e.conns >= max) {
             Some(Refusal::TooMany)
-        } else if let Some((count, per)) = self.rate {
+        } else if let Some((count, per)) = rate {
             refill(e, now, count, per);
             if e.units < per {
                 Some(Refusal::TooFast)
@@ -188,23 +177,29 @@ impl Addresses {
         }
     }
 
-    /// A connection from `ip` that another worker admitted and handed to
-    /// this one: counted here from now on (its connect was counted there,
-    /// and released there when it left), without a rate check.
-    pub fn handle_adopt(&mut self, now: Tick, ip: IpAddr) {
+    /// The entry of `ip`, made (with a full bucket) if it has none; room is
+    /// made in the table first.
+    fn entry(&mut self, now: Tick, ip: IpAddr) -> &mut Entry {
         if !self.entries.contains_key(&ip) {
             self.make_room(now);
         }
         let full = self
             .rate
             .map_or(0, |(count, per)| count.saturating_mul(per));
-        let e = self.entries.entry(ip).or_insert(Entry {
+        self.entries.entry(ip).or_insert(Entry {
             conns: 0,
             units: full,
             refilled_at: now,
             logged_at: None,
             refused: 0,
-        });
+        })
+    }
+
+    /// A connection from `ip` that another worker admitted and handed to
+    /// this one: counted here from now on (its connect was counted there,
+    /// and released there when it left), without a rate check.
+    pub fn handle_adopt(&mut self, now: Tick, ip: IpAddr) {
+        let e = self.entry(now, ip);
         e.conns = e.conns.saturating_add(1);
     }
 
