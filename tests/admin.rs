@@ -18,17 +18,7 @@ use vigil::{CloseReason, Server};
 /// A `vigil serve --admin 127.0.0.1:0 ARGS...`, and its admin address.
 #[track_caller]
 fn serve(args: &[&str]) -> (Serve, SocketAddr) {
-    let mut all = vec!["--admin", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let server = Serve::start(&all);
-    let line = server.wait_log("admin endpoint on http://");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
-    (server, addr)
+    Serve::start_admin(args)
 }
 
 /// Sends `request` as is and reads the whole response (the server closes).

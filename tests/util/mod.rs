@@ -264,6 +264,24 @@ impl Serve {
         Serve { proc, addr }
     }
 
+    /// Starts `vigil serve --admin 127.0.0.1:0 ARGS...`; also returns the
+    /// admin endpoint's address, read from the log.
+    #[track_caller]
+    #[allow(dead_code)] // not every test file has an admin endpoint
+    pub fn start_admin(args: &[&str]) -> (Serve, SocketAddr) {
+        let mut all = vec!["--admin", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let server = Serve::start(&all);
+        let line = server.wait_log("admin endpoint on http://");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+        (server, addr)
+    }
+
     pub fn pid(&self) -> i32 {
         self.proc.pid()
     }
