@@ -267,7 +267,6 @@ impl Serve {
     /// Starts `vigil serve --admin 127.0.0.1:0 ARGS...`; also returns the
     /// admin endpoint's address, read from the log.
     #[track_caller]
-    #[allow(dead_code)] // not every test file has an admin endpoint
     pub fn start_admin(args: &[&str]) -> (Serve, SocketAddr) {
         let mut all = vec!["--admin", "127.0.0.1:0"];
         all.extend_from_slice(args);
