@@ -178,6 +178,18 @@ fn a_killed_workers_connections_go_offline_once_and_it_comes_back() {
     for p in &mut anonymous {
         assert_eq!(p.ask("PING\n"), "PONG");
     }
+    // Events are written by each worker's writer thread, a moment after
+    // the fact: wait until all 50 online events are in the file, so the
+    // kill tests worker-lost, not the lines a SIGKILL catches still queued
+    // (those are lost with the worker; see the README on workers).
+    eventually("the 50 online events written", || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        parse_events(&text)
+            .iter()
+            .filter(|e| e.event == "online")
+            .count()
+            >= 50
+    });
     let before = workers(server.pid());
     let victim = before[&0];
     let killed_at = Instant::now();
