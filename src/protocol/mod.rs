@@ -42,6 +42,7 @@ pub mod client;
 pub mod line;
 pub mod raw;
 pub mod resp;
+pub mod ws;
 
 use std::fmt;
 
