@@ -71,3 +71,13 @@ if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check 'selenium>=4.20'
 fi
+
+# websockets (PyPI), a WebSocket client nobody here wrote, in its own venv
+# at target/websockets, for tests/ws.rs.
+venv=target/websockets
+if ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
+  echo "installing websockets into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'websockets>=13'
+fi

@@ -11,7 +11,8 @@ use vigil::events::{EventSink, DEFAULT_EVENTS_QUEUE};
 use vigil::protocol::line::DEFAULT_MAX_LINE;
 use vigil::protocol::raw::DEFAULT_ACK;
 use vigil::protocol::resp::DEFAULT_MAX_FRAME;
-use vigil::protocol::{BinaryProtocol, Protocol, RawProtocol, RespProtocol};
+use vigil::protocol::{AnyProtocol, BinaryProtocol, Protocol, RawProtocol, RespProtocol};
+use vigil::server::Scheme;
 use vigil::server::{
     AdminConfig, Authenticated, Builder, ConnectRate, Handler, PresenceOnly, DEFAULT_BACKLOG,
     DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK,
@@ -46,8 +47,23 @@ pub struct ServeArgs {
     #[arg(env = "VIGIL_PROTOCOL", long, value_enum, default_value_t = ProtocolName::Line)]
     protocol: ProtocolName,
     /// Address to listen on: IPv4 `HOST:PORT`, IPv6 `[ADDR]:PORT` or `NAME:PORT` (port 0 picks one).
-    #[arg(env = "VIGIL_LISTEN", long, default_value = DEFAULT_LISTEN, value_parser = check_listen)]
-    listen: String,
+    /// Repeat it for more listeners; `SCHEME://ADDR` speaks what the scheme names instead of
+    /// --protocol: line://, resp://, binary://, raw://, ws:// (WebSocket), wss:// (WebSocket over
+    /// TLS). All listeners share one presence: the same id on two of them takes over.
+    #[arg(env = "VIGIL_LISTEN", long, default_value = DEFAULT_LISTEN, value_parser = check_listen,
+          value_delimiter = ',')]
+    listen: Vec<String>,
+    /// An Origin a WebSocket handshake may come from (repeat it; the others get 403). Default: any.
+    #[arg(env = "VIGIL_WS_ORIGIN", long, value_delimiter = ',')]
+    ws_origin: Vec<String>,
+    /// How long a WebSocket connection may take to finish its opening handshake.
+    #[arg(env = "VIGIL_WS_HANDSHAKE_TIMEOUT", long, value_parser = Dur::parse,
+          default_value_t = Dur(vigil::server::DEFAULT_WS_HANDSHAKE_TIMEOUT))]
+    ws_handshake_timeout: Dur,
+    /// Do not ping WebSocket connections silent for an interval (by default the server does,
+    /// and the browser's automatic pong keeps a page online with no heartbeat code).
+    #[arg(env = "VIGIL_NO_WS_PING", long)]
+    no_ws_ping: bool,
     /// How often clients should beat (sent in WELCOME; the --max-pings window).
     #[arg(env = "VIGIL_INTERVAL", long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_INTERVAL))]
     interval: Dur,
@@ -191,6 +207,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
             args.max_conns,
         );
         if workers > 1 {
+            if args.listen.len() != 1 || args.listen[0].contains("://") {
+                vigil::logging::fatal(
+                    "vigil serve: several --listen, or one with a scheme, cannot be combined \
+                     with --workers above 1 yet",
+                );
+                return ExitCode::from(2);
+            }
             // Each worker would bind the admin address, and join the
             // cluster as the same node: not supported together yet.
             for (given, flag) in [
@@ -206,7 +229,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
             return super::workers::run(
                 workers,
-                &args.listen,
+                &args.listen[0],
                 args.max_conns,
                 args.events.as_deref(),
             );
@@ -232,14 +255,41 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }
+    let mut plain = Vec::new();
+    let mut more = Vec::new();
+    for l in &args.listen {
+        match Scheme::split(l)? {
+            (None, addr) => plain.push(addr),
+            (Some(scheme), addr) => more.push((scheme, addr)),
+        }
+    }
     let codec = CodecArgs {
+        any: !more.is_empty(),
         protocol: args.protocol,
         max_line: args.max_line,
         max_frame: args.max_frame,
         raw_ack: args.raw_ack.0.clone(),
     };
-    let mut builder = Server::builder()
-        .listen(args.listen.as_str())
+    let mut builder = Server::builder();
+    match plain.as_slice() {
+        [] => {}
+        [one] => builder = builder.listen(*one),
+        several => {
+            // One name or address per flag; all of them as one list.
+            let mut addrs = Vec::new();
+            for a in several {
+                addrs.extend(vigil::addr::resolve(a)?);
+            }
+            builder = builder.listen(addrs.as_slice());
+        }
+    }
+    for (scheme, addr) in more {
+        builder = builder.listen_as(scheme, addr);
+    }
+    let mut builder = builder
+        .ws_origins(args.ws_origin.clone())
+        .ws_handshake_timeout(args.ws_handshake_timeout.0)
+        .ws_ping(!args.no_ws_ping)
         .interval(args.interval.0)
         .timeout(args.timeout.0)
         .tick(args.tick.0)
@@ -319,6 +369,8 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// What `--protocol` and its limits say, kept apart from the flags that
 /// are moved into the builder.
 struct CodecArgs {
+    /// Some listener has a scheme: the server speaks every protocol.
+    any: bool,
     protocol: ProtocolName,
     max_line: usize,
     max_frame: usize,
@@ -330,6 +382,22 @@ fn run_protocol<H: Handler>(
     builder: Builder<LineProtocol, H>,
     slot: Option<&WorkerSlot>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    if codec.any {
+        let scheme = match codec.protocol {
+            ProtocolName::Line => Scheme::Line,
+            ProtocolName::Resp => Scheme::Resp,
+            ProtocolName::Binary => Scheme::Binary,
+            ProtocolName::Raw => Scheme::Raw,
+        };
+        let any = AnyProtocol::new(
+            scheme,
+            LineProtocol::new(codec.max_line),
+            RespProtocol::new(codec.max_frame),
+            BinaryProtocol::new(codec.max_frame),
+            RawProtocol::new(codec.raw_ack.clone()),
+        );
+        return run_with(builder, any, slot);
+    }
     match codec.protocol {
         ProtocolName::Line => run_with(builder, LineProtocol::new(codec.max_line), slot),
         ProtocolName::Resp => run_with(builder, RespProtocol::new(codec.max_frame), slot),
@@ -398,7 +466,8 @@ fn run_with<P: Protocol, H: Handler>(
 
 /// `--listen`: `HOST:PORT` or `[IPv6]:PORT` with a port number, checked
 /// when the flags are read (names are resolved when the server binds).
-fn check_listen(s: &str) -> Result<String, String> {
+fn check_listen(given: &str) -> Result<String, String> {
+    let (_, s) = Scheme::split(given)?;
     let bad = || format!("{s:?} is not HOST:PORT or [IPv6]:PORT");
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     port.parse::<u16>().map_err(|_| bad())?;
@@ -407,7 +476,7 @@ fn check_listen(s: &str) -> Result<String, String> {
     if host.is_empty() || v6 != host.ends_with(']') || (!v6 && host.contains(':')) {
         return Err(bad());
     }
-    Ok(s.to_owned())
+    Ok(given.to_owned())
 }
 
 /// `--max-line`, `--max-frame`: a size of at least 1.

@@ -210,6 +210,10 @@ impl Protocol for BinaryProtocol {
     fn name(&self) -> &'static str {
         "binary"
     }
+
+    fn for_scheme(&self, scheme: crate::server::Scheme) -> Option<Self> {
+        matches!(scheme, crate::server::Scheme::Binary).then_some(*self)
+    }
 }
 
 /// Appends one frame of type `kind` whose payload is `parts`, concatenated.

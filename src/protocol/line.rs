@@ -111,6 +111,14 @@ impl Protocol for LineProtocol {
     fn name(&self) -> &'static str {
         "line"
     }
+
+    fn for_scheme(&self, scheme: crate::server::Scheme) -> Option<Self> {
+        matches!(
+            scheme,
+            crate::server::Scheme::Line | crate::server::Scheme::Ws | crate::server::Scheme::Wss
+        )
+        .then_some(*self)
+    }
 }
 
 /// Finds the first complete line in `input`: the line without its ending,

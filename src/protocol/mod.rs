@@ -37,6 +37,7 @@
 //! The client's half of each protocol (what `vigil client` and `vigil load`
 //! speak) is [`client::ClientProtocol`], in [`client`].
 
+mod any;
 pub mod binary;
 pub mod client;
 pub mod line;
@@ -46,6 +47,9 @@ pub mod ws;
 
 use std::fmt;
 
+use crate::server::Scheme;
+
+pub use any::AnyProtocol;
 pub use binary::BinaryProtocol;
 pub use line::LineProtocol;
 pub use raw::RawProtocol;
@@ -358,6 +362,22 @@ pub trait Protocol {
     /// answer to every command (RESP) says true.
     fn welcome_every_hello(&self) -> bool {
         false
+    }
+
+    /// The codec for a listener of `scheme` (with this one's limits), if
+    /// this protocol can serve it: a server built with it accepts extra
+    /// listeners of those schemes ([`Config::listen_more`]). The default
+    /// serves none; each built-in protocol serves its own, the line
+    /// protocol also WebSocket (which carries it), and [`AnyProtocol`]
+    /// every one.
+    ///
+    /// [`Config::listen_more`]: crate::server::Config::listen_more
+    fn for_scheme(&self, scheme: Scheme) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = scheme;
+        None
     }
 }
 

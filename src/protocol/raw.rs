@@ -98,6 +98,10 @@ impl Protocol for RawProtocol {
         "raw"
     }
 
+    fn for_scheme(&self, scheme: crate::server::Scheme) -> Option<Self> {
+        matches!(scheme, crate::server::Scheme::Raw).then(|| self.clone())
+    }
+
     fn max_pongs_per_interval(&self) -> Option<u32> {
         Some(1)
     }

@@ -208,6 +208,10 @@ impl Protocol for RespProtocol {
         "resp"
     }
 
+    fn for_scheme(&self, scheme: crate::server::Scheme) -> Option<Self> {
+        matches!(scheme, crate::server::Scheme::Resp).then_some(*self)
+    }
+
     /// Every `CLIENT SETNAME` gets its `+OK`: clients wait for it.
     fn welcome_every_hello(&self) -> bool {
         true

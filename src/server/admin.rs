@@ -396,6 +396,12 @@ pub(crate) fn metrics(stats: &Stats) -> String {
         &stats.heartbeats,
     );
     metric(
+        "vigil_server_pings_total",
+        "counter",
+        "Pings the server sent to silent WebSocket connections.",
+        &stats.server_pings,
+    );
+    metric(
         "vigil_frames_total",
         "counter",
         "Frames of any kind received.",

@@ -34,6 +34,8 @@ use crate::sys::Keepalive;
 pub struct Builder<P, H> {
     config: Config,
     listen: Option<Result<Vec<SocketAddr>, Error>>,
+    /// Listeners with a scheme, each resolved when given.
+    listen_more: Vec<Result<super::ListenAs, Error>>,
     protocol: P,
     handler: H,
     events: Option<EventSink>,
@@ -44,6 +46,7 @@ impl Builder<LineProtocol, PresenceOnly> {
         Builder {
             config: Config::default(),
             listen: None,
+            listen_more: Vec::new(),
             protocol: LineProtocol::default(),
             handler: PresenceOnly,
             events: None,
@@ -67,18 +70,33 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
     /// Resolved by [`crate::addr::resolve`] now; an error (of kind
     /// [`ErrorKind::Bind`]) is reported by [`Builder::build`].
     pub fn listen<A: ToSocketAddrs + fmt::Debug>(mut self, addr: A) -> Self {
-        let resolved = crate::addr::resolve_as(&addr, ErrorKind::Bind).map(|addrs| {
-            // A resolver may name one address twice (two /etc/hosts lines);
-            // binding it twice would fail.
-            let mut unique = Vec::with_capacity(addrs.len());
-            for a in addrs {
-                if !unique.contains(&a) {
-                    unique.push(a);
-                }
-            }
-            unique
-        });
-        self.listen = Some(resolved);
+        self.listen = Some(resolve_unique(addr));
+        self
+    }
+
+    /// One more listener, speaking what `scheme` names (its protocol comes
+    /// from [`Protocol::for_scheme`] of the server's): `ws://` serves
+    /// browsers beside TCP clients, with one presence for both. Without
+    /// [`Builder::listen`], the server listens only on these. See
+    /// [`Config::listen_more`].
+    ///
+    /// ```
+    /// use vigil::server::{Scheme, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .listen("127.0.0.1:0")
+    ///     .listen_as(Scheme::Ws, "127.0.0.1:0")
+    ///     .build()?;
+    /// assert_eq!(server.local_addrs().len(), 2);
+    /// # Ok::<(), vigil::Error>(())
+    /// ```
+    pub fn listen_as<A: ToSocketAddrs + fmt::Debug>(
+        mut self,
+        scheme: super::Scheme,
+        addr: A,
+    ) -> Self {
+        self.listen_more
+            .push(resolve_unique(addr).map(|addrs| super::ListenAs { scheme, addrs }));
         self
     }
 
@@ -203,6 +221,7 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         Builder {
             config: self.config,
             listen: self.listen,
+            listen_more: self.listen_more,
             protocol,
             handler: self.handler,
             events: self.events,
@@ -214,6 +233,7 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         Builder {
             config: self.config,
             listen: self.listen,
+            listen_more: self.listen_more,
             protocol: self.protocol,
             handler,
             events: self.events,
@@ -236,8 +256,13 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
     /// Checks the settings and binds the listening socket.
     pub fn build(self) -> Result<Server<P, H>, Error> {
         let mut config = self.config;
-        if let Some(listen) = self.listen {
-            config.listen = listen?;
+        match self.listen {
+            Some(listen) => config.listen = listen?,
+            None if !self.listen_more.is_empty() => config.listen.clear(),
+            None => {}
+        }
+        for more in self.listen_more {
+            config.listen_more.push(more?);
         }
         let mut server = Server::with_handler(config, self.protocol, self.handler)?;
         if let Some(sink) = self.events {
@@ -246,12 +271,47 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         Ok(server)
     }
 
+    /// The `Origin`s a WebSocket handshake may come from. See
+    /// [`Config::ws_origins`].
+    pub fn ws_origins(mut self, origins: Vec<String>) -> Self {
+        self.config.ws_origins = origins;
+        self
+    }
+
+    /// The deadline of a WebSocket opening handshake. See
+    /// [`Config::ws_handshake_timeout`].
+    pub fn ws_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ws_handshake_timeout = timeout;
+        self
+    }
+
+    /// Whether silent WebSocket connections are pinged. See
+    /// [`Config::ws_ping`].
+    pub fn ws_ping(mut self, yes: bool) -> Self {
+        self.config.ws_ping = yes;
+        self
+    }
+
     /// Runs as one of several worker processes on one port. See
     /// [`Config::worker`].
     pub fn worker(mut self, slot: super::workers::WorkerSlot) -> Self {
         self.config.worker = Some(slot);
         self
     }
+}
+
+/// What `addr` resolves to, each address once (a resolver may name one
+/// twice, from two /etc/hosts lines; binding it twice would fail).
+fn resolve_unique<A: ToSocketAddrs + fmt::Debug>(addr: A) -> Result<Vec<SocketAddr>, Error> {
+    crate::addr::resolve_as(&addr, ErrorKind::Bind).map(|addrs| {
+        let mut unique = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            if !unique.contains(&a) {
+                unique.push(a);
+            }
+        }
+        unique
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub const MAX_WHEEL_SLOTS: usize = 1 << 24;
 pub const DEFAULT_MAX_OUTPUT: usize = 64 * 1024;
 /// The default period of the stats log line: 10 s.
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// The default deadline of a WebSocket opening handshake: 10 s.
+pub const DEFAULT_WS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default listen backlog: 4096 (the kernel caps it at
 /// `net.core.somaxconn`).
 pub const DEFAULT_BACKLOG: u32 = 4096;
@@ -136,6 +138,93 @@ pub struct Config {
     /// How fast one source address may open connections (a token bucket);
     /// faster connects are refused at accept. Default off.
     pub max_connects_per_ip: Option<ConnectRate>,
+    /// More listeners, each speaking the protocol its [`Scheme`] names
+    /// (`vigil serve --listen ws://ADDR`); `listen` speaks the server's
+    /// protocol. All share one presence table, one wheel and one events
+    /// stream. Default none.
+    pub listen_more: Vec<ListenAs>,
+    /// Ping a WebSocket connection not heard from for an interval (it
+    /// answers by itself, so a page needs no heartbeat code). Default on.
+    pub ws_ping: bool,
+    /// How long a WebSocket connection may take to finish its opening
+    /// handshake after the accept. Default 10 s.
+    pub ws_handshake_timeout: Duration,
+    /// The `Origin`s a WebSocket handshake may come from (`403` for the
+    /// others). Default empty: any.
+    pub ws_origins: Vec<String>,
+}
+
+/// What a listener speaks, as the scheme of `vigil serve --listen`
+/// names it (`resp://0.0.0.0:6379`, `ws://[::]:8080`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `line://`: the line protocol.
+    Line,
+    /// `resp://`: RESP.
+    Resp,
+    /// `binary://`: the binary protocol.
+    Binary,
+    /// `raw://`: the raw protocol.
+    Raw,
+    /// `ws://`: the line protocol inside WebSocket, on plain TCP.
+    Ws,
+    /// `wss://`: the line protocol inside WebSocket, inside TLS (needs
+    /// [`Config::tls`]).
+    Wss,
+}
+
+impl Scheme {
+    /// Every scheme, in the order `--help` lists them.
+    pub const ALL: [Scheme; 6] = [
+        Scheme::Line,
+        Scheme::Resp,
+        Scheme::Binary,
+        Scheme::Raw,
+        Scheme::Ws,
+        Scheme::Wss,
+    ];
+
+    /// The scheme as written before `://`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Line => "line",
+            Scheme::Resp => "resp",
+            Scheme::Binary => "binary",
+            Scheme::Raw => "raw",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    /// Splits `scheme://rest` into the scheme and the rest; `None` for an
+    /// address without one; an error for a scheme it does not know.
+    pub fn split(s: &str) -> Result<(Option<Scheme>, &str), String> {
+        let Some((name, rest)) = s.split_once("://") else {
+            return Ok((None, s));
+        };
+        match Scheme::ALL.into_iter().find(|k| k.as_str() == name) {
+            Some(k) => Ok((Some(k), rest)),
+            None => Err(format!(
+                "unknown scheme {name}:// (one of line, resp, binary, raw, ws, wss)"
+            )),
+        }
+    }
+
+    /// Whether its connections speak WebSocket.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Scheme::Ws | Scheme::Wss)
+    }
+}
+
+/// A listener of [`Config::listen_more`]: where, and what it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAs {
+    /// What it speaks.
+    pub scheme: Scheme,
+    /// Every address it listens on, all on one port (port 0: one the
+    /// kernel picks, its own).
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl Default for Config {
@@ -163,6 +252,10 @@ impl Default for Config {
             max_frames: None,
             max_conns_per_ip: None,
             max_connects_per_ip: None,
+            listen_more: Vec::new(),
+            ws_ping: true,
+            ws_handshake_timeout: DEFAULT_WS_HANDSHAKE_TIMEOUT,
+            ws_origins: Vec::new(),
         }
     }
 }
@@ -186,17 +279,36 @@ impl Config {
     /// arithmetic on them can overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |s: &str| Err(ConfigError(s.to_owned()));
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.listen_more.is_empty() {
             return err("no listen address");
         }
-        for (i, a) in self.listen.iter().enumerate() {
-            if self.listen[..i].contains(a) {
+        let all: Vec<SocketAddr> = self
+            .listen
+            .iter()
+            .chain(self.listen_more.iter().flat_map(|l| l.addrs.iter()))
+            .copied()
+            .collect();
+        for (i, a) in all.iter().enumerate() {
+            if a.port() != 0 && all[..i].contains(a) {
                 return Err(ConfigError(format!(
                     "the listen address {a} is given twice"
                 )));
             }
         }
+        if self.listen_more.iter().any(|l| l.addrs.is_empty()) {
+            return err("a listener with no address");
+        }
+        if self.listen_more.len() > 200 {
+            return err("more than 200 extra listeners");
+        }
+        if self.tls.is_none() && self.listen_more.iter().any(|l| l.scheme == Scheme::Wss) {
+            return err("wss:// needs a TLS certificate and key (--tls-cert, --tls-key)");
+        }
+        if self.worker.is_some() && !self.listen_more.is_empty() {
+            return err("listeners with a scheme are not served by several workers yet");
+        }
         let durations = [
+            ("ws handshake timeout", Some(self.ws_handshake_timeout)),
             ("tick", Some(self.tick)),
             ("timeout", Some(self.timeout)),
             ("interval", Some(self.interval)),

@@ -114,6 +114,14 @@ mod turn;
 use accept::Accepting;
 pub(crate) use admin::{AdminState, Query};
 
+/// What a listener's connections speak: their wire (see
+/// [`Sessions::with_wires`]) and whether TLS is under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Listening {
+    pub wire: u8,
+    pub tls: bool,
+}
+
 /// Settings the loop applies itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -129,6 +137,8 @@ pub(crate) struct Driver<P: Protocol, H: Handler> {
     poll: Poll,
     events: Option<Events>,
     listeners: Vec<TcpListener>,
+    /// What each listener's connections speak.
+    listening: Vec<Listening>,
     local_addrs: Vec<SocketAddr>,
     conns: Slab<Conn>,
     sessions: Sessions<P, H>,
@@ -173,13 +183,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// Registers the listeners (and signals, if given) with a new loop.
     pub fn new(
         poll: Poll,
-        mut listeners: Vec<TcpListener>,
+        listeners: Vec<(TcpListener, Listening)>,
         sessions: Sessions<P, H>,
         wheel: Wheel<ConnRef>,
         limits: Limits,
         signals: Option<signal_hook_mio::v1_0::Signals>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, Error> {
+        let (mut listeners, listening): (Vec<TcpListener>, Vec<Listening>) =
+            listeners.into_iter().unzip();
         let mut local_addrs = Vec::with_capacity(listeners.len());
         for (i, listener) in listeners.iter_mut().enumerate() {
             local_addrs.push(listener.local_addr().map_err(|e| {
@@ -203,6 +215,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             poll,
             events: Some(Events::with_capacity(1024)),
             listeners,
+            listening,
             local_addrs,
             conns: Slab::new(),
             sessions,
@@ -376,6 +389,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
         let cluster = self.cluster.as_ref().and_then(ClusterLink::poll_timeout);
         let hello = self.sessions.next_hello_deadline();
+        let handshake = self.sessions.next_handshake_deadline();
         let at = [
             tick,
             next_stats,
@@ -384,6 +398,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             cluster,
             self.handoff_retry_at(),
             hello,
+            handshake,
         ]
         .into_iter()
         .flatten()
@@ -532,10 +547,11 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
         if let Some(reason) = end {
             self.close(key, reason);
-        } else if sessions.deadlines_can_move_earlier() {
-            // The φ detector may have learned a faster rhythm: the lazy
-            // wheel entry must not fire later than the new deadline.
-            let deadline = sessions.deadline(key as u32, &conn.session);
+        } else if sessions.timers_can_move_earlier() {
+            // The φ detector may have learned a faster rhythm, or a
+            // WebSocket's first ping is due: the lazy wheel entry must not
+            // fire later than the new deadline.
+            let deadline = sessions.next_timer(key as u32, &conn.session);
             if let Some(timer) = conn.timer {
                 if self
                     .wheel

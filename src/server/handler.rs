@@ -159,7 +159,8 @@ pub(crate) enum Target {
 }
 
 /// What hooks asked for that touches other connections; applied at the end
-/// of the turn. Messages are encoded once into one buffer.
+/// of the turn. Messages are kept as given, in one buffer, and encoded
+/// once per wire when applied.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     pub bytes: Vec<u8>,
@@ -262,9 +263,9 @@ impl Context<'_> {
     }
 
     fn queue(&mut self, target: Target, message: &[u8]) {
+        // Kept as it is: each target's wire encodes it (see `apply_outbox`).
         let start = self.outbox.bytes.len();
-        self.protocol
-            .encode(&Reply::Message(message), &mut self.outbox.bytes);
+        self.outbox.bytes.extend_from_slice(message);
         let end = self.outbox.bytes.len();
         self.outbox.sends.push((target, start, end));
     }

@@ -44,9 +44,9 @@ pub use admin::{AdminConfig, OnlineClient, MAX_HEADERS, MAX_PAGE, MAX_REQUEST};
 pub use authenticated::Authenticated;
 pub use builder::Builder;
 pub use config::{
-    Config, ConfigError, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_LISTEN_ADDR,
-    DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT, DEFAULT_WHEEL_SLOTS,
-    MAX_WHEEL_SLOTS,
+    Config, ConfigError, ListenAs, Scheme, DEFAULT_BACKLOG, DEFAULT_INTERVAL, DEFAULT_LISTEN,
+    DEFAULT_LISTEN_ADDR, DEFAULT_MAX_OUTPUT, DEFAULT_STATS_INTERVAL, DEFAULT_TICK, DEFAULT_TIMEOUT,
+    DEFAULT_WHEEL_SLOTS, DEFAULT_WS_HANDSHAKE_TIMEOUT, MAX_WHEEL_SLOTS,
 };
 pub use handler::{
     on_message, ConnId, ConnInfo, Context, FnHandler, Handler, PresenceOnly, Verdict,
@@ -60,10 +60,11 @@ use crate::events::EventSink;
 use crate::protocol::Protocol;
 use crate::time::millis_ceil;
 use crate::wheel::Wheel;
-use driver::{Driver, Limits, Query, WAKER};
+use driver::{Driver, Limits, Listening, Query, WAKER};
 use listener::ListenOptions;
 pub(crate) use presence::LocalPresence;
-use session::{Sessions, Settings};
+use session::ws::WsOptions;
+use session::{Sessions, Settings, Wire};
 
 /// File descriptors kept free beyond `max_conns` by default (listener,
 /// epoll, events file, spare, logs).
@@ -157,15 +158,55 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
         let poll =
             Poll::new().map_err(|e| Error::with_source(ErrorKind::Io, "cannot create poll", e))?;
-        let listeners = listener::bind_all(
-            &config.listen,
-            &ListenOptions {
-                backlog: config.backlog,
-                keepalive: config.tcp_keepalive,
-                user_timeout: config.tcp_user_timeout,
-                reuse_port: config.worker.is_some(),
-            },
-        )?;
+        let options = ListenOptions {
+            backlog: config.backlog,
+            keepalive: config.tcp_keepalive,
+            user_timeout: config.tcp_user_timeout,
+            reuse_port: config.worker.is_some(),
+        };
+        let interval_ms = millis_ceil(config.interval);
+        // Wire 0 is `listen`'s; each extra listener has its own after it.
+        let mut wires = Vec::with_capacity(1 + config.listen_more.len());
+        let mut listeners = Vec::new();
+        let tls_on = config.tls.is_some();
+        if !config.listen.is_empty() {
+            for l in listener::bind_all(&config.listen, &options)? {
+                listeners.push((
+                    l,
+                    Listening {
+                        wire: 0,
+                        tls: tls_on,
+                    },
+                ));
+            }
+        }
+        for (i, more) in config.listen_more.iter().enumerate() {
+            let Some(p) = protocol.for_scheme(more.scheme) else {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the {} protocol cannot serve {}:// listeners",
+                        protocol.name(),
+                        more.scheme.as_str()
+                    ),
+                ));
+            };
+            wires.push(if more.scheme.is_websocket() {
+                Wire::websocket(p, config.ws_ping.then_some(interval_ms))
+            } else {
+                Wire::plain(p)
+            });
+            let tls = match more.scheme {
+                Scheme::Ws => false,
+                Scheme::Wss => true,
+                _ => tls_on,
+            };
+            let wire = u8::try_from(i + 1)
+                .map_err(|_| Error::new(ErrorKind::Config, "more than 255 listeners"))?;
+            for l in listener::bind_all(&more.addrs, &options)? {
+                listeners.push((l, Listening { wire, tls }));
+            }
+        }
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER)
                 .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create the waker", e))?,
@@ -190,7 +231,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                 .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
         });
         let settings = Settings {
-            interval_ms: millis_ceil(config.interval),
+            interval_ms,
             timeout_ms: millis_ceil(config.timeout),
             max_pings: config.max_pings,
             phi: match config.detector {
@@ -210,7 +251,12 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         if let Some(w) = &config.worker {
             presence = presence.with_shard(w.index, w.count);
         }
-        let sessions = Sessions::new(protocol, handler, presence, settings);
+        wires.insert(0, Wire::plain(protocol));
+        let mut sessions = Sessions::with_wires(wires, handler, presence, settings);
+        sessions.set_websocket(WsOptions {
+            handshake_timeout_ms: millis_ceil(config.ws_handshake_timeout),
+            origins: config.ws_origins.clone(),
+        });
         let wheel = Wheel::new(millis_ceil(config.tick).max(1), config.wheel_slots);
         let limits = Limits {
             max_conns,

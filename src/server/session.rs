@@ -93,6 +93,9 @@ mod handoff;
 mod hello;
 mod partial;
 mod read;
+pub(crate) mod ws;
+
+pub(crate) use ws::Wire;
 
 /// A slab key with the generation of the connection that holds it.
 ///
@@ -193,14 +196,20 @@ pub(crate) struct Session {
     /// When the current `max_pings` window started, and the heartbeats in
     /// it (two fields rather than a struct, so they share its padding).
     ping_window_start: Tick,
-    pings_in_window: u32,
+    /// Saturates at 65,535, so `max_pings` above that never triggers.
+    pings_in_window: u16,
     /// Frames of any kind in the window (with `max_frames`; u16 so that it
     /// fits in the padding).
     frames_in_window: u16,
     state: State,
     /// The protocol version the peer negotiated ([`Command::Handshake`]);
-    /// 0 until it does. One byte in what was padding.
+    /// 0 until it does. One byte in what was padding. On a WebSocket
+    /// wire, [`ws::VERSION`](crate::protocol::ws::VERSION) once the
+    /// opening handshake is done.
     version: u8,
+    /// Which of the server's [`Wire`]s the connection speaks: the index
+    /// of its listener's.
+    wire: u8,
 }
 
 impl Session {
@@ -263,7 +272,7 @@ impl Session {
             self.start_window(now);
         }
         self.pings_in_window = self.pings_in_window.saturating_add(1);
-        self.pings_in_window
+        u32::from(self.pings_in_window)
     }
 
     /// Records a frame of any kind at `now` (with `max_frames` only) and
@@ -334,7 +343,17 @@ pub(crate) enum Deadline {
 
 /// The server side of the protocol for every connection. See the module docs.
 pub(crate) struct Sessions<P, H, D = LocalPresence> {
-    protocol: P,
+    /// How each listener's connections speak, by [`Session`]'s `wire`.
+    wires: Vec<Wire<P>>,
+    /// Each slab key's wire, while there is more than one.
+    wire_of: Vec<u8>,
+    /// WebSocket connections that must finish their opening handshake,
+    /// with their deadline, in accept order (so in deadline order).
+    handshakes: VecDeque<(ConnRef, Tick)>,
+    /// The WebSocket settings every WebSocket wire shares.
+    ws: ws::WsOptions,
+    /// Where replies are moved while they are framed for WebSocket.
+    ws_scratch: Vec<u8>,
     handler: H,
     presence: D,
     settings: Settings,
@@ -367,9 +386,21 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
 }
 
 impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
+    #[cfg(test)]
     pub fn new(protocol: P, handler: H, presence: D, settings: Settings) -> Self {
+        Self::with_wires(vec![Wire::plain(protocol)], handler, presence, settings)
+    }
+
+    /// Sessions for listeners that speak differently: a connection speaks
+    /// `wires[i]` when [`handle_accept`](Sessions::handle_accept) gives it
+    /// `wire` i. At least one and at most 256 wires.
+    pub fn with_wires(wires: Vec<Wire<P>>, handler: H, presence: D, settings: Settings) -> Self {
         Sessions {
-            protocol,
+            wires,
+            wire_of: Vec::new(),
+            handshakes: VecDeque::new(),
+            ws: ws::WsOptions::default(),
+            ws_scratch: Vec::new(),
             handler,
             presence,
             settings,
@@ -394,9 +425,34 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         &self.settings
     }
 
-    /// The wire protocol's name.
+    /// The wire protocol's name (the first listener's).
     pub fn protocol_name(&self) -> &'static str {
-        self.protocol.name()
+        self.wires.first().map_or("none", |w| w.protocol.name())
+    }
+
+    /// The WebSocket settings.
+    pub fn set_websocket(&mut self, options: ws::WsOptions) {
+        self.ws = options;
+    }
+
+    /// The wire of the connection under slab key `key`.
+    fn wire_index(&self, key: u32) -> usize {
+        if self.wires.len() <= 1 {
+            return 0;
+        }
+        self.wire_of
+            .get(key as usize)
+            .map_or(0, |&w| usize::from(w))
+    }
+
+    /// The protocol connection `s` speaks.
+    fn protocol_of(&self, s: &Session) -> &P {
+        &self.wire_of_session(s).protocol
+    }
+
+    fn wire_of_session(&self, s: &Session) -> &Wire<P> {
+        // `wire` was checked against `wires` when the session was made.
+        &self.wires[usize::from(s.wire).min(self.wires.len() - 1)]
     }
 
     /// The counters (connections and clients are the loop's to fill in).
@@ -440,7 +496,12 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
 
     /// A connection accepted at `now`, held under slab key `key`: its
     /// session, whose first deadline is [`Sessions::deadline`] of it.
-    pub fn handle_accept(&mut self, now: Tick, key: u32, peer: SocketAddr) -> Session {
+    pub fn handle_accept(&mut self, now: Tick, key: u32, peer: SocketAddr, wire: u8) -> Session {
+        let wire = if usize::from(wire) < self.wires.len() {
+            wire
+        } else {
+            0
+        };
         let number = self.take_number();
         let session = Session {
             number,
@@ -453,6 +514,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             frames_in_window: 0,
             state: State::OPEN,
             version: 0,
+            wire,
         };
         if let Some(d) = self.settings.hello_timeout_ms {
             self.hellos
@@ -460,8 +522,23 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         }
         self.stats.accepted += 1;
         self.forget_arrivals(key);
-        self.event(&session, EventKind::Online);
-        self.call_handler(&session, key, true, |h, ctx, info| h.on_online(ctx, info));
+        if self.wires.len() > 1 {
+            let i = key as usize;
+            if self.wire_of.len() <= i {
+                self.wire_of.resize(i + 1, 0);
+            }
+            self.wire_of[i] = wire;
+        }
+        if self.wire_of_session(&session).websocket {
+            // Online once its opening handshake is done (see `ws`).
+            self.handshakes.push_back((
+                session.conn_ref(key),
+                now.saturating_add(self.ws.handshake_timeout_ms),
+            ));
+        } else {
+            self.event(&session, EventKind::Online);
+            self.call_handler(&session, key, true, |h, ctx, info| h.on_online(ctx, info));
+        }
         session
     }
 
@@ -469,12 +546,12 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// offline (`overloaded`) events, and the bytes to tell it so.
     #[cfg(test)]
     pub fn handle_refused(&mut self, peer: SocketAddr) -> &[u8] {
-        self.handle_refused_for(peer, CloseReason::Overloaded)
+        self.handle_refused_for(peer, CloseReason::Overloaded, 0)
     }
 
     /// A connection that will not be served, for `reason`: counted, given
     /// its online and offline events, and the bytes to tell it so.
-    pub fn handle_refused_for(&mut self, peer: SocketAddr, reason: CloseReason) -> &[u8] {
+    pub fn handle_refused_for(&mut self, peer: SocketAddr, reason: CloseReason, wire: u8) -> &[u8] {
         let number = self.take_number();
         self.stats.accepted += 1;
         self.stats.count_close(reason);
@@ -488,7 +565,17 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             });
         }
         self.refusal.clear();
-        self.protocol.encode(&Reply::Bye(reason), &mut self.refusal);
+        let wire = &self.wires[usize::from(wire).min(self.wires.len() - 1)];
+        if wire.websocket {
+            // Before any handshake: an HTTP answer.
+            crate::protocol::ws::write_refusal(
+                &mut self.refusal,
+                (503, "Service Unavailable"),
+                reason.as_str(),
+            );
+        } else {
+            wire.protocol.encode(&Reply::Bye(reason), &mut self.refusal);
+        }
         &self.refusal
     }
 
@@ -499,7 +586,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         }
         let deadline = self.deadline(key, s);
         if deadline > now {
-            return Deadline::At(deadline);
+            return Deadline::At(self.ping_due(now, key, s, deadline));
         }
         self.closes
             .push_back((s.conn_ref(key), CloseReason::Timeout));
@@ -517,9 +604,27 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         s.input = Partial::default();
         let cref = s.conn_ref(key);
         let start = self.tx.bytes.len();
+        let websocket = self.wire_of_session(s).websocket;
+        if websocket && s.version == 0 {
+            // A WebSocket connection that never finished its handshake
+            // was never online (see `ws`): it says nothing, and its online
+            // event goes out with its offline.
+            self.event(s, EventKind::Online);
+            self.stats.count_close(reason);
+            self.event(s, EventKind::Offline(reason));
+            self.tx.push(cref, start, true);
+            return;
+        }
         if reason.says_bye() {
-            self.protocol
-                .encode(&Reply::Bye(reason), &mut self.tx.bytes);
+            self.encode_for(s, &Reply::Bye(reason));
+            if websocket {
+                crate::protocol::ws::encode_close(
+                    &mut self.tx.bytes,
+                    crate::protocol::ws::close_code(reason),
+                    reason.as_str(),
+                    None,
+                );
+            }
         }
         self.tx.push(cref, start, true);
         if let Some(id) = &s.client {
@@ -611,11 +716,27 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         }
     }
 
-    /// Encodes `reply` for connection `to`.
-    fn reply(&mut self, to: ConnRef, reply: &Reply<'_>) {
+    /// Encodes `reply` for connection `s` under `to`.
+    fn reply(&mut self, to: ConnRef, s: &Session, reply: &Reply<'_>) {
         let start = self.tx.bytes.len();
-        self.protocol.encode(reply, &mut self.tx.bytes);
+        self.encode_for(s, reply);
         self.tx.push(to, start, false);
+    }
+
+    /// Appends `reply` as connection `s` speaks it to the output.
+    fn encode_for(&mut self, s: &Session, reply: &Reply<'_>) {
+        let w = usize::from(s.wire).min(self.wires.len() - 1);
+        self.encode_on(w, reply);
+    }
+
+    /// Appends `reply` as wire `w` speaks it to the output.
+    fn encode_on(&mut self, w: usize, reply: &Reply<'_>) {
+        let start = self.tx.bytes.len();
+        let wire = &self.wires[w];
+        wire.protocol.encode(reply, &mut self.tx.bytes);
+        if wire.websocket {
+            ws::frame_lines(&mut self.tx.bytes, start, &mut self.ws_scratch);
+        }
     }
 }
 

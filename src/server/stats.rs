@@ -17,6 +17,8 @@ pub struct Stats {
     pub heartbeats: u64,
     /// Frames of any kind received.
     pub frames: u64,
+    /// Pings the server sent to silent WebSocket connections.
+    pub server_pings: u64,
     closed: [u64; CloseReason::ALL.len()],
     /// Bytes read from heartbeat connections.
     pub bytes_in: u64,

@@ -1040,7 +1040,7 @@ impl SimServer {
     fn accept(&mut self, now: u64) -> u32 {
         let key = self.conns.len() as u32;
         let peer = std::net::SocketAddr::from(([198, 18, 0, 2], 40_000));
-        let session = self.sessions.handle_accept(now, key, peer);
+        let session = self.sessions.handle_accept(now, key, peer, 0);
         self.conns.push(Some(session));
         key
     }

@@ -370,7 +370,7 @@ fn constant_time_compare() {
 fn metrics_exposition() {
     let mut stats = Stats::default();
     (stats.connections, stats.clients, stats.accepted) = (3, 2, 7);
-    (stats.heartbeats, stats.frames) = (11, 13);
+    (stats.heartbeats, stats.frames, stats.server_pings) = (11, 13, 5);
     (stats.bytes_in, stats.bytes_out) = (100, 200);
     (stats.wheel_entries, stats.max_conns) = (3, 1000);
     stats.rss_bytes = Some(4096);
@@ -387,6 +387,7 @@ fn metrics_exposition() {
         "vigil_max_connections 1000",
         "vigil_accepted_total 7",
         "vigil_heartbeats_total 11",
+        "vigil_server_pings_total 5",
         "vigil_frames_total 13",
         "vigil_received_bytes_total 100",
         "vigil_sent_bytes_total 200",

@@ -111,7 +111,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => self.admit(stream, peer, i),
                 Err(e) => match AcceptFailure::of(&e) {
                     AcceptFailure::WouldBlock => return,
                     AcceptFailure::Interrupted => {}
@@ -155,7 +155,14 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     match listener.accept() {
                         Ok((stream, peer)) => {
                             refused += 1;
-                            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
+                            let wire = self.listening.get(i).map_or(0, |l| l.wire);
+                            refuse(
+                                &mut self.sessions,
+                                stream,
+                                peer,
+                                CloseReason::Overloaded,
+                                wire,
+                            );
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => break,
@@ -169,10 +176,21 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         }
     }
 
-    /// Takes a new connection in: a session, a slab entry, epoll, a deadline.
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+    /// Takes a new connection from listener `i` in: a session, a slab
+    /// entry, epoll, a deadline.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, i: usize) {
+        let Some(&listening) = self.listening.get(i) else {
+            return;
+        };
+        let wire = listening.wire;
         if self.conns.len() >= self.limits.max_conns {
-            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
+            refuse(
+                &mut self.sessions,
+                stream,
+                peer,
+                CloseReason::Overloaded,
+                wire,
+            );
             return;
         }
         if let Some(a) = &mut self.accepting.addresses {
@@ -182,6 +200,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     stream,
                     peer,
                     CloseReason::TooManyConnections,
+                    wire,
                 );
                 return;
             }
@@ -192,18 +211,37 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             if let Some(a) = &mut self.accepting.addresses {
                 a.handle_close(peer.ip());
             }
-            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
+            refuse(
+                &mut self.sessions,
+                stream,
+                peer,
+                CloseReason::Overloaded,
+                wire,
+            );
             return;
         };
-        if let Err(e) = self.tls.accept(key, self.limits.max_output) {
+        let tls = if listening.tls {
+            self.tls.accept(key, self.limits.max_output)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = tls {
             log::warn!("TLS for a connection from {peer}: {e}");
             if let Some(a) = &mut self.accepting.addresses {
                 a.handle_close(peer.ip());
             }
-            refuse(&mut self.sessions, stream, peer, CloseReason::Overloaded);
+            refuse(
+                &mut self.sessions,
+                stream,
+                peer,
+                CloseReason::Overloaded,
+                wire,
+            );
             return;
         }
-        let session = self.sessions.handle_accept(self.clock.stamp(), key32, peer);
+        let session = self
+            .sessions
+            .handle_accept(self.clock.stamp(), key32, peer, wire);
         let deadline = self.sessions.deadline(key32, &session);
         let c = session.conn_ref(key32);
         let number = session.number();
@@ -234,9 +272,10 @@ fn refuse<P: Protocol, H: Handler>(
     mut stream: TcpStream,
     peer: SocketAddr,
     reason: CloseReason,
+    wire: u8,
 ) {
     use std::io::Write;
-    let bye = sessions.handle_refused_for(peer, reason);
+    let bye = sessions.handle_refused_for(peer, reason, wire);
     // Best effort: the connection is dropped either way.
     let _ = stream.write(bye);
 }

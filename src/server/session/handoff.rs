@@ -19,6 +19,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             pings_in_window: 0,
             frames_in_window: 0,
             version: 0,
+            wire: 0,
             state: State::OPEN,
         }
     }

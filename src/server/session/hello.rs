@@ -78,11 +78,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     return Err(CloseReason::TooManyPings);
                 }
                 if self
-                    .protocol
+                    .protocol_of(s)
                     .max_pongs_per_interval()
                     .is_none_or(|max| count <= max)
                 {
-                    self.reply(cref, &Reply::Pong { token });
+                    self.reply(cref, s, &Reply::Pong { token });
                 }
             }
             Frame::Hello { client_id, token } => {
@@ -90,9 +90,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     // Nothing changes; a new WELCOME each time would let a
                     // peer turn a few bytes into many. A request-reply
                     // protocol still answers every one.
-                    if self.protocol.welcome_every_hello() {
+                    if self.protocol_of(s).welcome_every_hello() {
                         let welcome = self.welcome(client_id);
-                        self.reply(cref, &welcome);
+                        self.reply(cref, s, &welcome);
                     }
                     return Ok(());
                 }
@@ -100,7 +100,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     return Err(reason);
                 }
                 let welcome = self.welcome(client_id);
-                self.reply(cref, &welcome);
+                self.reply(cref, s, &welcome);
                 self.take_id(now, key, s, client_id)?;
             }
             Frame::Message(message) => {
@@ -112,10 +112,10 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 }
             }
             Frame::Quit => {
-                self.reply(cref, &Reply::Quit);
+                self.reply(cref, s, &Reply::Quit);
                 return Err(CloseReason::Closed);
             }
-            Frame::Unknown { command } => self.reply(cref, &Reply::Unknown { command }),
+            Frame::Unknown { command } => self.reply(cref, s, &Reply::Unknown { command }),
             Frame::Command(command) => self.on_command(now, key, s, command)?,
         }
         Ok(())
@@ -196,7 +196,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             client_id: s.client.as_deref(),
             version: s.version,
         };
-        self.reply(s.conn_ref(key), &reply);
+        self.reply(s.conn_ref(key), s, &reply);
         if let Command::Handshake {
             client_id: Some(id),
             ..
@@ -259,13 +259,14 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             client: s.client.as_deref(),
         };
         let start = self.tx.bytes.len();
+        let w = usize::from(s.wire).min(self.wires.len() - 1);
         let mut ctx = Context {
             current: Some(cref),
             can_reply,
             out: &mut self.tx.bytes,
             outbox: &mut self.outbox,
             presence: &self.presence,
-            protocol: &self.protocol,
+            protocol: &self.wires[w].protocol,
             unix_time: self.unix_time,
         };
         let handler = &mut self.handler;
@@ -286,6 +287,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             }
             return false;
         }
+        if self.wires[w].websocket && self.tx.bytes.len() > start {
+            ws::frame_lines(&mut self.tx.bytes, start, &mut self.ws_scratch);
+        }
         self.tx.push(cref, start, false);
         if !self.outbox.is_empty() {
             self.apply_outbox();
@@ -293,13 +297,14 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         true
     }
 
-    /// Queues a hook's messages to other connections (encoded once, shared
-    /// by every target), its closes and its stop.
+    /// Queues a hook's messages to other connections (encoded once per
+    /// wire, shared by every target that speaks it), its closes and its
+    /// stop.
     pub(super) fn apply_outbox(&mut self) {
         let mut outbox = std::mem::take(&mut self.outbox);
-        let base = self.tx.bytes.len();
-        self.tx.bytes.extend_from_slice(&outbox.bytes);
+        let mut encoded: Vec<Option<(usize, usize)>> = vec![None; self.wires.len()];
         for &(target, start, end) in &outbox.sends {
+            encoded.iter_mut().for_each(|e| *e = None);
             self.targets.clear();
             match target {
                 Target::Conn(c) => self.targets.push(c),
@@ -310,11 +315,26 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                         .filter(|c| Some(*c) != except),
                 ),
             }
-            for &to in &self.targets {
+            let message = outbox.bytes.get(start..end).unwrap_or_default();
+            for i in 0..self.targets.len() {
+                let to = self.targets[i];
+                let w = self.wire_index(to.key);
+                let (from, to_end) = match encoded.get(w).copied().flatten() {
+                    Some(range) => range,
+                    None => {
+                        let from = self.tx.bytes.len();
+                        self.encode_on(w, &Reply::Message(message));
+                        let range = (from, self.tx.bytes.len());
+                        if let Some(e) = encoded.get_mut(w) {
+                            *e = Some(range);
+                        }
+                        range
+                    }
+                };
                 self.tx.queue.push(Entry {
                     to,
-                    start: base + start,
-                    end: base + end,
+                    start: from,
+                    end: to_end,
                     last: false,
                 });
             }

@@ -28,6 +28,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         if !s.is_open() {
             return false;
         }
+        if self.wire_of_session(s).websocket {
+            return self.handle_ws_bytes(now, key, s, data, waiting);
+        }
         let heard_before = s.last_seen;
         let budget = self.settings.max_output.saturating_sub(waiting);
         let produced_from = self.tx.bytes.len();
@@ -43,7 +46,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         let mut failed = None;
         while used < buf.len() {
             let left = buf.len() - used;
-            match self.protocol.decode_resume(&buf[used..], &mut resume) {
+            match self.protocol_of(s).decode_resume(&buf[used..], &mut resume) {
                 Ok(Some((_, n))) if n == 0 || n > left => {
                     // The codec broke its contract: 0 would loop forever,
                     // more than it was given would read past the input.
@@ -52,7 +55,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                          (the contract is 1 to {left}); closing with BYE bad-frame",
                         s.number,
                         s.peer,
-                        self.protocol.name()
+                        self.protocol_of(s).name()
                     );
                     failed = Some(CloseReason::BadFrame);
                     break;

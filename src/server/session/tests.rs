@@ -218,7 +218,7 @@ impl<P: Protocol> Sim<P> {
         self.at(t);
         let key = self.conns.len() as u32;
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000 + key as u16));
-        let session = self.s.handle_accept(t, key, peer);
+        let session = self.s.handle_accept(t, key, peer, 0);
         let timer = self
             .wheel
             .insert(self.s.deadline(key, &session), session.conn_ref(key));
