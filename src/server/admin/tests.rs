@@ -409,7 +409,7 @@ fn metrics_exposition() {
     // Every family has its HELP and TYPE once, before its samples.
     let types = m.lines().filter(|l| l.starts_with("# TYPE ")).count();
     let helps = m.lines().filter(|l| l.starts_with("# HELP ")).count();
-    assert_eq!((types, helps), (12, 12), "{m}");
+    assert_eq!((types, helps), (13, 13), "{m}");
     assert!(m.ends_with('\n'));
     // Without an RSS reading the gauge is left out rather than invented.
     stats.rss_bytes = None;
