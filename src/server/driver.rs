@@ -120,6 +120,8 @@ pub(crate) use admin::{AdminState, Query};
 pub(crate) struct Listening {
     pub wire: u8,
     pub tls: bool,
+    /// The scheme it was given with, if any (for the log).
+    pub scheme: Option<super::Scheme>,
 }
 
 /// Settings the loop applies itself.
@@ -620,8 +622,18 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         });
     }
 
+    /// The listening addresses, each with its scheme when it has one:
+    /// `127.0.0.1:7700, ws://127.0.0.1:7701`.
     fn addrs_text(&self) -> String {
-        let addrs: Vec<String> = self.local_addrs.iter().map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = self
+            .local_addrs
+            .iter()
+            .zip(&self.listening)
+            .map(|(a, l)| match l.scheme {
+                Some(s) => format!("{}://{a}", s.as_str()),
+                None => a.to_string(),
+            })
+            .collect();
         addrs.join(", ")
     }
 

@@ -204,7 +204,14 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             let wire = u8::try_from(i + 1)
                 .map_err(|_| Error::new(ErrorKind::Config, "more than 255 listeners"))?;
             for l in listener::bind_all(&more.addrs, &options)? {
-                listeners.push((l, Listening { wire, tls }));
+                listeners.push((
+                    l,
+                    Listening {
+                        wire,
+                        tls,
+                        scheme: Some(more.scheme),
+                    },
+                ));
             }
         }
         let waker = Arc::new(

@@ -258,7 +258,8 @@ impl Serve {
         let addr = line
             .split("listening on ")
             .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|rest| rest.split([',', ' ']).next())
+            .and_then(|addr| addr.split("://").last())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no listen address in {line:?}"));
         Serve { proc, addr }
@@ -283,6 +284,21 @@ impl Serve {
 
     pub fn pid(&self) -> i32 {
         self.proc.pid()
+    }
+
+    /// The address of the listener given as `scheme://...` (`ws`, `resp`,
+    /// ...), read from the server's "listening on" log line.
+    #[track_caller]
+    pub fn listener(&self, scheme: &str) -> SocketAddr {
+        let line = self.wait_log("listening on ");
+        let prefix = format!("{scheme}://");
+        line.split("listening on ")
+            .nth(1)
+            .into_iter()
+            .flat_map(|rest| rest.split([',', ' ']))
+            .find_map(|a| a.strip_prefix(prefix.as_str()))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} listener in {line:?}"))
     }
 
     /// Connects a test peer.
