@@ -176,6 +176,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
                     Listening {
                         wire: 0,
                         tls: tls_on,
+                        scheme: None,
                     },
                 ));
             }
