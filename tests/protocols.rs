@@ -142,6 +142,12 @@ fn raw() {
 }
 
 #[test]
+#[ignore = "needs `vigil serve --protocol ws`, the server half"]
+fn ws() {
+    client_and_load("ws");
+}
+
+#[test]
 fn a_protocol_without_an_interval_needs_one() {
     for protocol in ["resp", "raw"] {
         let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -168,7 +174,7 @@ fn a_protocol_without_an_interval_needs_one() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line, resp, binary or raw"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line, resp, binary, raw or ws"));
 }
 
 /// A client of the wrong protocol does not get far: a line client talking

@@ -88,10 +88,11 @@ pub struct ClientArgs {
     /// default a change of the connection's network reconnects at once.
     #[arg(env = "VIGIL_CLIENT_NO_WATCH_NETWORK", long)]
     pub no_watch_network: bool,
-    /// The wire protocol, as the server's --protocol: line, resp, binary or
-    /// raw. With resp and raw the server does not say the interval: give
-    /// --interval (or --adaptive). resp carries no messages (stdin lines are
-    /// refused); raw takes any bytes from the server as the answer.
+    /// The wire protocol, as the server's --protocol: line, resp, binary,
+    /// raw or ws. With resp and raw the server does not say the interval:
+    /// give --interval (or --adaptive). resp carries no messages (stdin lines
+    /// are refused); raw takes any bytes from the server as the answer; ws
+    /// is the line protocol in WebSocket frames.
     #[arg(env = "VIGIL_CLIENT_PROTOCOL", long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
     pub protocol: String,
 
@@ -142,7 +143,7 @@ fn check_detector(s: &str) -> Result<String, String> {
 fn parse_protocol(s: &str) -> Result<String, String> {
     match vigil::protocol::client::ClientCodec::by_name(s) {
         Some(c) => Ok(c.name().to_owned()),
-        None => Err("expected line, resp, binary or raw".to_owned()),
+        None => Err("expected line, resp, binary, raw or ws".to_owned()),
     }
 }
 
@@ -225,5 +226,36 @@ pub fn run(args: ClientArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ClientArgs, String> {
+        Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied()))
+            .map(|c| c.client)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_built_in_protocol_is_a_protocol_flag() {
+        use vigil::protocol::client::ClientCodec;
+        let base = ["--server", "127.0.0.1:9", "--id", "dev"];
+        assert_eq!(parse(&base).unwrap().config().protocol, ClientCodec::LINE);
+        for codec in ClientCodec::BUILT_IN {
+            let a = parse(&[&base[..], &["--protocol", codec.name()]].concat()).unwrap();
+            assert_eq!(a.config().protocol, codec);
+        }
+        let e = parse(&[&base[..], &["--protocol", "smtp"]].concat()).unwrap_err();
+        assert!(e.contains("expected line, resp, binary, raw or ws"), "{e}");
     }
 }

@@ -99,8 +99,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<std::path::PathBuf>,
 
-    /// The wire protocol, as the server's --protocol: line, resp, binary or
-    /// raw. Every session beats at --interval whatever the server says.
+    /// The wire protocol, as the server's --protocol: line, resp, binary,
+    /// raw or ws. Every session beats at --interval whatever the server says.
     #[arg(env = "VIGIL_LOAD_PROTOCOL", long, value_name = "NAME", default_value = "line", value_parser = parse_protocol)]
     pub protocol: String,
 
@@ -137,7 +137,7 @@ pub struct LoadArgs {
 fn parse_protocol(s: &str) -> Result<String, String> {
     match ClientCodec::by_name(s) {
         Some(c) => Ok(c.name().to_owned()),
-        None => Err("expected line, resp, binary or raw".to_owned()),
+        None => Err("expected line, resp, binary, raw or ws".to_owned()),
     }
 }
 
@@ -456,6 +456,22 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_protocol_is_a_protocol_flag() {
+        for codec in ClientCodec::BUILT_IN {
+            let a = parse(&[
+                "--server",
+                "127.0.0.1:9",
+                "--conns",
+                "1",
+                "--protocol",
+                codec.name(),
+            ])
+            .unwrap();
+            assert_eq!(a.config().unwrap().protocol, codec);
+        }
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         for (args, needle) in [
             (&["--conns", "5"][..], "--server"),
@@ -486,7 +502,7 @@ mod tests {
             ),
             (
                 &["--server", "x:1", "--conns", "1", "--protocol", "smtp"][..],
-                "expected line, resp, binary or raw",
+                "expected line, resp, binary, raw or ws",
             ),
         ] {
             let e = parse(args).expect_err(needle);

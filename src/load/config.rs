@@ -763,6 +763,7 @@ mod tests {
             c.protocol = codec;
             assert_eq!(LoadConfig::decode(&c.encode()), Ok(c.clone()));
         }
+        c.protocol = ClientCodec::RAW;
         // Without the key: the line protocol.
         let old = c.encode().replace("protocol raw\n", "");
         assert_eq!(

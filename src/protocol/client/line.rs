@@ -21,19 +21,10 @@ impl ClientProtocol for LineClient {
         input: &'a [u8],
         limit: usize,
     ) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
-        let Some((line, used)) = wire::decode(input, limit)? else {
+        let Some((line, used)) = wire::split_line(input, limit)? else {
             return Ok(None);
         };
-        let frame = match line {
-            ServerLine::Welcome(w) => ServerFrame::Welcome {
-                interval_ms: Some(w.interval_ms),
-                timeout_ms: w.timeout_ms,
-            },
-            ServerLine::Pong { token } => ServerFrame::Pong { token },
-            ServerLine::Bye { reason } => ServerFrame::Bye { reason },
-            ServerLine::Message(m) => ServerFrame::Message(m),
-        };
-        Ok(Some((frame, used)))
+        Ok(Some((parse_line(line)?, used)))
     }
 
     /// A line of `limit` bytes and its `\r`, waiting for the `\n` (a zero
@@ -55,16 +46,37 @@ impl ClientProtocol for LineClient {
     }
 
     fn check_message(&self, message: &[u8]) -> Result<(), MessageError> {
-        if message.contains(&b'\n') || message.last() == Some(&b'\r') {
-            return Err(MessageError::NotOneLine);
-        }
-        if wire::is_command(message) {
-            return Err(MessageError::Command);
-        }
-        Ok(())
+        check_line(message)
     }
 
     fn encode_message(&self, message: &[u8], out: &mut Vec<u8>) {
         wire::encode_message(message, out);
     }
+}
+
+/// What one line from the server means, given without its ending: the
+/// line protocol's vocabulary, shared with the WebSocket client, whose
+/// text frames carry one line each.
+pub(crate) fn parse_line(line: &[u8]) -> Result<ServerFrame<'_>, DecodeError> {
+    Ok(match wire::parse(line)? {
+        ServerLine::Welcome(w) => ServerFrame::Welcome {
+            interval_ms: Some(w.interval_ms),
+            timeout_ms: w.timeout_ms,
+        },
+        ServerLine::Pong { token } => ServerFrame::Pong { token },
+        ServerLine::Bye { reason } => ServerFrame::Bye { reason },
+        ServerLine::Message(m) => ServerFrame::Message(m),
+    })
+}
+
+/// Whether `message` can go to the server as one message line: no `\n`,
+/// no `\r` at the end (the server would drop it), not a command.
+pub(crate) fn check_line(message: &[u8]) -> Result<(), MessageError> {
+    if message.contains(&b'\n') || message.last() == Some(&b'\r') {
+        return Err(MessageError::NotOneLine);
+    }
+    if wire::is_command(message) {
+        return Err(MessageError::Command);
+    }
+    Ok(())
 }

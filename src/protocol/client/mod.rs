@@ -15,6 +15,7 @@
 //! | resp     | `CLIENT SETNAME <id>` → `+OK` (no interval) | `PING <seq>` | the bulk string `<seq>` |
 //! | binary   | HELLO frame (`<id>[ <token>]`) → WELCOME frame with the interval | PING frame, token `<seq>` | PONG frame, token `<seq>` |
 //! | raw      | none: online at connect   | `ping\n`             | any bytes (the server's acknowledgement) |
+//! | ws       | HTTP upgrade, then `HELLO <id> [<token>]` → `WELCOME` with the interval, one text frame per line | `PING <seq>` | `PONG <seq>` |
 //!
 //! Where the server does not say how often to beat (resp, raw), the
 //! interval is the client's own (`--interval`); a session refuses to start
@@ -32,6 +33,8 @@
 //!   for the raw protocol, which has no frames (every read is one answer).
 //! - The `encode_*` methods append to `out` and never fail; a message is
 //!   first checked with [`check_message`](ClientProtocol::check_message).
+//! - Encoding is deterministic, except where the protocol wants variety:
+//!   ws masks each frame with a key of its own.
 //!
 //! [`ConfigError::NeedsInterval`]: crate::client::session::ConfigError::NeedsInterval
 
@@ -39,6 +42,7 @@ pub mod binary;
 pub mod line;
 pub mod raw;
 pub mod resp;
+pub mod ws;
 
 use std::fmt;
 
@@ -46,6 +50,7 @@ pub use binary::BinaryClient;
 pub use line::LineClient;
 pub use raw::RawClient;
 pub use resp::RespClient;
+pub use ws::WsClient;
 
 use super::{CloseReason, DecodeError};
 
@@ -179,12 +184,15 @@ impl ClientCodec {
     pub const BINARY: ClientCodec = ClientCodec(&(&BinaryClient as &dyn ClientProtocol));
     /// The raw protocol.
     pub const RAW: ClientCodec = ClientCodec(&(&RawClient as &dyn ClientProtocol));
+    /// The WebSocket protocol (the line protocol in WebSocket frames).
+    pub const WS: ClientCodec = ClientCodec(&(&WsClient as &dyn ClientProtocol));
     /// Every built-in codec, in `--protocol`'s order.
-    pub const BUILT_IN: [ClientCodec; 4] = [
+    pub const BUILT_IN: [ClientCodec; 5] = [
         ClientCodec::LINE,
         ClientCodec::RESP,
         ClientCodec::BINARY,
         ClientCodec::RAW,
+        ClientCodec::WS,
     ];
 
     /// A codec for `protocol`.
@@ -200,7 +208,7 @@ impl ClientCodec {
         ClientCodec(Box::leak(Box::new(inner)))
     }
 
-    /// The built-in codec called `name` (`line`, `resp`, `binary`, `raw`).
+    /// The built-in codec called `name` (`line`, `resp`, `binary`, `raw`, `ws`).
     pub fn by_name(name: &str) -> Option<ClientCodec> {
         ClientCodec::BUILT_IN.into_iter().find(|c| c.name() == name)
     }

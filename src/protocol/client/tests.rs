@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::client::session::{Action, Event, IntervalPolicy, SendError, Session, SessionConfig};
+use crate::protocol::ws::{self as websocket, Opcode};
 use crate::protocol::{
     BinaryProtocol, Frame, LineProtocol, Protocol, RawProtocol, Reply, RespProtocol,
 };
@@ -63,6 +64,56 @@ fn server_says(p: &dyn Protocol, reply: Reply<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     p.encode(&reply, &mut out);
     out
+}
+
+/// The frame vigil's WebSocket server sends for one line: unmasked text,
+/// without the `\n`.
+fn ws_frame(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    websocket::encode_frame(&mut out, Opcode::Text, None, line);
+    out
+}
+
+/// What vigil's WebSocket server sends for `reply`: the line server's
+/// line, in a frame.
+fn ws_server_says(reply: Reply<'_>) -> Vec<u8> {
+    let line = server_says(&LineProtocol::default(), reply);
+    ws_frame(line.strip_suffix(b"\n").unwrap_or(&line))
+}
+
+/// The server's `101` answer to our upgrade.
+fn ws_answer() -> Vec<u8> {
+    let mut out = Vec::new();
+    websocket::write_accept(&mut out, ws::KEY.as_bytes());
+    out
+}
+
+/// What vigil's WebSocket server reads from a ws client's bytes, in the
+/// line protocol: the upgrade request, checked and dropped, then each
+/// frame's payload and a `\n`. Every frame must be whole and masked. Other
+/// codecs' bytes are returned as they are.
+#[track_caller]
+fn unframed(codec: ClientCodec, mut bytes: &[u8]) -> Vec<u8> {
+    if codec != ClientCodec::WS {
+        return bytes.to_vec();
+    }
+    if let Ok(Some((request, used))) = websocket::parse_request(bytes) {
+        assert_eq!(request.key, ws::KEY.as_bytes());
+        bytes = &bytes[used..];
+    }
+    let mut lines = Vec::new();
+    while !bytes.is_empty() {
+        let h = websocket::parse_header(bytes).unwrap().unwrap();
+        let key = h.mask.expect("a client frame is masked");
+        assert!(h.fin && key != [0; 4], "{h:?}");
+        let end = h.frame_len().unwrap();
+        let mut payload = bytes[h.header_len..end].to_vec();
+        websocket::apply_mask(&mut payload, key, 0);
+        lines.extend_from_slice(&payload);
+        lines.push(b'\n');
+        bytes = &bytes[end..];
+    }
+    lines
 }
 
 fn replies() -> [Reply<'static>; 6] {
@@ -130,6 +181,23 @@ fn each_codec_reads_its_server() {
             check(codec, 1024, &bytes, &[want, "more(0)"]);
         }
     }
+    // The line server's replies, one per text frame.
+    let want = [
+        "welcome Some(1000) Some(3000)",
+        "pong Some(\"42\")",
+        "pong None",
+        "msg \"hi there\"",
+        "bye Some(Timeout)",
+        "msg \"ERR unknown command NOPE\"",
+    ];
+    for (reply, want) in replies().into_iter().zip(want) {
+        check(
+            ClientCodec::WS,
+            1024,
+            &ws_server_says(reply),
+            &[want, "more(0)"],
+        );
+    }
     let raw = RawProtocol::default();
     check(
         ClientCodec::RAW,
@@ -142,11 +210,13 @@ fn each_codec_reads_its_server() {
 /// And each server codec reads what its client codec writes.
 #[test]
 fn each_server_reads_its_client() {
-    let servers: [(ClientCodec, &dyn Protocol); 4] = [
+    // ws: the line server behind vigil's WebSocket framing.
+    let servers: [(ClientCodec, &dyn Protocol); 5] = [
         (ClientCodec::LINE, &LineProtocol::default()),
         (ClientCodec::RESP, &RespProtocol::default()),
         (ClientCodec::BINARY, &BinaryProtocol::default()),
         (ClientCodec::RAW, &RawProtocol::default()),
+        (ClientCodec::WS, &LineProtocol::default()),
     ];
     for (codec, server) in servers {
         let mut out = Vec::new();
@@ -156,6 +226,7 @@ fn each_server_reads_its_client() {
         if codec.check_message(b"hi").is_ok() {
             codec.encode_message(b"hi", &mut out);
         }
+        let out = unframed(codec, &out);
         let mut rest = &out[..];
         let mut frames = Vec::new();
         while let Ok(Some((frame, used))) = server.decode(rest) {
@@ -164,7 +235,7 @@ fn each_server_reads_its_client() {
         }
         assert!(rest.is_empty(), "{}: {rest:?}", codec.name());
         let want: &[&str] = match codec.name() {
-            "line" | "binary" => &[
+            "line" | "binary" | "ws" => &[
                 "Hello { client_id: \"dev-1\", token: None }",
                 "Ping { token: Some([49, 56, 52, 52, 54, 55, 52, 52, 48, 55, 51, 55, 48, 57, 53, 53, 49, 54, 49, 53]) }",
                 "Ping { token: Some([48]) }",
@@ -185,22 +256,25 @@ fn each_server_reads_its_client() {
 
 #[test]
 fn a_token_reaches_the_server_where_the_login_carries_one() {
-    let servers: [(ClientCodec, &dyn Protocol); 4] = [
+    // ws: the line server behind vigil's WebSocket framing.
+    let servers: [(ClientCodec, &dyn Protocol); 5] = [
         (ClientCodec::LINE, &LineProtocol::default()),
         (ClientCodec::RESP, &RespProtocol::default()),
         (ClientCodec::BINARY, &BinaryProtocol::default()),
         (ClientCodec::RAW, &RawProtocol::default()),
+        (ClientCodec::WS, &LineProtocol::default()),
     ];
     for (codec, server) in servers {
         let mut out = Vec::new();
         codec.encode_hello("dev-1", Some("12.ab"), &mut out);
+        let out = unframed(codec, &out);
         let frame = server
             .decode(&out)
             .ok()
             .flatten()
             .map(|(f, _)| format!("{f:?}"));
         let want = match codec.name() {
-            "line" | "binary" => {
+            "line" | "binary" | "ws" => {
                 Some("Hello { client_id: \"dev-1\", token: Some([49, 50, 46, 97, 98]) }")
             }
             "resp" => Some("Hello { client_id: \"dev-1\", token: None }"),
@@ -209,7 +283,7 @@ fn a_token_reaches_the_server_where_the_login_carries_one() {
         assert_eq!(frame.as_deref(), want, "{}", codec.name());
         assert_eq!(
             codec.carries_token(),
-            matches!(codec.name(), "line" | "binary"),
+            matches!(codec.name(), "line" | "binary" | "ws"),
             "{}",
             codec.name()
         );
@@ -460,32 +534,41 @@ fn decimal_digits() {
 fn a_session_speaks_each_protocol() {
     struct Case {
         codec: ClientCodec,
-        welcome: &'static [u8],
+        welcome: Vec<u8>,
         /// The answer to `PING 1`.
-        pong: &'static [u8],
+        pong: Vec<u8>,
     }
     let cases = [
         Case {
             codec: ClientCodec::LINE,
-            welcome: b"WELCOME dev interval=1000 timeout=3000\n",
-            pong: b"PONG 1\n",
+            welcome: b"WELCOME dev interval=1000 timeout=3000\n".to_vec(),
+            pong: b"PONG 1\n".to_vec(),
         },
         Case {
             codec: ClientCodec::RESP,
-            welcome: b"+OK\r\n",
-            pong: b"$1\r\n1\r\n",
+            welcome: b"+OK\r\n".to_vec(),
+            pong: b"$1\r\n1\r\n".to_vec(),
         },
         Case {
             codec: ClientCodec::BINARY,
-            welcome: &[
+            welcome: vec![
                 0, 0, 0, 12, 4, 0, 0, 3, 0xe8, 0, 0, 0x0b, 0xb8, b'd', b'e', b'v',
             ],
-            pong: &[0, 0, 0, 2, 2, b'1'],
+            pong: vec![0, 0, 0, 2, 2, b'1'],
         },
         Case {
             codec: ClientCodec::RAW,
-            welcome: b"",
-            pong: b"ack\n",
+            welcome: Vec::new(),
+            pong: b"ack\n".to_vec(),
+        },
+        Case {
+            codec: ClientCodec::WS,
+            welcome: [
+                ws_answer(),
+                ws_frame(b"WELCOME dev interval=1000 timeout=3000"),
+            ]
+            .concat(),
+            pong: ws_frame(b"PONG 1"),
         },
     ];
     for case in cases {
@@ -505,7 +588,9 @@ fn a_session_speaks_each_protocol() {
         s.handle_connected(5);
         let mut hello = Vec::new();
         case.codec.encode_hello("dev", None, &mut hello);
-        assert_eq!(s.poll_transmit().unwrap_or_default(), &hello[..], "{name}");
+        // Compared unmasked: ws masks each frame with a key of its own.
+        let sent = unframed(case.codec, s.poll_transmit().unwrap_or_default());
+        assert_eq!(sent, unframed(case.codec, &hello), "{name}");
         s.handle_transmitted(hello.len());
         // The welcome, split byte by byte.
         for (i, b) in case.welcome.iter().enumerate() {
@@ -527,9 +612,10 @@ fn a_session_speaks_each_protocol() {
         s.handle_timeout(due);
         let mut ping = Vec::new();
         case.codec.encode_ping(1, &mut ping);
-        assert_eq!(s.poll_transmit().unwrap_or_default(), &ping[..], "{name}");
+        let sent = unframed(case.codec, s.poll_transmit().unwrap_or_default());
+        assert_eq!(sent, unframed(case.codec, &ping), "{name}");
         s.handle_transmitted(ping.len());
-        s.handle_received(due + 7, case.pong);
+        s.handle_received(due + 7, &case.pong);
         let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
         assert!(
             events
@@ -577,6 +663,7 @@ fn codec_strategy() -> impl Strategy<Value = ClientCodec> {
         Just(ClientCodec::LINE),
         Just(ClientCodec::RESP),
         Just(ClientCodec::BINARY),
+        Just(ClientCodec::WS),
     ]
 }
 
@@ -593,11 +680,23 @@ fn stream(codec: ClientCodec, picks: &[(u8, u8)]) -> Vec<u8> {
         _ => servers[2],
     };
     let mut out = Vec::new();
+    // ws: the upgrade's answer first, most of the time.
+    if codec == ClientCodec::WS && picks.first().is_some_and(|p| p.1 % 4 != 0) {
+        out = ws_answer();
+    }
     for &(pick, noise) in picks {
-        match pick % 8 {
-            0..=5 => server.encode(&replies()[usize::from(pick % 8)], &mut out),
-            6 => server.encode(&Reply::Message(&[noise; 7]), &mut out),
-            _ => out.push(noise),
+        let noisy = [noise; 7];
+        let reply = match pick % 8 {
+            0..=5 => replies()[usize::from(pick % 8)],
+            6 => Reply::Message(&noisy),
+            _ => {
+                out.push(noise);
+                continue;
+            }
+        };
+        match codec.name() {
+            "ws" => out.extend(ws_server_says(reply)),
+            _ => server.encode(&reply, &mut out),
         }
     }
     out
@@ -712,5 +811,357 @@ fn a_codec_that_never_decides_is_cut_off_at_its_bound() {
             )),
             "{reads:?}: {events:?}"
         );
+    }
+}
+
+/// The server's answer to the upgrade: the `101` is a sign of life (and
+/// every shorter prefix is incomplete); a refusal is an error naming it.
+#[test]
+fn ws_handshake_answers() {
+    let w = ClientCodec::WS;
+    let answer = ws_answer();
+    let other = format!("other {:?}", String::from_utf8_lossy(&answer));
+    check(w, 64, &answer, &[&other, "more(0)"]);
+    for cut in 0..answer.len() {
+        let more = format!("more({cut})");
+        check(w, 64, &answer[..cut], &[&more]);
+    }
+    // The first frame in the same read.
+    let both = [answer.clone(), ws_frame(b"WELCOME d interval=5")].concat();
+    check(w, 64, &both, &[&other, "welcome Some(5) None", "more(0)"]);
+    // Header names and tokens in any case, values trimmed, more headers.
+    check(
+        w,
+        64,
+        b"HTTP/1.1 101 OK\r\nconnection: keep-alive, UPGRADE\r\nupgrade: WebSocket\r\n\
+          X-Other: 1\r\nsec-websocket-accept:   rad0vM7yjMmI/6eCB91CZfHWVcQ=  \r\n\r\n",
+        &[
+            "other \"HTTP/1.1 101 OK\\r\\nconnection: keep-alive, UPGRADE\\r\\nupgrade: WebSocket\\r\\nX-Other: 1\\r\\nsec-websocket-accept:   rad0vM7yjMmI/6eCB91CZfHWVcQ=  \\r\\n\\r\\n\"",
+            "more(0)",
+        ],
+    );
+
+    let refused = |status: (u16, &str)| {
+        let mut out = Vec::new();
+        websocket::write_refusal(&mut out, status, "why");
+        out
+    };
+    let refusals = [
+        ((400, "Bad Request"), "400 Bad Request"),
+        ((403, "Forbidden"), "403 Forbidden"),
+        ((426, "Upgrade Required"), "426 Upgrade Required"),
+        (
+            (431, "Request Header Fields Too Large"),
+            "431 Request Header Fields Too Large",
+        ),
+        ((404, "Not Found"), "a 4xx status"),
+        ((503, "Service Unavailable"), "a 5xx status"),
+    ];
+    for (status, says) in refusals {
+        let want = format!("err(bad frame: the server refused the WebSocket upgrade: {says})");
+        check(w, 64, &refused(status), &[&want]);
+    }
+    check(
+        w,
+        64,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        &["err(bad frame: the server answered the WebSocket upgrade without switching protocols)"],
+    );
+    // A 101 that is not ours.
+    let not_ours = String::from_utf8(answer.clone())
+        .unwrap()
+        .replace(ws::ACCEPT, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    check(
+        w,
+        64,
+        not_ours.as_bytes(),
+        &["err(bad frame: a 101 answer without the Sec-WebSocket-Accept of our key)"],
+    );
+    check(
+        w,
+        64,
+        format!(
+            "HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            ws::ACCEPT
+        )
+        .as_bytes(),
+        &["err(bad frame: a 101 answer that does not upgrade to WebSocket)"],
+    );
+    check(
+        w,
+        64,
+        b"HTTP/1.1 abc\r\n\r\n",
+        &["err(bad frame: the answer to the WebSocket upgrade is not HTTP)"],
+    );
+    let many = format!("HTTP/1.1 101 OK\r\n{}\r\n", "X: y\r\n".repeat(33));
+    check(
+        w,
+        64,
+        many.as_bytes(),
+        &["err(bad frame: a WebSocket handshake answer with more than 32 header lines)"],
+    );
+    // Never complete: cut off at 8 KiB, even under a small limit.
+    let mut endless = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
+    endless.resize(ws::MAX_RESPONSE - 1, b'a');
+    check(w, 4, &endless, &["more(8191)"]);
+    endless.push(b'a');
+    check(w, 4, &endless, &["err(frame longer than 8192 bytes)"]);
+}
+
+/// Frames after the upgrade: one line each, the close frame as the BYE,
+/// control frames as signs of life, and what can never be valid.
+#[test]
+fn ws_frames() {
+    let w = ClientCodec::WS;
+    let frames = [
+        (
+            ws_frame(b"WELCOME dev-1 interval=30000 timeout=45000"),
+            "welcome Some(30000) Some(45000)",
+        ),
+        (ws_frame(b"PONG 7"), "pong Some(\"7\")"),
+        (ws_frame(b"PONG 7\r\n"), "pong Some(\"7\")"),
+        (ws_frame(b"PONG 7\n"), "pong Some(\"7\")"),
+        (ws_frame(b"BYE replaced"), "bye Some(Replaced)"),
+        (ws_frame(b"hi there"), "msg \"hi there\""),
+        (ws_frame(b""), "msg \"\""),
+        (ws_frame(b"a\nb"), "msg \"a\\nb\""),
+    ];
+    for (bytes, want) in &frames {
+        check(w, 64, bytes, &[want, "more(0)"]);
+        for cut in 0..bytes.len() {
+            let more = format!("more({cut})");
+            check(w, 64, &bytes[..cut], &[&more]);
+        }
+    }
+    let mut binary = Vec::new();
+    websocket::encode_frame(&mut binary, Opcode::Binary, None, b"PONG 8");
+    check(w, 64, &binary, &["pong Some(\"8\")", "more(0)"]);
+    check(
+        w,
+        64,
+        &ws_frame(b"WELCOME d interval=0"),
+        &["err(bad frame: WELCOME interval is zero)"],
+    );
+
+    // Close frames: the reason from the text, whatever the code.
+    let close = |code: u16, reason: &str| {
+        let mut out = Vec::new();
+        websocket::encode_close(&mut out, code, reason, None);
+        out
+    };
+    check(
+        w,
+        64,
+        &close(1008, "replaced"),
+        &["bye Some(Replaced)", "more(0)"],
+    );
+    check(
+        w,
+        64,
+        &close(1001, "shutdown"),
+        &["bye Some(Shutdown)", "more(0)"],
+    );
+    check(w, 64, &close(1000, ""), &["bye None", "more(0)"]);
+    check(w, 64, &close(1000, "later"), &["bye None", "more(0)"]);
+    check(w, 64, &[0x88, 0x00], &["bye None", "more(0)"]);
+    check(
+        w,
+        64,
+        &[0x88, 0x01, 0x03],
+        &["err(bad frame: a close frame with one byte of payload)"],
+    );
+    check(
+        w,
+        64,
+        &[0x88, 0x03, 0x03, 0xe8, 0xff],
+        &["err(bad frame: a close reason that is not UTF-8)"],
+    );
+    // A BYE frame, then the close, as the server ends.
+    let bye = [ws_frame(b"BYE replaced"), close(1008, "replaced")].concat();
+    check(
+        w,
+        64,
+        &bye,
+        &["bye Some(Replaced)", "bye Some(Replaced)", "more(0)"],
+    );
+
+    // The server's ping and pong: signs of life.
+    check(w, 64, &[0x89, 0x00], &["other \"\"", "more(0)"]);
+    check(
+        w,
+        64,
+        &[0x89, 0x02, b'h', b'i'],
+        &["other \"hi\"", "more(0)"],
+    );
+    check(w, 64, &[0x8A, 0x00], &["other \"\"", "more(0)"]);
+
+    // Never valid from a server.
+    let mut masked = Vec::new();
+    websocket::encode_frame(&mut masked, Opcode::Text, Some([1, 2, 3, 4]), b"PONG 1");
+    check(
+        w,
+        64,
+        &masked,
+        &["err(bad frame: a masked WebSocket frame from the server)"],
+    );
+    let fragmented =
+        "err(bad frame: a fragmented WebSocket message (vigil's server never fragments))";
+    check(w, 64, &[0x01, 0x03, b'P', b'O', b'N'], &[fragmented]);
+    check(w, 64, &[0x80, 0x01, b'G'], &[fragmented]);
+    check(
+        w,
+        64,
+        &[0xC1, 0x00],
+        &["err(bad frame: a reserved bit is set)"],
+    );
+    check(w, 64, &[0x83, 0x00], &["err(bad frame: an unknown opcode)"]);
+    check(
+        w,
+        64,
+        &[0x09, 0x00],
+        &["err(bad frame: a control frame fragmented or over 125 bytes)"],
+    );
+    // A line server's answer is not a frame.
+    check(
+        w,
+        64,
+        b"ERR unknown command GET\n",
+        &["err(bad frame: a reserved bit is set)"],
+    );
+
+    // The limit is on a data frame's payload, refused from its header.
+    check(w, 4, &ws_frame(b"PONG"), &["pong None", "more(0)"]);
+    check(
+        w,
+        4,
+        &ws_frame(b"PONG1"),
+        &["err(frame longer than 4 bytes)"],
+    );
+    check(w, 4, &[0x81, 0x05], &["err(frame longer than 4 bytes)"]);
+    check(w, 4, &[0x81, 126, 0xff], &["more(3)"]);
+    check(
+        w,
+        4,
+        &[0x81, 126, 0xff, 0xff],
+        &["err(frame longer than 4 bytes)"],
+    );
+    let mut huge = vec![0x81, 127];
+    huge.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    check(w, 4, &huge, &["err(frame longer than 4 bytes)"]);
+    // Under a limit that large, no sum overflows: it waits for the rest.
+    check(w, usize::MAX, &huge, &["more(10)"]);
+    // Control frames pass whatever the limit (they are at most 125 bytes).
+    check(
+        w,
+        0,
+        &close(1008, "replaced"),
+        &["bye Some(Replaced)", "more(0)"],
+    );
+    check(
+        w,
+        0,
+        &[0x89, 0x02, b'h', b'i'],
+        &["other \"hi\"", "more(0)"],
+    );
+    assert_eq!(w.max_incomplete(0), ws::MAX_RESPONSE);
+    assert_eq!(w.max_incomplete(100_000), 100_014);
+    assert_eq!(w.max_incomplete(usize::MAX), usize::MAX);
+}
+
+/// What the client writes: an upgrade vigil's server accepts, then masked
+/// text frames, with masks that vary.
+#[test]
+fn ws_encoding() {
+    let w = ClientCodec::WS;
+    assert_eq!(websocket::accept_key(ws::KEY.as_bytes()), ws::ACCEPT);
+    let mut out = Vec::new();
+    w.encode_hello("dev-1", Some("12.ab"), &mut out);
+
+    // A well-formed HTTP/1.1 request, as httparse reads it.
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut request = httparse::Request::new(&mut headers);
+    let used = match request.parse(&out) {
+        Ok(httparse::Status::Complete(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (request.method, request.path, request.version),
+        (Some("GET"), Some("/"), Some(1))
+    );
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value)
+    };
+    assert_eq!(header("Host"), Some(&b"vigil"[..]));
+    assert_eq!(header("Upgrade"), Some(&b"websocket"[..]));
+    assert_eq!(header("Connection"), Some(&b"Upgrade"[..]));
+    assert_eq!(header("Sec-WebSocket-Version"), Some(&b"13"[..]));
+    assert_eq!(header("Sec-WebSocket-Key"), Some(ws::KEY.as_bytes()));
+    // And the server's own reader agrees.
+    assert_eq!(
+        websocket::parse_request(&out),
+        Ok(Some((
+            websocket::Request {
+                key: ws::KEY.as_bytes(),
+                origin: None
+            },
+            used
+        )))
+    );
+
+    // Then one masked text frame: the HELLO line, without `\n`.
+    let h = websocket::parse_header(&out[used..]).unwrap().unwrap();
+    assert!(h.fin && h.opcode == Opcode::Text, "{h:?}");
+    let key = h.mask.unwrap();
+    assert_ne!(key, [0; 4]);
+    let mut payload = out[used + h.header_len..].to_vec();
+    assert_eq!(payload.len() as u64, h.len);
+    websocket::apply_mask(&mut payload, key, 0);
+    assert_eq!(payload, b"HELLO dev-1 12.ab");
+    assert_eq!(unframed(w, &out), b"HELLO dev-1 12.ab\n");
+    let mut out = Vec::new();
+    w.encode_hello("dev-1", None, &mut out);
+    assert_eq!(unframed(w, &out), b"HELLO dev-1\n");
+
+    // Pings round trip through the server's primitives; masks vary.
+    let mut keys = Vec::new();
+    for seq in [0, 1, 42, u64::MAX] {
+        let mut out = Vec::new();
+        w.encode_ping(seq, &mut out);
+        let h = websocket::parse_header(&out).unwrap().unwrap();
+        assert_eq!(h.frame_len(), Some(out.len()));
+        assert!(h.fin && h.opcode == Opcode::Text);
+        let key = h.mask.unwrap();
+        let mut payload = out[h.header_len..].to_vec();
+        websocket::apply_mask(&mut payload, key, 0);
+        assert_eq!(payload, format!("PING {seq}").as_bytes());
+        keys.push(key);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    assert!(keys.len() >= 3, "{keys:?}");
+    assert!(!keys.contains(&[0; 4]));
+
+    // Messages: one line, not a command; text, or binary when not UTF-8;
+    // the 16-bit length form past 125 bytes.
+    let m = |msg: &[u8]| w.check_message(msg);
+    assert_eq!(m(b"hi"), Ok(()));
+    assert_eq!(m(b"a\nb"), Err(MessageError::NotOneLine));
+    assert_eq!(m(b"a\r"), Err(MessageError::NotOneLine));
+    assert_eq!(m(b"PING 3"), Err(MessageError::Command));
+    assert_eq!(m(b"hello dev"), Err(MessageError::Command));
+    for (msg, opcode) in [
+        (&b"hi"[..], Opcode::Text),
+        (&[0xff, 0xfe][..], Opcode::Binary),
+        (&[b'x'; 300][..], Opcode::Text),
+    ] {
+        let mut out = Vec::new();
+        w.encode_message(msg, &mut out);
+        let h = websocket::parse_header(&out).unwrap().unwrap();
+        assert_eq!(h.opcode, opcode);
+        assert_eq!(unframed(w, &out), [msg, b"\n"].concat());
     }
 }
