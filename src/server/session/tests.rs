@@ -215,10 +215,15 @@ impl<P: Protocol> Sim<P> {
 
     /// A connection accepted at `t`; returns its key.
     fn connect(&mut self, t: Tick) -> u32 {
+        self.connect_on(t, 0)
+    }
+
+    /// A connection accepted at `t` on a listener of wire `wire`.
+    fn connect_on(&mut self, t: Tick, wire: u8) -> u32 {
         self.at(t);
         let key = self.conns.len() as u32;
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000 + key as u16));
-        let session = self.s.handle_accept(t, key, peer, 0);
+        let session = self.s.handle_accept(t, key, peer, wire);
         let timer = self
             .wheel
             .insert(self.s.deadline(key, &session), session.conn_ref(key));
@@ -242,10 +247,10 @@ impl<P: Protocol> Sim<P> {
         for &(key, bytes) in inputs {
             if let Some(slot) = self.conns[key as usize].as_mut() {
                 self.s.handle_bytes(t, key, &mut slot.session, bytes);
-                // As the loop does: a deadline that moved earlier (the φ
-                // detector) moves the wheel entry.
-                if self.s.deadlines_can_move_earlier() {
-                    let d = self.s.deadline(key, &slot.session);
+                // As the loop does: a timer that moved earlier (the φ
+                // detector, a WebSocket's first ping) moves the wheel entry.
+                if self.s.timers_can_move_earlier() {
+                    let d = self.s.next_timer(key, &slot.session);
                     if let Some(timer) = slot.timer {
                         if self.wheel.deadline(timer).is_some_and(|armed| d < armed) {
                             self.wheel.reset(timer, d);
@@ -296,6 +301,15 @@ impl<P: Protocol> Sim<P> {
                 Deadline::Closed => {}
             }
         }
+        while let Some(c) = self.s.poll_handshake_due(self.now) {
+            if let Some(slot) = self.conns[c.key as usize].as_ref() {
+                if slot.session.generation() == c.generation
+                    && self.s.handle_handshake_deadline(c.key, &slot.session)
+                {
+                    self.apply_closes();
+                }
+            }
+        }
         while let Some(c) = self.s.poll_hello_due(self.now) {
             if let Some(slot) = self.conns[c.key as usize].as_ref() {
                 if slot.session.generation() == c.generation
@@ -336,6 +350,7 @@ impl<P: Protocol> Sim<P> {
         for line in self.trace.iter_mut().filter(|l| l.starts_with("app ")) {
             *line = format!("{t} {line}");
         }
+        let websocket: Vec<bool> = self.s.wires.iter().map(|w| w.websocket).collect();
         while let Some(tx) = self.s.poll_transmit() {
             let Some(slot) = self.conns[tx.to.key as usize].as_mut() else {
                 panic!("transmit to c{} after it was removed", tx.to.key);
@@ -345,7 +360,11 @@ impl<P: Protocol> Sim<P> {
                 "bytes after the last to c{}",
                 tx.to.key
             );
-            let text = String::from_utf8_lossy(tx.bytes);
+            let text = if websocket[usize::from(slot.session.wire)] {
+                ws::render(tx.bytes)
+            } else {
+                String::from_utf8_lossy(tx.bytes).into_owned()
+            };
             let mut line = format!("{t} c{} <", tx.to.key);
             let lines: Vec<&str> = text.split_terminator('\n').collect();
             if !lines.is_empty() {
@@ -399,6 +418,8 @@ impl<P: Protocol> Sim<P> {
         self.conns[key as usize].is_some()
     }
 }
+
+mod ws;
 
 #[track_caller]
 fn check<P: Protocol>(sim: &mut Sim<P>, expected: &[&str]) {
