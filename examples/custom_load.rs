@@ -64,8 +64,9 @@ impl Protocol for TaggedServer {
             } => format!("hi {client_id} {interval_ms} {timeout_ms}\n"),
             Reply::Bye(reason) => format!("bye {reason}\n"),
             Reply::Quit => "bye closed\n".to_owned(),
-            // This protocol has no connection commands.
-            Reply::Unknown { .. } | Reply::Command { .. } => return,
+            // This protocol has no connection commands, and its server
+            // never pings (it does not say `can_ping`).
+            Reply::Unknown { .. } | Reply::Command { .. } | Reply::Ping => return,
             Reply::Message(m) => {
                 out.extend_from_slice(m);
                 out.push(b'\n');

@@ -375,6 +375,7 @@ impl Sent {
                 Sent::Command(format!("Hello {client_id} {token:?}"))
             }
             Frame::Message(m) => Sent::Message(m.to_vec()),
+            Frame::Pong { token } => Sent::Command(format!("Pong {token:?}")),
             Frame::Quit => Sent::Quit,
             Frame::Unknown { command } => Sent::Unknown(command.to_vec()),
             Frame::Command(c) => Sent::Command(format!("{c:?}")),

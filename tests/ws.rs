@@ -461,3 +461,43 @@ fn wss_serves_websocket_inside_tls() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn with_line_ping_vigil_client_stays_online_on_its_answers_alone() {
+    let server = Serve::start(&["--interval", "300ms", "--timeout", "1s", "--line-ping"]);
+    // The client beats every 5 s by itself, far slower than the timeout:
+    // only its answers to the server's PINGs keep it online.
+    let client = util::LogChild::spawn(
+        "vigil client",
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "client",
+                "--server",
+                &server.addr.to_string(),
+                "--id",
+                "slow",
+            ])
+            .args(["--interval", "5s"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null()),
+    );
+    client.wait_for("welcomed by", client.started());
+    thread::sleep(Duration::from_secs(3));
+    // A raw peer that never answers is closed for silence meanwhile.
+    let mut mute = Peer::connect(server.addr);
+    assert!(mute.ask("HELLO mute\n").starts_with("WELCOME mute"));
+    assert_eq!(mute.line().as_deref(), Some("PING"));
+    mute.expect_bye("timeout");
+    drop(client);
+    let (status, log) = server.stop();
+    assert!(status.success());
+    let stats = log
+        .iter()
+        .rev()
+        .find(|l| l.contains("stats:"))
+        .expect("stats");
+    assert!(
+        stats.contains("timeout=1"),
+        "only the mute peer timed out: {stats}"
+    );
+}

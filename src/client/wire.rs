@@ -46,6 +46,12 @@ pub enum ServerLine<'a> {
         /// The echoed token, if the line had one.
         token: Option<&'a [u8]>,
     },
+    /// The server's own heartbeat (`vigil serve --line-ping`): answer
+    /// `PONG` with its token.
+    Ping {
+        /// The token to echo, if the line had one.
+        token: Option<&'a [u8]>,
+    },
     /// The server is about to close the connection.
     Bye {
         /// Why, if the reason is one this version knows.
@@ -89,6 +95,12 @@ pub fn parse(line: &[u8]) -> Result<ServerLine<'_>, DecodeError> {
     if command.eq_ignore_ascii_case(b"PONG") {
         let token = rest.filter(|t| !t.is_empty());
         return Ok(ServerLine::Pong { token });
+    }
+    // Exactly as the server spells it: an application line "ping me" is
+    // the application's.
+    if command == b"PING" {
+        let token = rest.filter(|t| !t.is_empty());
+        return Ok(ServerLine::Ping { token });
     }
     if command.eq_ignore_ascii_case(b"BYE") {
         // The reason is the first word; later words are room for detail.
@@ -223,6 +235,7 @@ mod tests {
                 w.timeout_ms
             ),
             ServerLine::Pong { token } => format!("pong {:?}", token.map(s)),
+            ServerLine::Ping { token } => format!("ping {:?}", token.map(s)),
             ServerLine::Bye { reason } => format!("bye {reason:?}"),
             ServerLine::Message(m) => format!("msg {:?}", s(m)),
         }
@@ -321,8 +334,16 @@ mod tests {
     fn messages() {
         check(64, b"\n", &["msg \"\"", "more(0)"]);
         check(64, b"hello there\n", &["msg \"hello there\"", "more(0)"]);
-        check(64, b"PING 1\n", &["msg \"PING 1\"", "more(0)"]);
         check(64, b"\xff\x00\n", &["msg \"\u{fffd}\\0\"", "more(0)"]);
+        // Only the server's exact spelling is its ping.
+        check(64, b"ping me\n", &["msg \"ping me\"", "more(0)"]);
+    }
+
+    #[test]
+    fn the_server_s_pings() {
+        check(64, b"PING 1\n", &["ping Some(\"1\")", "more(0)"]);
+        check(64, b"PING\r\n", &["ping None", "more(0)"]);
+        check(64, b"PING \n", &["ping None", "more(0)"]);
     }
 
     #[test]

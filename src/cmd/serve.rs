@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// and the browser's automatic pong keeps a page online with no heartbeat code).
     #[arg(env = "VIGIL_NO_WS_PING", long)]
     no_ws_ping: bool,
+    /// Send PING to a line-protocol connection silent for an interval; a client that answers
+    /// PONG stays online without beating itself (vigil client answers). Default off.
+    #[arg(env = "VIGIL_LINE_PING", long)]
+    line_ping: bool,
     /// How often clients should beat (sent in WELCOME; the --max-pings window).
     #[arg(env = "VIGIL_INTERVAL", long, value_parser = Dur::parse, default_value_t = Dur(DEFAULT_INTERVAL))]
     interval: Dur,
@@ -290,6 +294,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .ws_origins(args.ws_origin.clone())
         .ws_handshake_timeout(args.ws_handshake_timeout.0)
         .ws_ping(!args.no_ws_ping)
+        .line_ping(args.line_ping)
         .interval(args.interval.0)
         .timeout(args.timeout.0)
         .tick(args.tick.0)

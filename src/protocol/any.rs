@@ -110,6 +110,10 @@ impl Protocol for AnyProtocol {
         self.chosen().welcome_every_hello()
     }
 
+    fn can_ping(&self) -> bool {
+        self.chosen().can_ping()
+    }
+
     fn for_scheme(&self, scheme: Scheme) -> Option<Self> {
         Some(AnyProtocol {
             scheme,

@@ -199,7 +199,7 @@ impl Protocol for BinaryProtocol {
             Reply::Quit => frame(kind::BYE, &[b"closed"], out),
             Reply::Unknown { command } => frame(kind::ERROR, &[command], out),
             // This codec decodes no Frame::Command, so none is answered.
-            Reply::Command { .. } => {}
+            Reply::Command { .. } | Reply::Ping => {}
         }
     }
 

@@ -60,6 +60,7 @@ impl Protocol for LineProtocol {
     fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
         match *reply {
             Reply::Pong { token: None } => out.extend_from_slice(b"PONG\n"),
+            Reply::Ping => out.extend_from_slice(b"PING\n"),
             Reply::Pong { token: Some(t) } => {
                 out.extend_from_slice(b"PONG ");
                 out.extend_from_slice(t);
@@ -110,6 +111,10 @@ impl Protocol for LineProtocol {
 
     fn name(&self) -> &'static str {
         "line"
+    }
+
+    fn can_ping(&self) -> bool {
+        true
     }
 
     fn for_scheme(&self, scheme: crate::server::Scheme) -> Option<Self> {
@@ -164,6 +169,10 @@ fn parse_line(line: &[u8]) -> Result<Frame<'_>, DecodeError> {
     if command == b"PING" {
         let token = rest.filter(|t| !t.is_empty());
         return Ok(Frame::Ping { token });
+    }
+    if command == b"PONG" {
+        let token = rest.filter(|t| !t.is_empty());
+        return Ok(Frame::Pong { token });
     }
     if command == b"HELLO" {
         let (id, token) = split_command(rest.unwrap_or_default());

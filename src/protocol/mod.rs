@@ -65,6 +65,12 @@ pub enum Frame<'a> {
         /// The token to echo back, if the peer sent one.
         token: Option<&'a [u8]>,
     },
+    /// The answer to a [`Reply::Ping`] the server sent: a sign of life,
+    /// answered with nothing.
+    Pong {
+        /// The token the peer echoed, if any.
+        token: Option<&'a [u8]>,
+    },
     /// The peer names itself; the id is already validated by the codec.
     Hello {
         /// The client id (1 to 128 printable ASCII characters, no spaces).
@@ -143,6 +149,10 @@ pub enum Reply<'a> {
     },
     /// Application data.
     Message(&'a [u8]),
+    /// The server's own heartbeat, to a connection it has not heard from
+    /// for an interval (only for protocols that
+    /// [`can_ping`](Protocol::can_ping)); the peer answers with a pong.
+    Ping,
     /// The last thing the server says before it closes the connection.
     Bye(CloseReason),
     /// The answer to [`Frame::Quit`], just before the server closes.
@@ -361,6 +371,14 @@ pub trait Protocol {
     /// on demand); a request-reply protocol whose clients wait for an
     /// answer to every command (RESP) says true.
     fn welcome_every_hello(&self) -> bool {
+        false
+    }
+
+    /// Whether its peers answer a [`Reply::Ping`] (the line protocol's
+    /// `PING`, answered `PONG`), so that the server may ping a silent
+    /// connection (`vigil serve --line-ping`). Default: false, and
+    /// [`Reply::Ping`] encodes as nothing.
+    fn can_ping(&self) -> bool {
         false
     }
 

@@ -85,7 +85,8 @@ impl Protocol for RawProtocol {
             | Reply::Bye(_)
             | Reply::Quit
             | Reply::Unknown { .. }
-            | Reply::Command { .. } => {}
+            | Reply::Command { .. }
+            | Reply::Ping => {}
         }
     }
 

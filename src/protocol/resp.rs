@@ -173,6 +173,8 @@ impl Protocol for RespProtocol {
     fn encode(&self, reply: &Reply<'_>, out: &mut Vec<u8>) {
         match *reply {
             Reply::Pong { token: None } => out.extend_from_slice(b"+PONG\r\n"),
+            // A RESP client never expects a request from its server.
+            Reply::Ping => {}
             Reply::Pong { token: Some(t) } => bulk(t, out),
             Reply::Welcome { .. } | Reply::Quit => out.extend_from_slice(b"+OK\r\n"),
             Reply::Message(m) => bulk(m, out),
@@ -598,6 +600,7 @@ mod tests {
         match *frame {
             Frame::Ping { token: None } => "ping".into(),
             Frame::Ping { token: Some(t) } => format!("ping {:?}", s(t)),
+            Frame::Pong { token } => format!("pong {:?}", token.map(s)),
             Frame::Hello {
                 client_id,
                 token: None,

@@ -285,6 +285,13 @@ impl<P: Protocol, H: Handler> Builder<P, H> {
         self
     }
 
+    /// Whether silent line-protocol connections are pinged. See
+    /// [`Config::line_ping`].
+    pub fn line_ping(mut self, yes: bool) -> Self {
+        self.config.line_ping = yes;
+        self
+    }
+
     /// Whether silent WebSocket connections are pinged. See
     /// [`Config::ws_ping`].
     pub fn ws_ping(mut self, yes: bool) -> Self {

@@ -146,6 +146,10 @@ pub struct Config {
     /// Ping a WebSocket connection not heard from for an interval (it
     /// answers by itself, so a page needs no heartbeat code). Default on.
     pub ws_ping: bool,
+    /// Ping a line-protocol connection not heard from for an interval
+    /// (`PING`; a client answers `PONG`, which counts as life). Default
+    /// off: line clients beat by themselves.
+    pub line_ping: bool,
     /// How long a WebSocket connection may take to finish its opening
     /// handshake after the accept. Default 10 s.
     pub ws_handshake_timeout: Duration,
@@ -254,6 +258,7 @@ impl Default for Config {
             max_connects_per_ip: None,
             listen_more: Vec::new(),
             ws_ping: true,
+            line_ping: false,
             ws_handshake_timeout: DEFAULT_WS_HANDSHAKE_TIMEOUT,
             ws_origins: Vec::new(),
         }

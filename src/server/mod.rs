@@ -195,7 +195,7 @@ impl<P: Protocol, H: Handler> Server<P, H> {
             wires.push(if more.scheme.is_websocket() {
                 Wire::websocket(p, config.ws_ping.then_some(interval_ms))
             } else {
-                Wire::plain(p)
+                Wire::pinging(p, config.line_ping.then_some(interval_ms))
             });
             let tls = match more.scheme {
                 Scheme::Ws => false,
@@ -259,7 +259,10 @@ impl<P: Protocol, H: Handler> Server<P, H> {
         if let Some(w) = &config.worker {
             presence = presence.with_shard(w.index, w.count);
         }
-        wires.insert(0, Wire::plain(protocol));
+        wires.insert(
+            0,
+            Wire::pinging(protocol, config.line_ping.then_some(interval_ms)),
+        );
         let mut sessions = Sessions::with_wires(wires, handler, presence, settings);
         sessions.set_websocket(WsOptions {
             handshake_timeout_ms: millis_ceil(config.ws_handshake_timeout),

@@ -57,6 +57,15 @@ impl Session {
                 self.disconnect(now, DisconnectReason::Bye(reason), true);
             }
             ServerFrame::Message(m) => self.events.push_back(Event::Line(m.to_vec())),
+            // The server pings when it has not heard from us for its
+            // interval: answer at once (the answer is life to it).
+            ServerFrame::Ping { token } => {
+                if matches!(self.state, State::Online(_) | State::Hello { .. }) {
+                    self.compact_output();
+                    self.config.protocol.encode_pong(token, &mut self.out);
+                    self.last_tx = now;
+                }
+            }
             ServerFrame::Other(_) => {}
         }
     }

@@ -255,6 +255,26 @@ fn hello_welcome_and_beats_on_an_idle_line() {
 }
 
 #[test]
+fn the_server_s_ping_is_answered_at_once() {
+    let mut h = Harness::new(config());
+    h.connected(5);
+    h.recv(9, b"WELCOME dev interval=1000 timeout=3000\n");
+    h.take();
+    // `vigil serve --line-ping`: the server pings; the answer is life to
+    // it, and the line has been busy both ways, so no beat of our own
+    // is due an interval after it.
+    h.recv(500, b"PING 42\nPING\n");
+    check(&mut h, &["500 tx PONG 42", "500 tx PONG"]);
+    h.at(1499);
+    check(&mut h, &[]);
+    h.at(1500);
+    check(&mut h, &["1500 tx PING 1"]);
+    // An application line that only looks like one is the application's.
+    h.recv(1501, b"ping me\n");
+    check(&mut h, &["1501 line ping me"]);
+}
+
+#[test]
 fn ping_sent_says_when_the_ping_was_due() {
     let mut c = config();
     c.reply_timeout_ms = 5_000;

@@ -45,6 +45,15 @@ impl ClientProtocol for LineClient {
         wire::encode_ping(seq, out);
     }
 
+    fn encode_pong(&self, token: Option<&[u8]>, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"PONG");
+        if let Some(t) = token {
+            out.push(b' ');
+            out.extend_from_slice(t);
+        }
+        out.push(b'\n');
+    }
+
     fn check_message(&self, message: &[u8]) -> Result<(), MessageError> {
         check_line(message)
     }
@@ -64,6 +73,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<ServerFrame<'_>, DecodeError> {
             timeout_ms: w.timeout_ms,
         },
         ServerLine::Pong { token } => ServerFrame::Pong { token },
+        ServerLine::Ping { token } => ServerFrame::Ping { token },
         ServerLine::Bye { reason } => ServerFrame::Bye { reason },
         ServerLine::Message(m) => ServerFrame::Message(m),
     })

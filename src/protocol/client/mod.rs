@@ -82,6 +82,12 @@ pub enum ServerFrame<'a> {
         /// Why, if the reason is one this version knows.
         reason: Option<CloseReason>,
     },
+    /// The server's own heartbeat: the session answers it with
+    /// [`encode_pong`](ClientProtocol::encode_pong).
+    Ping {
+        /// The token to echo, if any.
+        token: Option<&'a [u8]>,
+    },
     /// Application data from the server.
     Message(&'a [u8]),
     /// Anything else (an error reply, a frame type this version does not
@@ -149,6 +155,12 @@ pub trait ClientProtocol: fmt::Debug + Sync {
     /// Appends a heartbeat whose answer will carry `seq`, when the
     /// protocol can echo.
     fn encode_ping(&self, seq: u64, out: &mut Vec<u8>);
+
+    /// Appends the answer to a [`ServerFrame::Ping`] with `token`.
+    /// Default: nothing (a protocol whose server never pings).
+    fn encode_pong(&self, token: Option<&[u8]>, out: &mut Vec<u8>) {
+        let _ = (token, out);
+    }
 
     /// Whether `message` can be sent as application data.
     fn check_message(&self, message: &[u8]) -> Result<(), MessageError>;

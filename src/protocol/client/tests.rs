@@ -26,6 +26,7 @@ fn trace(codec: ClientCodec, limit: usize, mut input: &[u8]) -> Vec<String> {
                         timeout_ms,
                     } => format!("welcome {interval_ms:?} {timeout_ms:?}"),
                     ServerFrame::Pong { token } => format!("pong {:?}", token.map(s)),
+                    ServerFrame::Ping { token } => format!("ping {:?}", token.map(s)),
                     ServerFrame::Ack => "ack".to_owned(),
                     ServerFrame::Echo(d) => format!("echo {:?}", s(d)),
                     ServerFrame::Bye { reason } => format!("bye {reason:?}"),

@@ -147,6 +147,13 @@ impl ClientProtocol for WsClient {
         );
     }
 
+    fn encode_pong(&self, token: Option<&[u8]>, out: &mut Vec<u8>) {
+        match token {
+            Some(t) => frame(Opcode::Text, &[b"PONG ", t], out),
+            None => frame(Opcode::Text, &[b"PONG"], out),
+        }
+    }
+
     /// One line that is not a command, as in the line protocol.
     fn check_message(&self, message: &[u8]) -> Result<(), MessageError> {
         check_line(message)

@@ -111,6 +111,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     return Err(CloseReason::InternalError);
                 }
             }
+            // The answer to the server's own ping: life, and nothing more.
+            Frame::Pong { .. } => {}
             Frame::Quit => {
                 self.reply(cref, s, &Reply::Quit);
                 return Err(CloseReason::Closed);

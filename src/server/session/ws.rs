@@ -49,17 +49,31 @@ pub(crate) struct Wire<P> {
     pub protocol: P,
     /// WebSocket framing around the protocol.
     pub websocket: bool,
-    /// Ping a connection not heard from for this long (WebSocket only).
+    /// Ping a connection not heard from for this long: a WebSocket ping,
+    /// or the protocol's [`Reply::Ping`] (which only protocols that
+    /// [`can_ping`](Protocol::can_ping) are given).
     pub ping_after: Option<Tick>,
 }
 
-impl<P> Wire<P> {
+impl<P: Protocol> Wire<P> {
     /// `protocol` on plain TCP (or TLS).
+    #[cfg(test)]
     pub fn plain(protocol: P) -> Wire<P> {
         Wire {
             protocol,
             websocket: false,
             ping_after: None,
+        }
+    }
+
+    /// `protocol` on plain TCP (or TLS), pinging after `ping_after` of
+    /// silence if the protocol [`can_ping`](Protocol::can_ping).
+    pub fn pinging(protocol: P, ping_after: Option<Tick>) -> Wire<P> {
+        let ping_after = ping_after.filter(|_| protocol.can_ping());
+        Wire {
+            protocol,
+            websocket: false,
+            ping_after,
         }
     }
 
@@ -114,8 +128,8 @@ const BINARY: u32 = 2;
 
 impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// Whether a frame can bring a connection's next timer forward: the φ
-    /// detector learning a faster rhythm, or a WebSocket connection whose
-    /// first ping is due sooner than the deadline armed at its accept.
+    /// detector learning a faster rhythm, or a connection whose first ping
+    /// is due sooner than the deadline armed at its accept.
     pub fn timers_can_move_earlier(&self) -> bool {
         self.deadlines_can_move_earlier() || self.wires.iter().any(|w| w.ping_after.is_some())
     }
@@ -131,12 +145,12 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     }
 
     /// How long connection `s` may be silent before it is pinged, if the
-    /// server pings it (an upgraded WebSocket connection on a wire that
-    /// pings).
+    /// server pings it (on a wire that pings; a WebSocket connection once
+    /// upgraded).
     fn ping_after(&self, s: &Session) -> Option<Tick> {
         let wire = self.wire_of_session(s);
         wire.ping_after
-            .filter(|_| wire.websocket && s.version == wsp::VERSION)
+            .filter(|_| !wire.websocket || s.version == wsp::VERSION)
     }
 
     /// The timer of connection `key` fired at `now`, before its
@@ -152,7 +166,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             return at.min(deadline);
         }
         let start = self.tx.bytes.len();
-        wsp::encode_frame(&mut self.tx.bytes, Opcode::Ping, None, b"");
+        if self.wire_of_session(s).websocket {
+            wsp::encode_frame(&mut self.tx.bytes, Opcode::Ping, None, b"");
+        } else {
+            self.encode_for(s, &Reply::Ping);
+        }
         self.tx.push(s.conn_ref(key), start, false);
         self.stats.server_pings += 1;
         deadline

@@ -446,3 +446,37 @@ fn a_connection_refused_at_accept_on_a_websocket_listener_gets_http_503() {
     );
     assert!(text.ends_with("overloaded\n"), "{text}");
 }
+
+#[test]
+fn line_clients_are_pinged_when_asked_and_their_pong_is_life() {
+    let mut sim = Sim::with(LineProtocol::default(), settings(), false);
+    sim.s = Sessions::with_wires(
+        vec![Wire::pinging(LineProtocol::default(), Some(1000))],
+        App {
+            log: None,
+            verifier: None,
+        },
+        LocalPresence::default(),
+        settings(),
+    );
+    let c = sim.connect(0);
+    sim.send(20, c, b"HELLO dev\n");
+    sim.take();
+    sim.at(1150);
+    sim.send(1150, c, b"PONG\n");
+    sim.at(5000);
+    check(
+        &mut sim,
+        &[
+            "1100 c0 < PING",
+            "2200 c0 < PING",
+            "4200 c0 < BYE timeout [end]",
+            "4200 offline #1 dev timeout",
+        ],
+    );
+    // The pong reached nobody's handler and got no answer.
+    assert_eq!(sim.s.stats().server_pings, 2);
+    // A protocol that cannot ping is never given the setting.
+    let resp = Wire::pinging(RespProtocol::default(), Some(1000));
+    assert_eq!(resp.ping_after, None);
+}
