@@ -22,6 +22,9 @@
 //!   small `Session` the loop keeps in its slab; what is one per server (the
 //!   codec, the [`server::Handler`], presence, counters, output queues) is
 //!   `Sessions`. Presence is consulted only through `PresenceTable`.
+//!   Each listener's connections speak a `Wire` (a codec, WebSocket
+//!   framing or not, server pings or not); `server/session/ws.rs` is the
+//!   WebSocket part: the opening handshake, frames in and out, pings.
 //! - [`client::session`]: the client's rules (login, beats, dead-server
 //!   verdicts, reconnects with jittered backoff, probe connections, modes,
 //!   network changes), with [`client::adaptive`] (the longest interval a
@@ -31,7 +34,10 @@
 //! - [`wheel`]: a hashed timing wheel, O(1) arm, cancel and re-arm, no
 //!   allocation in steady state.
 //! - [`protocol`]: the codecs, bytes to [`Frame`]s and [`Reply`]s to bytes
-//!   ([`LineProtocol`] is the default; RESP, binary, raw), and in
+//!   ([`LineProtocol`] is the default; RESP, binary, raw;
+//!   [`protocol::AnyProtocol`] is all of them, one per listener;
+//!   [`protocol::ws`] is WebSocket's handshake and framing as pure
+//!   functions), and in
 //!   [`protocol::client`] the client side of each (what `vigil client` and
 //!   `vigil load` speak), shared by sessions as a [`protocol::client::ClientCodec`].
 //! - [`events`]: presence events, the run's records and their JSON lines,
@@ -104,6 +110,9 @@
 //!   alone; when the wheel fires, the session compares and the loop re-arms.
 //! - A connection is read at most a fixed budget of times per turn, and a
 //!   FIN seen once is remembered until the read that reaches it.
+//! - A WebSocket connection is `online` once its opening handshake is
+//!   done; one that never finishes it is closed at its deadline, having
+//!   said nothing, with its `online` and `offline` together.
 //! - An idle connection holds no buffer: input is kept only while a frame
 //!   is incomplete (with the codec's `Resume`, its place in it, so the
 //!   frame is never walked again from its start: O(n) however it is
@@ -141,8 +150,12 @@
 //!   `netns.rs` (faults across network namespaces: partitions, loss, a
 //!   carrier NAT, frozen peers), `cluster.rs` (nodes sharing presence
 //!   through a real `redis-server`), `tls.rs` (TLS with `openssl s_client`,
-//!   the client and the load generator; garbage and stalled handshakes). `tests/util` and `tests/netlab` are their
-//!   shared helpers.
+//!   the client and the load generator; garbage and stalled handshakes),
+//!   `ws.rs` (WebSocket listeners: the `websockets` library from PyPI,
+//!   takeover between TCP and WebSocket, bad frames beside a bystander,
+//!   `wss://`, the line protocol's server pings), `browser.rs` (a page in
+//!   headless Chromium kept online by the server's pings alone).
+//!   `tests/util` and `tests/netlab` are their shared helpers.
 //!
 //! # Example
 //!
