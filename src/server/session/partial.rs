@@ -25,10 +25,11 @@ impl Partial {
         }
     }
 
-    /// Keeps `bytes` and `resume` if `bytes` holds anything; frees both
-    /// otherwise.
+    /// Keeps `bytes` and `resume` if either holds anything (a WebSocket
+    /// message whose first fragment was empty has no bytes yet, but is
+    /// in a message); frees both otherwise.
     pub fn put(&mut self, bytes: Vec<u8>, resume: Resume) {
-        self.0 = if bytes.is_empty() {
+        self.0 = if bytes.is_empty() && resume == Resume::default() {
             None
         } else {
             Some(Box::new(Pending { bytes, resume }))
@@ -57,8 +58,11 @@ mod tests {
         p.put(b"ab".to_vec(), r);
         assert_eq!(p.take(), (b"ab".to_vec(), r));
         assert!(p.0.is_none());
-        p.put(Vec::new(), r);
+        p.put(Vec::new(), Resume::default());
         assert!(p.0.is_none());
+        // A place in a frame is kept even with no bytes.
+        p.put(Vec::new(), r);
+        assert_eq!(p.take(), (Vec::new(), r));
         assert_eq!(std::mem::size_of::<Partial>(), 8);
     }
 }

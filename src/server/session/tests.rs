@@ -140,6 +140,8 @@ struct Sim<P: Protocol = LineProtocol> {
     /// As worker `.0` of `.1`: the connections handed to other workers.
     worker: Option<(u32, u32)>,
     handed: Vec<Handoff>,
+    /// Every byte each connection was sent, by key.
+    sent: Vec<Vec<u8>>,
 }
 
 impl Sim<LineProtocol> {
@@ -184,6 +186,7 @@ impl<P: Protocol> Sim<P> {
             stopped: false,
             worker: None,
             handed: Vec::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -365,6 +368,11 @@ impl<P: Protocol> Sim<P> {
             } else {
                 String::from_utf8_lossy(tx.bytes).into_owned()
             };
+            let key = tx.to.key as usize;
+            if self.sent.len() <= key {
+                self.sent.resize(key + 1, Vec::new());
+            }
+            self.sent[key].extend_from_slice(tx.bytes);
             let mut line = format!("{t} c{} <", tx.to.key);
             let lines: Vec<&str> = text.split_terminator('\n').collect();
             if !lines.is_empty() {
