@@ -22,7 +22,9 @@ macro_rules! syscall {
 }
 
 mod fdpass;
-pub use fdpass::{bind_abstract_datagram, recv_fd, send_fd};
+pub use fdpass::{
+    accept_unix, connect_abstract_seqpacket, listen_abstract_seqpacket, recv_fd, send_fd,
+};
 
 /// The soft and hard limits on open files (`RLIMIT_NOFILE`).
 pub fn nofile_limit() -> io::Result<(u64, u64)> {

@@ -425,7 +425,8 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                     }
                 }
                 t if admin::is_admin(t) => self.on_admin_event(t),
-                handoff::HANDOFF => self.take_handoffs(),
+                handoff::HANDOFF => self.accept_handoff_peers(),
+                t if handoff::is_peer(t) => self.take_handoffs(t),
                 Token(t) if t <= FIRST_LISTENER && FIRST_LISTENER - t < self.listeners.len() => {
                     self.accept_from(FIRST_LISTENER - t)
                 }
@@ -742,6 +743,8 @@ mod tests {
             crate::cluster::link::COMMANDS.0,
             crate::cluster::link::SUBSCRIBER.0,
             handoff::HANDOFF.0,
+            handoff::HANDOFF_PEERS,
+            handoff::HANDOFF_PEERS + (1 << 16) - 1,
         ];
         for (i, a) in specials.iter().enumerate() {
             assert!(*a > u32::MAX as usize, "{a} could be a slab key");

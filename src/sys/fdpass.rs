@@ -1,5 +1,9 @@
-//! Passing a socket to another process: a datagram on an abstract Unix
-//! socket carrying the descriptor (`SCM_RIGHTS`) and a payload.
+//! Passing a socket to another process: a message on an abstract Unix
+//! socket carrying the descriptor (`SCM_RIGHTS`) and a payload. Workers
+//! hand connections over connected `SOCK_SEQPACKET` sockets: a message
+//! each, like a datagram, but queued up to the socket's buffer (about
+//! 200 KB, some thousands of hand-offs) rather than
+//! `net.unix.max_dgram_qlen` datagrams (10 by default).
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -25,6 +29,7 @@ fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)
 }
 
 /// A non-blocking datagram socket bound to the abstract name `name`.
+#[cfg(test)]
 pub fn bind_abstract_datagram(name: &[u8]) -> io::Result<OwnedFd> {
     let fd = syscall!(socket(
         libc::AF_UNIX,
@@ -42,11 +47,65 @@ pub fn bind_abstract_datagram(name: &[u8]) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
-/// Sends `payload` and a copy of descriptor `pass` from socket `fd` to the
-/// abstract name `to`, in one datagram. Does not block: a full receiver
-/// is `WouldBlock`, a missing one `ConnectionRefused`.
-pub fn send_fd(fd: RawFd, to: &[u8], payload: &[u8], pass: RawFd) -> io::Result<()> {
-    let (mut addr, len) = abstract_addr(to)?;
+/// A non-blocking `SOCK_SEQPACKET` socket listening on the abstract name
+/// `name`.
+pub fn listen_abstract_seqpacket(name: &[u8]) -> io::Result<OwnedFd> {
+    let fd = syscall!(socket(
+        libc::AF_UNIX,
+        libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: socket() just returned this descriptor; nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (addr, len) = abstract_addr(name)?;
+    syscall!(bind(
+        fd,
+        &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+        len
+    ))?;
+    syscall!(listen(fd, 1024))?;
+    Ok(owned)
+}
+
+/// A non-blocking `SOCK_SEQPACKET` socket connected to the abstract name
+/// `name`. A listener whose backlog is full is `WouldBlock`, a missing
+/// one `ConnectionRefused`.
+pub fn connect_abstract_seqpacket(name: &[u8]) -> io::Result<OwnedFd> {
+    let fd = syscall!(socket(
+        libc::AF_UNIX,
+        libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: socket() just returned this descriptor; nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (addr, len) = abstract_addr(name)?;
+    syscall!(connect(
+        fd,
+        &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+        len
+    ))?;
+    Ok(owned)
+}
+
+/// The next connection waiting on listening socket `fd`, non-blocking.
+pub fn accept_unix(fd: RawFd) -> io::Result<OwnedFd> {
+    let got = syscall!(accept4(
+        fd,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
+    ))?;
+    // SAFETY: accept4() just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(got) })
+}
+
+/// Sends `payload` and a copy of descriptor `pass` from socket `fd`, in
+/// one message: to the abstract name `to` (a datagram socket), or to its
+/// peer (`None`: a connected socket). Does not block: a full receiver is
+/// `WouldBlock`, a missing one `ConnectionRefused` (or, connected,
+/// `BrokenPipe`).
+pub fn send_fd(fd: RawFd, to: Option<&[u8]>, payload: &[u8], pass: RawFd) -> io::Result<()> {
+    let mut named = to.map(abstract_addr).transpose()?;
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: payload.len(),
@@ -57,8 +116,10 @@ pub fn send_fd(fd: RawFd, to: &[u8], payload: &[u8], pass: RawFd) -> io::Result<
     let mut control = vec![0u64; space.div_ceil(8)];
     // SAFETY: msghdr is plain data; all zeroes is a valid value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = &mut addr as *mut libc::sockaddr_un as *mut libc::c_void;
-    msg.msg_namelen = len;
+    if let Some((addr, len)) = &mut named {
+        msg.msg_name = addr as *mut libc::sockaddr_un as *mut libc::c_void;
+        msg.msg_namelen = *len;
+    }
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
@@ -132,7 +193,13 @@ mod tests {
         let rx = bind_abstract_datagram(name.as_bytes()).unwrap();
         let tx = bind_abstract_datagram(format!("{name}-tx").as_bytes()).unwrap();
         let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        send_fd(tx.as_raw_fd(), name.as_bytes(), b"hello", b.as_raw_fd()).unwrap();
+        send_fd(
+            tx.as_raw_fd(),
+            Some(name.as_bytes()),
+            b"hello",
+            b.as_raw_fd(),
+        )
+        .unwrap();
         drop(b);
         let mut buf = [0u8; 64];
         let (n, fd) = recv_fd(rx.as_raw_fd(), &mut buf).unwrap();
@@ -146,7 +213,43 @@ mod tests {
         let e = recv_fd(rx.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         // Nobody bound there: refused, at once.
-        let e = send_fd(tx.as_raw_fd(), b"vigil-test-nobody", b"x", a.as_raw_fd()).unwrap_err();
+        let e = send_fd(
+            tx.as_raw_fd(),
+            Some(b"vigil-test-nobody"),
+            b"x",
+            a.as_raw_fd(),
+        )
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+
+    #[test]
+    fn seqpacket_hand_offs_queue_by_bytes_not_by_ten_datagrams() {
+        let name = format!("vigil-test-seqpacket-{}", std::process::id());
+        let listener = listen_abstract_seqpacket(name.as_bytes()).unwrap();
+        let tx = connect_abstract_seqpacket(name.as_bytes()).unwrap();
+        let rx = accept_unix(listener.as_raw_fd()).unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // Far more than net.unix.max_dgram_qlen (10 by default) wait
+        // unread; each keeps its own boundary and descriptor.
+        for i in 0..200u32 {
+            let payload = format!("hand-off {i}");
+            send_fd(tx.as_raw_fd(), None, payload.as_bytes(), b.as_raw_fd()).unwrap();
+        }
+        let mut buf = [0u8; 64];
+        for i in 0..200u32 {
+            let (n, fd) = recv_fd(rx.as_raw_fd(), &mut buf).unwrap();
+            assert_eq!(&buf[..n], format!("hand-off {i}").as_bytes());
+            assert!(fd.is_some());
+        }
+        let e = recv_fd(rx.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // The sender gone: end of stream, no descriptor.
+        drop(tx);
+        assert_eq!(recv_fd(rx.as_raw_fd(), &mut buf).unwrap().0, 0);
+        drop((a, b));
+        // Nobody listening there: refused.
+        let e = connect_abstract_seqpacket(b"vigil-test-nobody-listens").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
     }
 }

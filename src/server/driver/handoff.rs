@@ -4,10 +4,12 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
-use mio::net::{TcpStream, UnixDatagram};
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Interest, Token};
+use slab::Slab;
 
 use super::super::conn::Conn;
 use super::super::session::Handoff as SessionHandoff;
@@ -17,11 +19,22 @@ use crate::error::{Error, ErrorKind};
 use crate::protocol::{CloseReason, Protocol};
 use crate::time::Tick;
 
-/// The hand-off socket's token: above every slab key (they fit in a
-/// `u32`), below the listeners' tokens.
+/// The hand-off listening socket's token: above every slab key (they fit
+/// in a `u32`), below the listeners' tokens.
 pub(crate) const HANDOFF: Token = Token((1 << 40) + 2);
+/// Other workers' connections to this one's hand-off socket have tokens
+/// from here on, one per worker at most.
+pub(crate) const HANDOFF_PEERS: usize = 1 << 41;
+/// The most hand-off connections a worker takes in (one per other worker,
+/// and their reconnects).
+const MAX_PEERS: usize = 1 << 16;
 
-/// The largest hand-off datagram taken in: a read's worth of input and a
+/// Whether `t` is one of the hand-off connections' tokens.
+pub(crate) fn is_peer(t: Token) -> bool {
+    (HANDOFF_PEERS..HANDOFF_PEERS + MAX_PEERS).contains(&t.0)
+}
+
+/// The largest hand-off message taken in: a read's worth of input and a
 /// full output cap fit with room to spare.
 const MAX_DATAGRAM: usize = 256 * 1024;
 /// How long a hand-off may wait for room at its owner before the
@@ -31,14 +44,53 @@ const PATIENCE_MS: Tick = 5000;
 /// which would spin many busy workers against each other.
 const RETRY_MS: Tick = 10;
 
-/// A worker's hand-off socket and what goes with it (present only when the
-/// server is one of several workers).
+/// A worker's hand-off sockets and what goes with them (present only when
+/// the server is one of several workers): it listens on a `SOCK_SEQPACKET`
+/// socket named after its group and index; each worker that hands it
+/// connections connects once and keeps the connection. A message per
+/// hand-off, queued up to the socket buffer's bytes (thousands), where a
+/// datagram socket would queue `net.unix.max_dgram_qlen` (10).
 pub(crate) struct Port {
     slot: WorkerSlot,
-    socket: UnixDatagram,
+    listener: OwnedFd,
+    /// Other workers' connections to us, by token `HANDOFF_PEERS + key`.
+    inbound: Slab<OwnedFd>,
+    /// Our connection to each worker, by index, once made.
+    outbound: Vec<Option<OwnedFd>>,
     buf: Vec<u8>,
     /// Hand-offs whose owner had no room, and when each was first tried.
     waiting: VecDeque<(SessionHandoff, Tick)>,
+}
+
+impl Port {
+    /// Our connection to worker `owner` (listening as `name`), made now if
+    /// there is none yet.
+    fn connection_to(&mut self, owner: usize, name: &str) -> io::Result<std::os::fd::RawFd> {
+        let slot = self
+            .outbound
+            .get_mut(owner)
+            .ok_or_else(|| io::Error::other("no such worker"))?;
+        if slot.is_none() {
+            *slot = Some(crate::sys::connect_abstract_seqpacket(name.as_bytes())?);
+        }
+        slot.as_ref()
+            .map(|fd| fd.as_raw_fd())
+            .ok_or_else(|| io::Error::other("no connection"))
+    }
+}
+
+/// Whether a failed hand-off may succeed later: the owner's queue is full,
+/// or it is restarting (not listening, or the connection to its previous
+/// process broke).
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::NotConnected
+    )
 }
 
 impl<P: Protocol, H: Handler> Driver<P, H> {
@@ -46,24 +98,30 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
     /// hand-off socket, named after the group and its index.
     pub fn set_worker(&mut self, slot: WorkerSlot) -> Result<(), Error> {
         let name = slot.socket_name(slot.index);
-        let fd = crate::sys::bind_abstract_datagram(name.as_bytes()).map_err(|e| {
+        let listener = crate::sys::listen_abstract_seqpacket(name.as_bytes()).map_err(|e| {
             Error::with_source(
                 ErrorKind::Bind,
-                format!("cannot bind the hand-off socket {name}"),
+                format!("cannot listen on the hand-off socket {name}"),
                 e,
             )
         })?;
-        let mut socket = UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(fd));
         self.poll
             .registry()
-            .register(&mut socket, HANDOFF, Interest::READABLE)
+            .register(
+                &mut SourceFd(&listener.as_raw_fd()),
+                HANDOFF,
+                Interest::READABLE,
+            )
             .map_err(|e| {
                 Error::with_source(ErrorKind::Io, "cannot register the hand-off socket", e)
             })?;
         self.sessions.set_next_number(slot.first_conn);
+        let count = slot.count as usize;
         self.handoff = Some(Box::new(Port {
             slot,
-            socket,
+            listener,
+            inbound: Slab::new(),
+            outbound: (0..count).map(|_| None).collect(),
             buf: vec![0; MAX_DATAGRAM],
             waiting: VecDeque::new(),
         }));
@@ -119,22 +177,23 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 };
                 let mut payload = std::mem::take(&mut port.buf);
                 message.encode(&mut payload);
-                let to = port.slot.socket_name(owner_of(&h.client, port.slot.count));
-                let result = crate::sys::send_fd(
-                    port.socket.as_raw_fd(),
-                    to.as_bytes(),
-                    &payload,
-                    conn.stream.as_raw_fd(),
-                );
+                let owner = owner_of(&h.client, port.slot.count) as usize;
+                let to = port.slot.socket_name(owner as u32);
+                let result = port.connection_to(owner, &to).and_then(|out| {
+                    crate::sys::send_fd(out, None, &payload, conn.stream.as_raw_fd())
+                });
                 payload.resize(MAX_DATAGRAM, 0);
                 port.buf = payload;
                 match result {
-                    // The owner's queue is full (net.unix.max_dgram_qlen):
-                    // try again next turn, for a while.
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            && self.now.saturating_sub(since) < PATIENCE_MS =>
-                    {
+                    // The owner's queue is full, or it is not (yet, or
+                    // again) listening: try again in a moment, for a while.
+                    Err(e) if retry(&e) && self.now.saturating_sub(since) < PATIENCE_MS => {
+                        if !matches!(e.kind(), io::ErrorKind::WouldBlock) {
+                            // A restarted owner needs a new connection.
+                            if let Some(o) = port.outbound.get_mut(owner) {
+                                *o = None;
+                            }
+                        }
                         port.waiting.push_back((h, since));
                         return false;
                     }
@@ -197,22 +256,68 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             .map(|_| self.now + RETRY_MS)
     }
 
-    /// Takes in every connection other workers have sent here.
-    pub(super) fn take_handoffs(&mut self) {
+    /// Takes in the connections of other workers that will hand
+    /// connections to this one.
+    pub(super) fn accept_handoff_peers(&mut self) {
+        let Some(port) = &mut self.handoff else {
+            return;
+        };
+        loop {
+            let fd = match crate::sys::accept_unix(port.listener.as_raw_fd()) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("hand-off socket: accept: {e}");
+                    return;
+                }
+            };
+            if port.inbound.len() >= MAX_PEERS {
+                log::warn!("hand-off socket: {MAX_PEERS} peers already; refusing one");
+                continue;
+            }
+            let entry = port.inbound.vacant_entry();
+            let token = Token(HANDOFF_PEERS + entry.key());
+            match self.poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                token,
+                Interest::READABLE,
+            ) {
+                Ok(()) => {
+                    entry.insert(fd);
+                }
+                Err(e) => log::warn!("hand-off socket: cannot register a peer: {e}"),
+            }
+        }
+    }
+
+    /// Takes in every connection the worker behind hand-off connection
+    /// `peer` has sent here.
+    pub(super) fn take_handoffs(&mut self, peer: Token) {
+        let key = peer.0.wrapping_sub(HANDOFF_PEERS);
         loop {
             let Some(port) = &mut self.handoff else {
                 return;
             };
-            let (n, fd) = match crate::sys::recv_fd(port.socket.as_raw_fd(), &mut port.buf) {
+            let Some(socket) = port.inbound.get(key) else {
+                return;
+            };
+            let (n, fd) = match crate::sys::recv_fd(socket.as_raw_fd(), &mut port.buf) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!("hand-off socket: {e}");
-                    continue;
+                    log::warn!("hand-off connection: {e}");
+                    port.inbound.remove(key);
+                    return;
                 }
             };
             let Some(fd) = fd else {
+                if n == 0 {
+                    // That worker is gone: its connection ends here.
+                    port.inbound.remove(key);
+                    return;
+                }
                 log::warn!("a hand-off came without its socket (no descriptor left?)");
                 continue;
             };
