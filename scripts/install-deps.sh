@@ -32,7 +32,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 # Headless Chromium and its WebDriver: tests/status.rs looks at the admin
-# status page in a real browser.
+# status page in a real browser, tests/browser.rs at examples/browser.html.
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 
@@ -63,7 +63,8 @@ if ! "$venv/bin/python" -c 'import redis' 2>/dev/null; then
 fi
 
 # Selenium (PyPI `selenium`), in its own venv at target/selenium, drives
-# Debian's chromium through its chromedriver for tests/status.rs.
+# Debian's chromium through its chromedriver for tests/status.rs and
+# tests/browser.rs.
 venv=target/selenium
 if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
   echo "installing selenium into $venv" >&2
