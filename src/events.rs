@@ -164,6 +164,10 @@ pub struct Start<'a> {
     pub version: &'a str,
     /// Every address it listens on.
     pub listen: &'a [SocketAddr],
+    /// The scheme of each address in `listen` that was given one (`ws`,
+    /// `resp`, ...), by position; `None` or missing: the server's
+    /// protocol. Written as `ws://ADDR`.
+    pub schemes: &'a [Option<&'a str>],
     /// The wire protocol's name.
     pub protocol: &'a str,
     /// Settings, by name (`interval_ms`, ...).
@@ -181,7 +185,14 @@ impl Start<'_> {
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "\"{a}\"");
+            match self.schemes.get(i).copied().flatten() {
+                Some(scheme) => {
+                    let _ = write!(out, "\"{scheme}://{a}\"");
+                }
+                None => {
+                    let _ = write!(out, "\"{a}\"");
+                }
+            }
         }
         out.push_str("],\"protocol\":");
         write_json_string(self.protocol, out);

@@ -501,3 +501,23 @@ fn with_line_ping_vigil_client_stays_online_on_its_answers_alone() {
         "only the mute peer timed out: {stats}"
     );
 }
+
+#[test]
+fn the_start_record_names_each_listener_s_scheme() {
+    let dir = std::env::temp_dir().join(format!("vigil-ws-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let (server, ws) = serve(&["--events", events.to_str().unwrap()]);
+    let plain = server.addr;
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&events).unwrap();
+    let start: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a start record")).unwrap();
+    assert_eq!(
+        start["listen"],
+        serde_json::json!([plain.to_string(), format!("ws://{ws}")]),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

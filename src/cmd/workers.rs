@@ -213,6 +213,7 @@ fn supervise(
             vigil::events::Start {
                 version: env!("CARGO_PKG_VERSION"),
                 listen: &listen_addrs,
+                schemes: &[],
                 protocol: "workers",
                 settings: &[("workers", u64::from(count))],
             }

@@ -615,9 +615,15 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             ("max_pings", settings.max_pings.map_or(0, u64::from)),
         ];
         let addrs = self.local_addrs.clone();
+        let schemes: Vec<Option<&str>> = self
+            .listening
+            .iter()
+            .map(|l| l.scheme.map(super::Scheme::as_str))
+            .collect();
         self.sink.start(&Start {
             version: env!("CARGO_PKG_VERSION"),
             listen: &addrs,
+            schemes: &schemes,
             protocol: self.sessions.protocol_name(),
             settings: &values,
         });

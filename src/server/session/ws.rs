@@ -26,9 +26,11 @@
 //!   included: the pong a browser sends by itself keeps its page online.
 //!   A ping is answered with a pong carrying its payload; a close frame
 //!   is answered with a close frame, and the connection ends (`closed`).
-//! - **Server pings.** With [`Wire::ping_after`], a connection not heard
-//!   from for that long gets one ping; the deadline is unchanged, so a
-//!   peer that answers nothing is closed at `timeout` as any other.
+//! - **Server pings.** With [`Wire::ping_after`], a connection that has
+//!   said HELLO and is not heard from for that long gets one ping; the
+//!   deadline is unchanged, so a peer that answers nothing is closed at
+//!   `timeout` as any other. An anonymous connection is not pinged: it
+//!   beats by itself or times out.
 //! - **Out.** Every reply is one text frame per line, without its `\n`;
 //!   a closing connection's `BYE <reason>` is followed by a close frame
 //!   with the reason's code ([`close_code`](crate::protocol::ws::close_code))
@@ -145,12 +147,12 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     }
 
     /// How long connection `s` may be silent before it is pinged, if the
-    /// server pings it (on a wire that pings; a WebSocket connection once
-    /// upgraded).
+    /// server pings it: on a wire that pings, once it has said HELLO (an
+    /// anonymous connection must beat by itself, or a browser's automatic
+    /// pongs would keep any page that connects online for ever).
     fn ping_after(&self, s: &Session) -> Option<Tick> {
         let wire = self.wire_of_session(s);
-        wire.ping_after
-            .filter(|_| !wire.websocket || s.version == wsp::VERSION)
+        wire.ping_after.filter(|_| s.client.is_some())
     }
 
     /// The timer of connection `key` fired at `now`, before its

@@ -552,3 +552,21 @@ fn an_empty_first_fragment_is_remembered_between_reads() {
     sim.send(11, c, &frame(true, Opcode::Continuation, b"PING 5"));
     check(&mut sim, &["11 c0 < PONG 5"]);
 }
+
+#[test]
+fn an_anonymous_page_is_not_pinged_and_times_out() {
+    let mut sim = sim(Some(1000));
+    let c = upgraded(&mut sim, 0);
+    sim.take();
+    // Its automatic pongs would keep it online for ever: it gets no ping.
+    sim.at(4000);
+    check(
+        &mut sim,
+        &[
+            "3100 c0 < BYE timeout | (close 1000 timeout) [end]",
+            "3100 offline #1 - timeout",
+        ],
+    );
+    assert!(!sim.is_open(c));
+    assert_eq!(sim.s.stats().server_pings, 0);
+}
