@@ -354,6 +354,9 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
     ws: ws::WsOptions,
     /// Where replies are moved while they are framed for WebSocket.
     ws_scratch: Vec<u8>,
+    /// Where a WebSocket connection's bytes are unmasked when it holds no
+    /// partial frame of its own.
+    ws_raw: Vec<u8>,
     handler: H,
     presence: D,
     settings: Settings,
@@ -401,6 +404,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             handshakes: VecDeque::new(),
             ws: ws::WsOptions::default(),
             ws_scratch: Vec::new(),
+            ws_raw: Vec::new(),
             handler,
             presence,
             settings,

@@ -212,7 +212,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         true
     }
 
-    /// [`Sessions::handle_bytes_after`] for a WebSocket connection.
+    /// [`Sessions::handle_bytes_after`] for a WebSocket connection. The
+    /// bytes are worked on (unmasked) in the connection's own buffer when
+    /// it holds a partial frame, in the server's scratch buffer otherwise,
+    /// so that a read of whole frames allocates nothing and an idle
+    /// connection keeps nothing.
     pub(super) fn handle_ws_bytes(
         &mut self,
         now: Tick,
@@ -221,12 +225,52 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         data: &[u8],
         waiting: usize,
     ) -> bool {
+        let (pending, resume) = s.input.take();
+        let owned = !pending.is_empty() || resume != Resume::default();
+        let mut buf = if owned {
+            pending
+        } else {
+            std::mem::take(&mut self.ws_raw)
+        };
+        buf.extend_from_slice(data);
+        let (open, keep) = self.ws_input(now, key, s, &mut buf, resume, waiting);
+        if let Some(resume) = keep.filter(|_| open) {
+            if owned {
+                if buf.capacity() > RELEASE_INPUT_ABOVE {
+                    buf.shrink_to_fit();
+                }
+                s.input.put(buf, resume);
+                return open;
+            }
+            s.input.put(buf.clone(), resume);
+        }
+        if !owned {
+            buf.clear();
+            if buf.capacity() > KEEP_TX_CAPACITY {
+                buf.shrink_to(KEEP_TX_CAPACITY);
+            }
+            self.ws_raw = buf;
+        }
+        open
+    }
+
+    /// Works through `buf` (what the connection has sent and not yet
+    /// used, with `resume` its place): the handshake, then frames. False
+    /// when the connection is to be closed. With what `buf` still holds
+    /// to keep (compacted), the place to keep with it.
+    fn ws_input(
+        &mut self,
+        now: Tick,
+        key: u32,
+        s: &mut Session,
+        buf: &mut Vec<u8>,
+        resume: Resume,
+        waiting: usize,
+    ) -> (bool, Option<Resume>) {
         let heard_before = s.last_seen;
         let budget = self.settings.max_output.saturating_sub(waiting);
         let produced_from = self.tx.bytes.len();
         let cref = s.conn_ref(key);
-        let (mut buf, resume) = s.input.take();
-        buf.extend_from_slice(data);
         let mut pos = 0;
         if s.version == 0 {
             // Parsed only once its blank line is in (or it is too long),
@@ -234,7 +278,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             let from = (resume.checked as usize).min(buf.len());
             let ended = buf[from..].windows(4).any(|w| w == b"\r\n\r\n");
             let parsed = if ended || buf.len() >= wsp::MAX_REQUEST {
-                wsp::parse_request(&buf)
+                wsp::parse_request(buf)
             } else {
                 Ok(None)
             };
@@ -245,17 +289,16 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                         checked,
                         state: [0; 3],
                     };
-                    s.input.put(buf, resume);
-                    return true;
+                    return (true, Some(resume));
                 }
                 Err(e) => {
                     self.refuse_handshake(s, cref, e);
-                    return false;
+                    return (false, None);
                 }
                 Ok(Some((req, used))) => {
                     if !self.origin_allowed(req.origin) {
                         self.refuse_handshake(s, cref, HandshakeError::Forbidden);
-                        return false;
+                        return (false, None);
                     }
                     let start = self.tx.bytes.len();
                     wsp::write_accept(&mut self.tx.bytes, req.key);
@@ -265,7 +308,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     pos = used;
                     self.event(s, EventKind::Online);
                     if !self.call_handler(s, key, true, |h, ctx, info| h.on_online(ctx, info)) {
-                        return false;
+                        return (false, None);
                     }
                 }
             }
@@ -393,20 +436,17 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 );
             }
             self.closes.push_back((cref, reason));
-            return false;
+            return (false, None);
         }
-        if s.is_open() {
-            buf.drain(assembled..pos);
-            if buf.capacity() > RELEASE_INPUT_ABOVE {
-                buf.shrink_to_fit();
-            }
-            let resume = Resume {
-                checked: 0,
-                state: [assembled as u32, kind, 0],
-            };
-            s.input.put(buf, resume);
+        if !s.is_open() {
+            return (false, None);
         }
-        true
+        buf.drain(assembled..pos);
+        let resume = Resume {
+            checked: 0,
+            state: [assembled as u32, kind, 0],
+        };
+        (true, Some(resume))
     }
 
     /// Counts a frame against `max_frames`, when it is set.
