@@ -391,7 +391,6 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let tick = (!self.wheel.is_empty()).then(|| self.wheel.next_tick_ms(self.advanced_to));
         let cluster = self.cluster.as_ref().and_then(ClusterLink::poll_timeout);
         let hello = self.sessions.next_hello_deadline();
-        let handshake = self.sessions.next_handshake_deadline();
         let at = [
             tick,
             next_stats,
@@ -400,7 +399,6 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             cluster,
             self.handoff_retry_at(),
             hello,
-            handshake,
         ]
         .into_iter()
         .flatten()

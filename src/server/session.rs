@@ -347,9 +347,6 @@ pub(crate) struct Sessions<P, H, D = LocalPresence> {
     wires: Vec<Wire<P>>,
     /// Each slab key's wire, while there is more than one.
     wire_of: Vec<u8>,
-    /// WebSocket connections that must finish their opening handshake,
-    /// with their deadline, in accept order (so in deadline order).
-    handshakes: VecDeque<(ConnRef, Tick)>,
     /// The WebSocket settings every WebSocket wire shares.
     ws: ws::WsOptions,
     /// Where replies are moved while they are framed for WebSocket.
@@ -401,7 +398,6 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         Sessions {
             wires,
             wire_of: Vec::new(),
-            handshakes: VecDeque::new(),
             ws: ws::WsOptions::default(),
             ws_scratch: Vec::new(),
             ws_raw: Vec::new(),
@@ -533,13 +529,9 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             }
             self.wire_of[i] = wire;
         }
-        if self.wire_of_session(&session).websocket {
-            // Online once its opening handshake is done (see `ws`).
-            self.handshakes.push_back((
-                session.conn_ref(key),
-                now.saturating_add(self.ws.handshake_timeout_ms),
-            ));
-        } else {
+        // A WebSocket connection is online once its opening handshake is
+        // done (see `ws`); its wheel entry keeps the handshake's deadline.
+        if !self.wire_of_session(&session).websocket {
             self.event(&session, EventKind::Online);
             self.call_handler(&session, key, true, |h, ctx, info| h.on_online(ctx, info));
         }
@@ -589,6 +581,21 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             return Deadline::Closed;
         }
         let deadline = self.deadline(key, s);
+        if let Some(handshake) = self.handshake_deadline(s) {
+            if now >= handshake {
+                log::debug!(
+                    "conn {} from {}: no WebSocket handshake in time; closing",
+                    s.number,
+                    s.peer
+                );
+                self.closes
+                    .push_back((s.conn_ref(key), CloseReason::HelloTimeout));
+                return Deadline::Passed;
+            }
+            if deadline > now {
+                return Deadline::At(handshake.min(deadline));
+            }
+        }
         if deadline > now {
             return Deadline::At(self.ping_due(now, key, s, deadline));
         }

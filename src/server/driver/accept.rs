@@ -242,7 +242,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         let session = self
             .sessions
             .handle_accept(self.clock.stamp(), key32, peer, wire);
-        let deadline = self.sessions.deadline(key32, &session);
+        let deadline = self.sessions.next_timer(key32, &session);
         let c = session.conn_ref(key32);
         let number = session.number();
         let mut conn = Conn::new(stream, session);

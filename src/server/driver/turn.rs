@@ -69,17 +69,6 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             }
             self.rearm_or_close(key);
         }
-        while let Some(c) = self.sessions.poll_handshake_due(self.now) {
-            if let Some(conn) = self.conns.get(c.key as usize) {
-                if conn.session.generation() == c.generation
-                    && self
-                        .sessions
-                        .handle_handshake_deadline(c.key, &conn.session)
-                {
-                    self.apply_closes();
-                }
-            }
-        }
         while let Some(c) = self.sessions.poll_hello_due(self.now) {
             if let Some(conn) = self.conns.get(c.key as usize) {
                 if conn.session.generation() == c.generation

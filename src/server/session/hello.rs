@@ -23,6 +23,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         match self.hellos.front() {
             Some(&(c, at)) if at <= now => {
                 self.hellos.pop_front();
+                // A burst of accepts grew the queue; give the memory back
+                // once it has drained, rather than keep the peak's size.
+                if self.hellos.capacity() > 1024 && self.hellos.len() < self.hellos.capacity() / 4 {
+                    self.hellos.shrink_to(self.hellos.len() * 2);
+                }
                 Some(c)
             }
             _ => None,

@@ -229,7 +229,7 @@ impl<P: Protocol> Sim<P> {
         let session = self.s.handle_accept(t, key, peer, wire);
         let timer = self
             .wheel
-            .insert(self.s.deadline(key, &session), session.conn_ref(key));
+            .insert(self.s.next_timer(key, &session), session.conn_ref(key));
         self.conns.push(Some(Slot {
             session,
             timer: Some(timer),
@@ -302,15 +302,6 @@ impl<P: Protocol> Sim<P> {
                 }
                 Deadline::Passed => self.apply_closes(),
                 Deadline::Closed => {}
-            }
-        }
-        while let Some(c) = self.s.poll_handshake_due(self.now) {
-            if let Some(slot) = self.conns[c.key as usize].as_ref() {
-                if slot.session.generation() == c.generation
-                    && self.s.handle_handshake_deadline(c.key, &slot.session)
-                {
-                    self.apply_closes();
-                }
             }
         }
         while let Some(c) = self.s.poll_hello_due(self.now) {

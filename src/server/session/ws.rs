@@ -14,7 +14,9 @@
 //!   handler hears nothing of it.
 //! - **Handshake deadline.** The handshake must complete within
 //!   [`WsOptions::handshake_timeout_ms`] of the accept, or the connection
-//!   is closed (`hello-timeout`). A request that is not an acceptable
+//!   is closed (`hello-timeout`). The connection's wheel entry carries
+//!   this deadline (no queue of pending handshakes, which would keep the
+//!   size of its peak). A request that is not an acceptable
 //!   upgrade gets its HTTP status (400, 403, 426, 431) and is closed.
 //! - **Frames.** Client frames must be masked; reserved bits, unknown
 //!   opcodes, fragmented or oversize control frames, a continuation with
@@ -137,13 +139,19 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     }
 
     /// When connection `key`'s timer should fire next: its
-    /// [`deadline`](Sessions::deadline), or sooner its server ping.
+    /// [`deadline`](Sessions::deadline), or sooner its server ping or its
+    /// WebSocket handshake's deadline. The loop arms a new connection's
+    /// wheel entry at this.
     pub fn next_timer(&self, key: u32, s: &Session) -> Tick {
         let deadline = self.deadline(key, s);
-        match self.ping_after(s) {
-            Some(every) => deadline.min(s.last_seen.saturating_add(every)),
-            None => deadline,
-        }
+        let ping = self
+            .ping_after(s)
+            .map(|every| s.last_seen.saturating_add(every));
+        [Some(deadline), ping, self.handshake_deadline(s)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(deadline)
     }
 
     /// How long connection `s` may be silent before it is pinged, if the
@@ -178,38 +186,12 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         deadline
     }
 
-    /// The next connection whose handshake deadline has passed at `now`.
-    pub fn poll_handshake_due(&mut self, now: Tick) -> Option<ConnRef> {
-        match self.handshakes.front() {
-            Some(&(c, at)) if at <= now => {
-                self.handshakes.pop_front();
-                Some(c)
-            }
-            _ => None,
-        }
-    }
-
-    /// When the first connection still on the handshake list must have
-    /// finished it, if any is.
-    pub fn next_handshake_deadline(&self) -> Option<Tick> {
-        self.handshakes.front().map(|&(_, at)| at)
-    }
-
-    /// Connection `key`'s handshake deadline passed: closed
-    /// (`hello-timeout`) unless its handshake is done. True when it is to
-    /// be closed.
-    pub fn handle_handshake_deadline(&mut self, key: u32, s: &Session) -> bool {
-        if !s.is_open() || s.version != 0 {
-            return false;
-        }
-        log::debug!(
-            "conn {} from {}: no WebSocket handshake in time; closing",
-            s.number,
-            s.peer
-        );
-        self.closes
-            .push_back((s.conn_ref(key), CloseReason::HelloTimeout));
-        true
+    /// When a WebSocket connection that has not finished its opening
+    /// handshake must have: `handshake_timeout` after its accept (its
+    /// `last_seen` until the handshake completes). `None` for the others.
+    pub(super) fn handshake_deadline(&self, s: &Session) -> Option<Tick> {
+        (self.wire_of_session(s).websocket && s.version == 0)
+            .then(|| s.last_seen.saturating_add(self.ws.handshake_timeout_ms))
     }
 
     /// [`Sessions::handle_bytes_after`] for a WebSocket connection. The
