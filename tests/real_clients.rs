@@ -285,13 +285,7 @@ fn the_seeds_own_select_client_behaves_the_same() {
 /// The Python of the redis-py venv that scripts/install-deps.sh makes.
 #[track_caller]
 fn redis_py() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-py/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-deps.sh (scripts/test.sh does)",
-        python.display()
-    );
-    python
+    util::venv_python("redis-py")
 }
 
 /// Runs `script` with redis-py against port `port`; returns its stdout.

@@ -9,7 +9,6 @@ mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,23 +28,11 @@ fn serve(extra: &[&str]) -> (Serve, SocketAddr) {
     (server, ws)
 }
 
-/// The Python of the venv with `websockets`.
-#[track_caller]
-fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/websockets/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-deps.sh (scripts/test.sh does)",
-        python.display()
-    );
-    python
-}
-
 /// Runs a scenario of tests/ws_peer.py; its stdout lines.
 #[track_caller]
 fn ws_peer(args: &[&str]) -> Vec<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_peer.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(util::venv_python("websockets"))
         .arg(script)
         .args(args)
         .stdin(Stdio::null())

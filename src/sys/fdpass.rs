@@ -28,42 +28,38 @@ fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)
     Ok((addr, len as libc::socklen_t))
 }
 
-/// A non-blocking datagram socket bound to the abstract name `name`.
-#[cfg(test)]
-pub fn bind_abstract_datagram(name: &[u8]) -> io::Result<OwnedFd> {
+/// A non-blocking Unix socket of type `kind`, bound to the abstract name
+/// `name` (`connect`: false) or connected to it (true).
+fn abstract_socket(kind: libc::c_int, name: &[u8], connect: bool) -> io::Result<OwnedFd> {
     let fd = syscall!(socket(
         libc::AF_UNIX,
-        libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
         0
     ))?;
     // SAFETY: socket() just returned this descriptor; nothing else owns it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let (addr, len) = abstract_addr(name)?;
-    syscall!(bind(
-        fd,
-        &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-        len
-    ))?;
+    let addr = &addr as *const libc::sockaddr_un as *const libc::sockaddr;
+    if connect {
+        syscall!(connect(fd, addr, len))?;
+    } else {
+        syscall!(bind(fd, addr, len))?;
+    }
     Ok(owned)
+}
+
+/// A non-blocking datagram socket bound to the abstract name `name`.
+#[cfg(test)]
+pub fn bind_abstract_datagram(name: &[u8]) -> io::Result<OwnedFd> {
+    abstract_socket(libc::SOCK_DGRAM, name, false)
 }
 
 /// A non-blocking `SOCK_SEQPACKET` socket listening on the abstract name
 /// `name`.
 pub fn listen_abstract_seqpacket(name: &[u8]) -> io::Result<OwnedFd> {
-    let fd = syscall!(socket(
-        libc::AF_UNIX,
-        libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        0
-    ))?;
-    // SAFETY: socket() just returned this descriptor; nothing else owns it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let (addr, len) = abstract_addr(name)?;
-    syscall!(bind(
-        fd,
-        &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-        len
-    ))?;
-    syscall!(listen(fd, 1024))?;
+    use std::os::fd::AsRawFd;
+    let owned = abstract_socket(libc::SOCK_SEQPACKET, name, false)?;
+    syscall!(listen(owned.as_raw_fd(), 1024))?;
     Ok(owned)
 }
 
@@ -71,20 +67,7 @@ pub fn listen_abstract_seqpacket(name: &[u8]) -> io::Result<OwnedFd> {
 /// `name`. A listener whose backlog is full is `WouldBlock`, a missing
 /// one `ConnectionRefused`.
 pub fn connect_abstract_seqpacket(name: &[u8]) -> io::Result<OwnedFd> {
-    let fd = syscall!(socket(
-        libc::AF_UNIX,
-        libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        0
-    ))?;
-    // SAFETY: socket() just returned this descriptor; nothing else owns it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let (addr, len) = abstract_addr(name)?;
-    syscall!(connect(
-        fd,
-        &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-        len
-    ))?;
-    Ok(owned)
+    abstract_socket(libc::SOCK_SEQPACKET, name, true)
 }
 
 /// The next connection waiting on listening socket `fd`, non-blocking.

@@ -406,6 +406,24 @@ impl Peer {
     }
 }
 
+/// The Python of the venv `target/NAME` that scripts/install-deps.sh
+/// makes (with redis-py, Selenium, websockets...); fails, saying so, when
+/// it is missing.
+#[track_caller]
+#[allow(dead_code)]
+pub fn venv_python(name: &str) -> std::path::PathBuf {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name)
+        .join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-deps.sh (scripts/test.sh does)",
+        python.display()
+    );
+    python
+}
+
 /// Polls `cond` until it is true or the patience runs out.
 #[track_caller]
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
