@@ -17,6 +17,13 @@
 # AUTH=1 (the server runs with --auth-secret and every session sends a
 # token it minted; the report goes to target/bench/capacity-auth.json).
 # scripts/bench-auth.sh runs both and prints them side by side.
+# PROTOCOL=NAME (the server listens on NAME://127.0.0.1:0, e.g. ws:// for
+# WebSocket, and `vigil load --protocol NAME` speaks it; the report and the
+# plot go to target/bench/capacity[-auth]-NAME.json and .svg; unset: a
+# plain `--listen 127.0.0.1:0` and the line protocol, as before).
+# VIGIL_BIN=PATH (run that binary and build nothing: keeps one binary for
+# all the runs of a comparison while src/ changes; unset: cargo build
+# --release and target/release/vigil). scripts/bench-ws.sh uses both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-15000}
@@ -32,9 +39,8 @@ PROCS=$(( (CONNS + PER_PROC - 1) / PER_PROC ))
 NSRC=$(( (CONNS + 1999) / 2000 )); [ "$NSRC" -gt 250 ] && NSRC=250
 SOURCES="127.0.0.2-127.0.0.$(( NSRC + 1 ))"
 
-cargo build --release --quiet
+if [ -n "${VIGIL_BIN:-}" ]; then BIN=$VIGIL_BIN; else cargo build --release --quiet; BIN=target/release/vigil; fi
 mkdir -p target/bench
-BIN=target/release/vigil
 HZ=$(getconf CLK_TCK)
 
 SRV_PID=""; LOAD_PID=""
@@ -63,16 +69,21 @@ wait_for() { # $1: file, $2: text, $3: tenths of a second
   echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
-AUTH_ARGS=(); OUT=target/bench/capacity.json
+AUTH_ARGS=(); OUT=target/bench/capacity.json; PLOT=target/bench/capacity.svg
 if [ "${AUTH:-0}" = 1 ]; then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/secret"
   AUTH_ARGS=(--auth-secret "$tmp/secret"); OUT=target/bench/capacity-auth.json
 fi
-RUST_LOG=warn,vigil::server=info "$BIN" serve --listen 127.0.0.1:0 --interval 1s --timeout 5s \
+LISTEN=127.0.0.1:0; PROTO_ARGS=()
+if [ -n "${PROTOCOL:-}" ]; then
+  LISTEN="$PROTOCOL://127.0.0.1:0"; PROTO_ARGS=(--protocol "$PROTOCOL")
+  OUT=${OUT%.json}-$PROTOCOL.json; PLOT=${PLOT%.svg}${AUTH_ARGS:+-auth}-$PROTOCOL.svg
+fi
+RUST_LOG=warn,vigil::server=info "$BIN" serve --listen "$LISTEN" --interval 1s --timeout 5s \
   --stats-interval 0ms "${AUTH_ARGS[@]}" 2>"$tmp/serve.log" &
 SRV_PID=$!
 wait_for "$tmp/serve.log" "listening on" 100
-PORT=$(grep -o 'listening on [0-9.]*:[0-9]*' "$tmp/serve.log" | head -1 | awk -F: '{print $NF}')
+PORT=$(grep -o 'listening on [a-z]*:*/*[0-9.]*:[0-9]*' "$tmp/serve.log" | head -1 | awk -F: '{print $NF}')
 sleep 0.5
 # TIME_WAIT sockets left by earlier runs expire (60 s) and free memory
 # while we measure: wait for them to go first (bounded).
@@ -80,10 +91,10 @@ for _ in $(seq 70); do [ "$(time_wait)" -lt 1000 ] && break; echo "waiting for $
 rss0=$(rss_kib $SRV_PID); avail0=$(avail_kib); slab0=$(slab_kib); tw0=$(time_wait)
 cat /proc/slabinfo >"$tmp/slab0" 2>/dev/null || true
 
-echo "vigil load: $CONNS connections at $RATE/s from $SOURCES, 1 s heartbeats, hold $HOLD, $PROCS process(es)" >&2
+echo "vigil load: $CONNS connections at $RATE/s from $SOURCES, 1 s heartbeats, hold $HOLD, $PROCS process(es), to $LISTEN" >&2
 "$BIN" load --server "127.0.0.1:$PORT" --conns "$CONNS" --connect-rate "$RATE" --interval 1s \
   --duration "$HOLD" --timeout 10s --procs "$PROCS" --source-ips "$SOURCES" --json "${AUTH_ARGS[@]}" \
-  --plot target/bench/capacity.svg >"$tmp/load.json" 2>"$tmp/load.log" &
+  "${PROTO_ARGS[@]}" --plot "$PLOT" >"$tmp/load.json" 2>"$tmp/load.log" &
 LOAD_PID=$!
 ramp_limit=$(( (CONNS / RATE + 30) * 10 ))
 wait_for "$tmp/load.log" "holding:" "$ramp_limit"
@@ -98,13 +109,15 @@ wait $LOAD_PID; LOAD_PID=""
 kill -TERM $SRV_PID; wait $SRV_PID || true; SRV_PID=""
 
 python3 - "$tmp/load.json" "$CONNS" "$PROCS" "$HZ" "$rss0" "$rss1" "$avail0" "$avail1" "$lrss" \
-  "$cpu0" "$cpu1" "$lcpu0" "$lcpu1" "$slab0" "$slab1" "$tw0" "$t0" "$t1" "$SOURCES" "$OUT" <<'PY'
+  "$cpu0" "$cpu1" "$lcpu0" "$lcpu1" "$slab0" "$slab1" "$tw0" "$t0" "$t1" "$SOURCES" "$OUT" \
+  "${PROTOCOL:-line}" <<'PY'
 import json, sys
 load = json.load(open(sys.argv[1]))
 conns, procs, hz, rss0, rss1, a0, a1, lrss, c0, c1, l0, l1, s0, s1, tw0 = map(int, sys.argv[2:17])
 t0, t1 = map(float, sys.argv[17:19])
 sources = sys.argv[19]
 out = sys.argv[20]
+protocol = sys.argv[21]
 tmp = sys.argv[1].rsplit("/", 1)[0]
 
 def slabs(path):
@@ -123,7 +136,7 @@ wall = t1 - t0
 srv_cpu = (c1 - c0) / hz
 gen_cpu = (l1 - l0) / hz
 r = {
-    "conns": conns, "online_at_end": online, "procs": procs, "source_ips": sources,
+    "protocol": protocol, "conns": conns, "online_at_end": online, "procs": procs, "source_ips": sources,
     "hold_s": round(load["hold_ms"] / 1000, 2),
     "hold_heartbeats": hb["hold_received"],
     "heartbeats_per_s": hb["replies_per_s"],
