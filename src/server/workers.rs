@@ -16,7 +16,8 @@
 //!   another worker owns is handed over: what was queued for it is written
 //!   first, then its socket (`SCM_RIGHTS`), its number, its peer, its
 //!   unwritten output and the bytes from its HELLO on go to the owner in one
-//!   datagram on an abstract Unix socket. The owner takes it in under the
+//!   message on a connected `SOCK_SEQPACKET` Unix socket to the owner
+//!   (listening on an abstract name). The owner takes it in under the
 //!   same number, with no second `online` event, and replays the bytes.
 //!   Connections that never say HELLO stay where they were accepted.
 //! - **Numbers are unique across workers**: each worker starts its
@@ -64,7 +65,7 @@ pub fn owner_of(id: &str, count: u32) -> u32 {
     (h % u64::from(count)) as u32
 }
 
-/// A connection on its way to another worker: the datagram's payload
+/// A connection on its way to another worker: the message's payload
 /// beside the socket itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Handoff {
@@ -76,7 +77,7 @@ pub(crate) struct Handoff {
     pub input: Vec<u8>,
 }
 
-/// Version byte at the start of a hand-off datagram.
+/// Version byte at the start of a hand-off message.
 const VERSION: u8 = 1;
 
 impl Handoff {
