@@ -25,7 +25,13 @@
 # Writes target/bench/heartbeats.json. Runs about 3 minutes.
 # Generator sessions come from 127.0.0.2.. (2,000 per source address).
 #
-# Usage: scripts/bench-heartbeats.sh     Environment: HOLD (s), FINAL_HOLD (s)
+# With WORKERS=N (N > 1) the server is `vigil serve --workers N`: its CPU is
+# the supervisor's and every worker's together, and the report goes to
+# target/bench/heartbeats-wN.json. Each run also reports the server's CPU
+# per connection opened (accept, HELLO and, across workers, its hand-off):
+# scripts/bench-workers.sh runs WORKERS=1 and 2 and sets them side by side.
+#
+# Usage: scripts/bench-heartbeats.sh     Environment: HOLD (s), FINAL_HOLD (s), WORKERS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -37,6 +43,7 @@ import json, math, os, re, subprocess, sys, threading, time
 BIN = "target/release/vigil"
 HOLD, FINAL_HOLD = int(sys.argv[1]), int(sys.argv[2])
 HZ = os.sysconf("SC_CLK_TCK")
+WORKERS = int(os.environ.get("WORKERS", "1"))
 P99_LIMIT_US = 10_000
 RATE_SHARE = 0.95
 
@@ -46,6 +53,20 @@ def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def tree_cpu_s(pid):
+    """utime + stime of a process and all its descendants (workers), in seconds."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_s(p)
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return total
 
 
 def machine_ticks():
@@ -59,9 +80,9 @@ def machine_ticks():
 def start_server():
     p = subprocess.Popen(
         [BIN, "serve", "--listen", "127.0.0.1:0", "--interval", "1s", "--timeout", "10s",
-         "--stats-interval", "0ms"],
+         "--stats-interval", "0ms"] + (["--workers", str(WORKERS)] if WORKERS > 1 else []),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "RUST_LOG": "warn,vigil::server=info"})
+        env={**os.environ, "RUST_LOG": "warn,vigil::server=info,vigil::cmd::workers=info"})
     deadline = time.time() + 10
     for line in p.stderr:
         m = re.search(r"listening on (\S+)", line)
@@ -80,6 +101,7 @@ def run_load(server, addr, conns, interval_ms, hold_s):
     cmd = [BIN, "load", "--server", addr, "--conns", str(conns), "--connect-rate", "20000",
            "--interval", f"{interval_ms}ms", "--duration", f"{hold_s}s", "--timeout", "5s",
            "--source-ips", sources, "--procs", "1", "--json"]
+    started_cpu = tree_cpu_s(server.pid)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marks = {}
 
@@ -87,7 +109,7 @@ def run_load(server, addr, conns, interval_ms, hold_s):
         for line in p.stderr:
             for key in ("holding:", "hold over:"):
                 if key in line and key not in marks:
-                    marks[key] = (time.time(), cpu_s(server.pid), cpu_s(p.pid), machine_ticks())
+                    marks[key] = (time.time(), tree_cpu_s(server.pid), cpu_s(p.pid), machine_ticks())
             if "holding:" not in line and "hold over:" not in line and line.strip():
                 sys.stderr.write(line)
 
@@ -106,6 +128,9 @@ def run_load(server, addr, conns, interval_ms, hold_s):
     if "holding:" in marks and "hold over:" in marks:
         (w0, s0, g0, m0), (w1, s1, g1, m1) = marks["holding:"], marks["hold over:"]
         r["server_cpu_pct"] = round(100 * (s1 - s0) / (w1 - w0), 1)
+        # Connecting everyone: accepts, HELLOs and (workers) hand-offs, plus
+        # the first beats of the ramp.
+        r["server_cpu_per_connect_us"] = round(1e6 * (s0 - started_cpu) / conns, 1)
         r["loadgen_cpu_pct"] = round(100 * (g1 - g0) / (w1 - w0), 1)
         # Both cores, softirq included (which neither process is charged for).
         r["machine_busy_pct"] = round(100 * os.cpu_count() * (m1[0] - m0[0]) / max(m1[1] - m0[1], 1), 1)
@@ -143,7 +168,7 @@ HEAD = (f"{'conns':>7} {'interval':>9} {'offered/s':>10} {'replied/s':>10} "
         f"{'rtt p50':>7} {'rtt p99':>7} {'sch p50':>7} {'sch p99':>8} {'sch p99.9':>8} "
         f"{'sch max':>8} {'srv':>6} {'gen':>6} {'all':>6}")
 
-results = {"definition": {
+results = {"workers": WORKERS, "definition": {
     "hold_s": HOLD, "replies_share": RATE_SHARE, "scheduled_p99_limit_us": P99_LIMIT_US,
     "load_procs": 1}, "by_conns": []}
 for conns in (1_000, 10_000):
@@ -214,7 +239,8 @@ for conns in (1_000, 10_000):
         server.terminate()
         server.wait(timeout=10)
 
-with open("target/bench/heartbeats.json", "w") as f:
+out = "target/bench/heartbeats.json" if WORKERS == 1 else f"target/bench/heartbeats-w{WORKERS}.json"
+with open(out, "w") as f:
     json.dump(results, f, indent=1)
 print("\nlatencies in µs; sch = from the scheduled send (coordinated omission corrected), "
       "rtt = from the actual send; srv/gen = CPU of the server / load generator during the hold "
