@@ -54,31 +54,22 @@ if [ ${#need[@]} -ne 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-venv=target/redis-py
-if ! "$venv/bin/python" -c 'import redis' 2>/dev/null; then
-  echo "installing redis-py into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'redis>=8'
-fi
+# venv DIR MODULE SPEC: PyPI's SPEC in its own venv at target/DIR, unless
+# MODULE already imports there. A venv rather than the system's pip, so it
+# works the same on a fresh Debian (whose pip refuses system installs).
+venv() {
+  local dir=target/$1
+  if ! "$dir/bin/python" -c "import $2" 2>/dev/null; then
+    echo "installing $3 into $dir" >&2
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$3"
+  fi
+}
 
-# Selenium (PyPI `selenium`), in its own venv at target/selenium, drives
-# Debian's chromium through its chromedriver for tests/status.rs and
-# tests/browser.rs.
-venv=target/selenium
-if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
-  echo "installing selenium into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'selenium>=4.20'
-fi
-
-# websockets (PyPI), a WebSocket client nobody here wrote, in its own venv
-# at target/websockets, for tests/ws.rs.
-venv=target/websockets
-if ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
-  echo "installing websockets into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'websockets>=13'
-fi
+venv redis-py redis 'redis>=8'
+# Selenium drives Debian's chromium through its chromedriver for
+# tests/status.rs and tests/browser.rs.
+venv selenium selenium 'selenium>=4.20'
+# websockets: a WebSocket client nobody here wrote, for tests/ws.rs.
+venv websockets websockets 'websockets>=13'

@@ -205,40 +205,37 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
                 return;
             }
         }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let Ok(key32) = u32::try_from(key) else {
-            if let Some(a) = &mut self.accepting.addresses {
-                a.handle_close(peer.ip());
-            }
-            refuse(
-                &mut self.sessions,
-                stream,
-                peer,
-                CloseReason::Overloaded,
-                wire,
-            );
-            return;
+        // The key the connection will take; nothing else enters the slab
+        // before it does.
+        let key = self.conns.vacant_key();
+        let admitted = match u32::try_from(key) {
+            Err(_) => Err(None),
+            Ok(key32) if listening.tls => self
+                .tls
+                .accept(key, self.limits.max_output)
+                .map(|()| key32)
+                .map_err(Some),
+            Ok(key32) => Ok(key32),
         };
-        let tls = if listening.tls {
-            self.tls.accept(key, self.limits.max_output)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = tls {
-            log::warn!("TLS for a connection from {peer}: {e}");
-            if let Some(a) = &mut self.accepting.addresses {
-                a.handle_close(peer.ip());
+        let key32 = match admitted {
+            Ok(key32) => key32,
+            Err(tls_error) => {
+                if let Some(e) = tls_error {
+                    log::warn!("TLS for a connection from {peer}: {e}");
+                }
+                if let Some(a) = &mut self.accepting.addresses {
+                    a.handle_close(peer.ip());
+                }
+                refuse(
+                    &mut self.sessions,
+                    stream,
+                    peer,
+                    CloseReason::Overloaded,
+                    wire,
+                );
+                return;
             }
-            refuse(
-                &mut self.sessions,
-                stream,
-                peer,
-                CloseReason::Overloaded,
-                wire,
-            );
-            return;
-        }
+        };
         let session = self
             .sessions
             .handle_accept(self.clock.stamp(), key32, peer, wire);
@@ -255,7 +252,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
         );
         let timer = self.wheel.try_insert(deadline, c);
         conn.timer = timer.ok();
-        entry.insert(conn);
+        self.conns.insert(conn);
         if let Err(e) = registered {
             log::warn!("conn {number} from {peer}: cannot register: {e}");
             self.close(key, CloseReason::Reset);
