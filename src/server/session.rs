@@ -345,6 +345,9 @@ pub(crate) enum Deadline {
 pub(crate) struct Sessions<P, H, D = LocalPresence> {
     /// How each listener's connections speak, by [`Session`]'s `wire`.
     wires: Vec<Wire<P>>,
+    /// Some wire pings silent connections (fixed at construction; asked
+    /// after every read).
+    any_pings: bool,
     /// Each slab key's wire, while there is more than one.
     wire_of: Vec<u8>,
     /// The WebSocket settings every WebSocket wire shares.
@@ -396,6 +399,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// `wire` i. At least one and at most 256 wires.
     pub fn with_wires(wires: Vec<Wire<P>>, handler: H, presence: D, settings: Settings) -> Self {
         Sessions {
+            any_pings: wires.iter().any(|w| w.ping_after.is_some()),
             wires,
             wire_of: Vec::new(),
             ws: ws::WsOptions::default(),

@@ -208,18 +208,23 @@ fn each_codec_reads_its_server() {
     );
 }
 
+/// Each built-in client codec with the server codec it talks to (ws: the
+/// line server behind vigil's WebSocket framing).
+fn client_and_server() -> [(ClientCodec, Box<dyn Protocol>); 5] {
+    [
+        (ClientCodec::LINE, Box::new(LineProtocol::default())),
+        (ClientCodec::RESP, Box::new(RespProtocol::default())),
+        (ClientCodec::BINARY, Box::new(BinaryProtocol::default())),
+        (ClientCodec::RAW, Box::new(RawProtocol::default())),
+        (ClientCodec::WS, Box::new(LineProtocol::default())),
+    ]
+}
+
 /// And each server codec reads what its client codec writes.
 #[test]
 fn each_server_reads_its_client() {
-    // ws: the line server behind vigil's WebSocket framing.
-    let servers: [(ClientCodec, &dyn Protocol); 5] = [
-        (ClientCodec::LINE, &LineProtocol::default()),
-        (ClientCodec::RESP, &RespProtocol::default()),
-        (ClientCodec::BINARY, &BinaryProtocol::default()),
-        (ClientCodec::RAW, &RawProtocol::default()),
-        (ClientCodec::WS, &LineProtocol::default()),
-    ];
-    for (codec, server) in servers {
+    for (codec, server) in client_and_server() {
+        let server = &*server;
         let mut out = Vec::new();
         codec.encode_hello("dev-1", None, &mut out);
         codec.encode_ping(18_446_744_073_709_551_615, &mut out);
@@ -257,15 +262,8 @@ fn each_server_reads_its_client() {
 
 #[test]
 fn a_token_reaches_the_server_where_the_login_carries_one() {
-    // ws: the line server behind vigil's WebSocket framing.
-    let servers: [(ClientCodec, &dyn Protocol); 5] = [
-        (ClientCodec::LINE, &LineProtocol::default()),
-        (ClientCodec::RESP, &RespProtocol::default()),
-        (ClientCodec::BINARY, &BinaryProtocol::default()),
-        (ClientCodec::RAW, &RawProtocol::default()),
-        (ClientCodec::WS, &LineProtocol::default()),
-    ];
-    for (codec, server) in servers {
+    for (codec, server) in client_and_server() {
+        let server = &*server;
         let mut out = Vec::new();
         codec.encode_hello("dev-1", Some("12.ab"), &mut out);
         let out = unframed(codec, &out);

@@ -135,7 +135,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     /// detector learning a faster rhythm, or a connection whose first ping
     /// is due sooner than the deadline armed at its accept.
     pub fn timers_can_move_earlier(&self) -> bool {
-        self.deadlines_can_move_earlier() || self.wires.iter().any(|w| w.ping_after.is_some())
+        self.deadlines_can_move_earlier() || self.any_pings
     }
 
     /// When connection `key`'s timer should fire next: its
