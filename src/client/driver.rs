@@ -632,6 +632,18 @@ impl Driver {
     fn drop_conn(&mut self) {
         if let Some(mut conn) = self.conn.take() {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            // Read what the server sent and we will not process (a PONG in
+            // flight), so that the close sends a FIN, not a reset: the
+            // server then records a clean `closed` rather than `reset`,
+            // as it does the other way round. Bounded: the socket does not
+            // block, and a server still sending is not waited for.
+            let mut sink = [0u8; 4096];
+            for _ in 0..16 {
+                match conn.stream.read(&mut sink) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
         }
     }
 
