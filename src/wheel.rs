@@ -63,6 +63,7 @@
 //! it (or cancel it) when the timer goes away; the server keeps exactly one
 //! key per connection and cancels it when the connection closes.
 
+use std::num::NonZeroU32;
 use std::ops::Range;
 
 use slab::Slab;
@@ -77,13 +78,13 @@ pub const DEFAULT_SLOTS: usize = 1024;
 /// The largest slot count; larger requests are clamped to it.
 pub const MAX_SLOTS: usize = 1 << 31;
 
-/// The most timers one wheel can hold. Keys are `u32` and one value is the
-/// list terminator.
+/// The most timers one wheel can hold. Keys are `u32`; one value is the
+/// list terminator and one is never used (see `Link`).
 pub const MAX_TIMERS: usize = NIL as usize;
 
 /// The end of an intrusive list. [`Wheel::try_insert`] never lets the slab
-/// hand out this index, so it never names an entry.
-const NIL: u32 = u32::MAX;
+/// hand out this index (or any above it), so it never names an entry.
+const NIL: u32 = u32::MAX - 1;
 
 /// Names one armed timer in a [`Wheel`].
 ///
@@ -154,8 +155,27 @@ pub struct Wheel<T> {
 struct Entry<T> {
     deadline_ms: u64,
     prev: u32,
-    next: u32,
+    next: Link,
     value: T,
+}
+
+/// An entry's `next`: the index as its complement in a `NonZeroU32`. Every
+/// index a list holds (an entry's, below `NIL`, or `NIL`) is below
+/// `u32::MAX`, so the complement is never 0, and the enum a slab wraps
+/// each entry in (occupied or vacant) keeps its tag in that 0: a wheel of
+/// connection handles spends 24 bytes a timer instead of 32.
+#[derive(Debug, Clone, Copy)]
+struct Link(NonZeroU32);
+
+impl Link {
+    /// `index`, or `NIL` for the one value that has no complement.
+    fn new(index: u32) -> Link {
+        Link(NonZeroU32::new(!index).unwrap_or(NonZeroU32::MIN))
+    }
+
+    fn get(self) -> u32 {
+        !self.0.get()
+    }
 }
 
 /// Which intrusive list an entry is on.
@@ -214,13 +234,13 @@ impl<T> Wheel<T> {
     pub fn try_insert(&mut self, deadline_ms: u64, value: T) -> Result<TimerKey, T> {
         // The slab gives out `vacant_key()` next; NIL must stay free to end lists.
         let index = match u32::try_from(self.entries.vacant_key()) {
-            Ok(index) if index != NIL => index,
+            Ok(index) if index < NIL => index,
             _ => return Err(value),
         };
         self.entries.insert(Entry {
             deadline_ms,
             prev: NIL,
-            next: NIL,
+            next: Link::new(NIL),
             value,
         });
         self.link(index, self.list_of(deadline_ms));
@@ -341,7 +361,7 @@ impl<T> Wheel<T> {
     fn expire_slot(&mut self, slot: usize, target: u64) {
         let mut cur = self.heads.get(slot).copied().unwrap_or(NIL);
         while let Some(entry) = self.entries.get(cur as usize) {
-            let (next, deadline_ms) = (entry.next, entry.deadline_ms);
+            let (next, deadline_ms) = (entry.next.get(), entry.deadline_ms);
             if due_tick(deadline_ms, self.resolution_ms) <= target {
                 self.unlink(cur, List::Slot(slot));
                 self.push_expired(cur);
@@ -370,7 +390,7 @@ impl<T> Wheel<T> {
         let old_head = std::mem::replace(head, index);
         if let Some(entry) = self.entry_mut(index) {
             entry.prev = NIL;
-            entry.next = old_head;
+            entry.next = Link::new(old_head);
         }
         if let Some(entry) = self.entry_mut(old_head) {
             entry.prev = index;
@@ -383,12 +403,12 @@ impl<T> Wheel<T> {
         let old_tail = std::mem::replace(&mut self.expired_tail, index);
         if let Some(entry) = self.entry_mut(index) {
             entry.prev = old_tail;
-            entry.next = NIL;
+            entry.next = Link::new(NIL);
         }
         if old_tail == NIL {
             self.expired_head = index;
         } else if let Some(entry) = self.entry_mut(old_tail) {
-            entry.next = index;
+            entry.next = Link::new(index);
         }
     }
 
@@ -397,13 +417,13 @@ impl<T> Wheel<T> {
         let Some(entry) = self.entry_mut(index) else {
             return;
         };
-        let (prev, next) = (entry.prev, entry.next);
+        let (prev, next) = (entry.prev, entry.next.get());
         entry.prev = NIL;
-        entry.next = NIL;
+        entry.next = Link::new(NIL);
 
         if prev != NIL {
             if let Some(entry) = self.entry_mut(prev) {
-                entry.next = next;
+                entry.next = Link::new(next);
             }
         } else {
             match list {

@@ -219,7 +219,7 @@ impl<P: Protocol, H: Handler> Driver<P, H> {
             listeners,
             listening,
             local_addrs,
-            conns: Slab::new(),
+            conns: Slab::with_capacity(super::INITIAL_ROOM),
             sessions,
             wheel,
             advanced_to: 0,

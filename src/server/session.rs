@@ -76,22 +76,24 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use std::panic::AssertUnwindSafe;
 
 use super::handler::{ConnInfo, Context, Handler, Outbox, Target, Verdict};
-use super::presence::{LocalPresence, PresenceTable};
+use super::presence::{LocalPresence, NameKey, PresenceTable};
 use super::stats::Stats;
 use crate::detector::{Arrivals, PhiConfig};
 use crate::events::EventKind;
 use crate::protocol::{CloseReason, Command, Frame, Protocol, Reply, Resume};
 use crate::time::Tick;
+use compact_str::CompactString;
 use partial::Partial;
+use peer::Peer;
 
 mod handoff;
 mod hello;
 mod partial;
+mod peer;
 mod read;
 pub(crate) mod ws;
 
@@ -132,7 +134,7 @@ pub(crate) struct Settings {
 /// for a reason with its last bytes queued, not yet written (closing); or
 /// with them handed to the socket (ended). One byte, the reason's index in
 /// [`CloseReason::ALL`] and a bit for ended, rather than an enum of two
-/// bytes (tag and reason), so that a [`Session`] stays within 88 bytes
+/// bytes (tag and reason), so that a [`Session`] stays within 64 bytes
 /// beside `frames_in_window` and `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct State(u8);
@@ -180,17 +182,18 @@ impl State {
     }
 }
 
-/// One connection's part of the protocol state: about 100 bytes, and no
-/// buffer while it holds no partial frame.
+/// One connection's part of the protocol state: 64 bytes (its client id
+/// lives in the presence table, its peer takes 20), and no buffer while it
+/// holds no partial frame.
 #[derive(Debug)]
 pub(crate) struct Session {
     /// Unique for the server's lifetime; its low 32 bits are the generation.
     number: u64,
-    peer: SocketAddr,
+    peer: Peer,
     /// When the last complete frame arrived.
     last_seen: Tick,
-    /// The client id, after HELLO.
-    client: Option<Arc<str>>,
+    /// Its claim on a client id in the presence table, after HELLO.
+    client: Option<NameKey>,
     /// Bytes of an incomplete frame, and where the codec stopped in them.
     input: Partial,
     /// When the current `max_pings` window started, and the heartbeats in
@@ -232,7 +235,7 @@ impl Session {
     }
 
     pub fn peer(&self) -> SocketAddr {
-        self.peer
+        self.peer.into()
     }
 
     /// When the last complete frame arrived.
@@ -312,7 +315,7 @@ pub(crate) struct Transmit<'a> {
 pub(crate) struct PresenceEvent {
     pub number: u64,
     pub peer: SocketAddr,
-    pub client: Option<Arc<str>>,
+    pub client: Option<CompactString>,
     pub kind: EventKind,
     /// For a `hello` that took its id over: the connection it replaced,
     /// whose `offline` goes before this event.
@@ -509,7 +512,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         let number = self.take_number();
         let session = Session {
             number,
-            peer,
+            peer: peer.into(),
             last_seen: now,
             client: None,
             input: Partial::default(),
@@ -590,7 +593,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 log::debug!(
                     "conn {} from {}: no WebSocket handshake in time; closing",
                     s.number,
-                    s.peer
+                    s.peer()
                 );
                 self.closes
                     .push_back((s.conn_ref(key), CloseReason::HelloTimeout));
@@ -642,8 +645,10 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             }
         }
         self.tx.push(cref, start, true);
-        if let Some(id) = &s.client {
-            self.presence.release(id, cref);
+        // Offline now; the name stays readable for the events and
+        // `on_offline` below.
+        if let Some(id) = s.client {
+            self.presence.release(id);
         }
         self.stats.count_close(reason);
         if reason == CloseReason::Replaced {
@@ -654,6 +659,14 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         self.call_handler(s, key, false, |h, ctx, info| {
             h.on_offline(ctx, info, reason)
         });
+        if let Some(id) = s.client.take() {
+            self.presence.free(id);
+        }
+    }
+
+    /// The client id connection `s` holds (or held, until it is freed).
+    fn client_of(&self, s: &Session) -> Option<&str> {
+        s.client.map(|k| self.presence.name(k))
     }
 
     /// How many bytes of output are queued, for every connection together.
@@ -702,8 +715,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     fn event(&mut self, s: &Session, kind: EventKind) {
         self.events.push_back(PresenceEvent {
             number: s.number,
-            peer: s.peer,
-            client: s.client.clone(),
+            peer: s.peer(),
+            client: self.client_of(s).map(CompactString::from),
             kind,
             replaces: None,
         });
@@ -720,8 +733,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             .rposition(|e| e.kind == EventKind::Hello && e.replaces == me);
         let offline = PresenceEvent {
             number: s.number,
-            peer: s.peer,
-            client: s.client.clone(),
+            peer: s.peer(),
+            client: self.client_of(s).map(CompactString::from),
             kind: EventKind::Offline(CloseReason::Replaced),
             replaces: None,
         };

@@ -526,7 +526,7 @@ fn check_invariants<T>(wheel: &Wheel<T>) {
             assert_eq!(wheel.list_of(entry.deadline_ms), list, "list of {cur}");
             seen += 1;
             assert!(seen <= wheel.len(), "cycle");
-            (prev, cur) = (cur, entry.next);
+            (prev, cur) = (cur, entry.next.get());
         }
         prev
     };
@@ -772,4 +772,20 @@ proptest! {
         }
         prop_assert!(wheel.is_empty());
     }
+}
+
+#[test]
+fn a_timer_of_connection_handles_takes_24_bytes_in_the_slab() {
+    #[allow(dead_code)]
+    enum SlabEntry<T> {
+        Vacant(usize),
+        Occupied(T),
+    }
+    // What the server's wheel holds: a deadline, its links and a `ConnRef`
+    // (two u32s), and the slab's own enum around it, tagged in the niche.
+    assert_eq!(std::mem::size_of::<SlabEntry<Entry<(u32, u32)>>>(), 24);
+    // Out-of-range links read as the end of a list.
+    assert_eq!(Link::new(u32::MAX).get(), NIL);
+    assert_eq!(Link::new(0).get(), 0);
+    assert_eq!(Link::new(NIL).get(), NIL);
 }

@@ -617,7 +617,7 @@ impl<P: Protocol, H: Handler> AdminView for View<'_, P, H> {
             let mut all: Vec<_> = presence
                 .iter()
                 .filter(|(id, _)| after.is_none_or(|a| *id > a))
-                .map(|(id, c)| (std::sync::Arc::<str>::from(id), c))
+                .map(|(id, c)| (compact_str::CompactString::from(id), c))
                 .collect();
             all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             all.truncate(limit);

@@ -11,7 +11,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         self.forget_arrivals(key);
         Session {
             number,
-            peer,
+            peer: peer.into(),
             last_seen: now,
             client: None,
             input: Partial::default(),
@@ -54,7 +54,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
     pub(super) fn hand_off(&mut self, key: u32, s: &mut Session, id: &str, rest: Vec<u8>) {
         let cref = s.conn_ref(key);
         if let Some(old) = s.client.take() {
-            self.presence.release(&old, cref);
+            self.presence.free(old);
         }
         s.state = State::HANDED_OFF;
         s.input = Partial::default();

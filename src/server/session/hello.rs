@@ -43,7 +43,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         log::debug!(
             "conn {} from {}: no HELLO in time; closing",
             s.number,
-            s.peer
+            s.peer()
         );
         self.closes
             .push_back((s.conn_ref(key), CloseReason::HelloTimeout));
@@ -65,7 +65,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 log::debug!(
                     "conn {} from {}: more than {max} frames per interval; closing",
                     s.number,
-                    s.peer
+                    s.peer()
                 );
                 return Err(CloseReason::TooManyFrames);
             }
@@ -78,7 +78,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     log::warn!(
                         "conn {} from {}: more than {max} heartbeats per interval; closing",
                         s.number,
-                        s.peer
+                        s.peer()
                     );
                     return Err(CloseReason::TooManyPings);
                 }
@@ -91,7 +91,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 }
             }
             Frame::Hello { client_id, token } => {
-                if s.client.as_deref() == Some(client_id) {
+                if self.client_of(s) == Some(client_id) {
                     // Nothing changes; a new WELCOME each time would let a
                     // peer turn a few bytes into many. A request-reply
                     // protocol still answers every one.
@@ -140,18 +140,26 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         s: &mut Session,
         client_id: &str,
     ) -> Result<(), CloseReason> {
-        if s.client.as_deref() == Some(client_id) {
+        if self.client_of(s) == Some(client_id) {
             return Ok(());
         }
         let cref = s.conn_ref(key);
-        if let Some(old) = &s.client {
+        if let Some(old) = s.client {
             // The old id goes offline before anything is said about the
             // new one.
-            self.presence.release(old, cref);
+            self.presence.release(old);
             self.event(s, EventKind::Renamed);
+            self.presence.free(old);
             s.client = None;
         }
-        let (id, previous) = self.presence.claim(client_id, cref, now);
+        let Some((id, previous)) = self.presence.claim(client_id, cref, now) else {
+            log::error!(
+                "conn {} from {}: the presence table is full; closing",
+                s.number,
+                s.peer()
+            );
+            return Err(CloseReason::Overloaded);
+        };
         if let Some(previous) = previous {
             self.closes.push_back((previous, CloseReason::Replaced));
         }
@@ -184,7 +192,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             ..
         } = command
         {
-            if s.client.as_deref() != Some(id) {
+            if self.client_of(s) != Some(id) {
                 if let Verdict::Refuse(reason) = self.call_hello_request(s, key, id, token) {
                     return Err(reason);
                 }
@@ -197,10 +205,11 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             Command::Reset => s.version = 0,
             _ => {}
         }
+        let client = self.client_of(s).map(CompactString::from);
         let reply = Reply::Command {
             command,
             number: s.number,
-            client_id: s.client.as_deref(),
+            client_id: client.as_deref(),
             version: s.version,
         };
         self.reply(s.conn_ref(key), s, &reply);
@@ -262,8 +271,8 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         let info = ConnInfo {
             id: super::super::ConnId(cref),
             number: s.number,
-            peer: s.peer,
-            client: s.client.as_deref(),
+            peer: s.peer(),
+            client: s.client.map(|k| self.presence.name(k)),
         };
         let start = self.tx.bytes.len();
         let w = usize::from(s.wire).min(self.wires.len() - 1);
@@ -282,7 +291,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
             log::error!(
                 "conn {} from {}: a handler hook panicked; closing with BYE internal-error",
                 s.number,
-                s.peer
+                s.peer()
             );
             self.tx.bytes.truncate(start);
             self.outbox.bytes.clear();

@@ -54,7 +54,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                         "conn {} from {}: protocol {} decoded a frame using {n} of {left} bytes \
                          (the contract is 1 to {left}); closing with BYE bad-frame",
                         s.number,
-                        s.peer,
+                        s.peer(),
                         self.protocol_of(s).name()
                     );
                     failed = Some(CloseReason::BadFrame);
@@ -62,8 +62,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 }
                 Ok(Some((frame, n))) => {
                     if let Frame::Hello { client_id, .. } = frame {
-                        if s.client.as_deref() != Some(client_id) && !self.presence.owns(client_id)
-                        {
+                        if self.client_of(s) != Some(client_id) && !self.presence.owns(client_id) {
                             self.hand_off(key, s, client_id, buf[used..].to_vec());
                             return false;
                         }
@@ -79,7 +78,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                         log::debug!(
                             "conn {} from {}: more than {} bytes of replies waiting; closing",
                             s.number,
-                            s.peer,
+                            s.peer(),
                             self.settings.max_output
                         );
                         failed = Some(CloseReason::OutputOverflow);
@@ -91,7 +90,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                     log::warn!(
                         "conn {} from {}: {e}; closing with BYE {}",
                         s.number,
-                        s.peer,
+                        s.peer(),
                         e.close_reason()
                     );
                     failed = Some(e.close_reason());

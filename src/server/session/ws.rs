@@ -414,7 +414,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
                 log::warn!(
                     "conn {} from {}: WebSocket: {why}; closing with {reason}",
                     s.number,
-                    s.peer
+                    s.peer()
                 );
             }
             self.closes.push_back((cref, reason));
@@ -487,7 +487,7 @@ impl<P: Protocol, H: Handler, D: PresenceTable> Sessions<P, H, D> {
         log::warn!(
             "conn {} from {}: WebSocket handshake refused ({} {}): {}",
             s.number,
-            s.peer,
+            s.peer(),
             e.status().0,
             e.status().1,
             e.as_str()
