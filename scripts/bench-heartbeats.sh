@@ -31,7 +31,14 @@
 # per connection opened (accept, HELLO and, across workers, its hand-off):
 # scripts/bench-workers.sh runs WORKERS=1 and 2 and sets them side by side.
 #
-# Usage: scripts/bench-heartbeats.sh     Environment: HOLD (s), FINAL_HOLD (s), WORKERS
+# With SAME_RATE="CONNS@RATE ..." it searches nothing: at each point it
+# runs ROUNDS (default 3) rounds of one worker then two, each on a fresh
+# server for FINAL_HOLD seconds at that offered rate, and reports the
+# server's CPU per heartbeat of each run and their medians (writes
+# target/bench/workers-same-rate.json).
+#
+# Usage: scripts/bench-heartbeats.sh     Environment: HOLD (s), FINAL_HOLD (s), WORKERS,
+#                                        SAME_RATE, ROUNDS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -55,18 +62,34 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / HZ
 
 
-def tree_cpu_s(pid):
-    """utime + stime of a process and all its descendants (workers), in seconds."""
-    total, todo = 0.0, [pid]
+def tree_sum(pid, read):
+    """read(p) summed over a process and all its descendants (workers)."""
+    total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            total += cpu_s(p)
+            total += read(p)
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo.extend(int(c) for c in f.read().split())
         except OSError:
             pass
     return total
+
+
+def wakes(pid):
+    """Voluntary context switches of a process (sleeps in poll, mostly)."""
+    with open(f"/proc/{pid}/status") as f:
+        return sum(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
+
+
+def tree_cpu_s(pid):
+    """utime + stime of a process and its descendants, in seconds."""
+    return tree_sum(pid, cpu_s)
+
+
+def tree_wakes(pid):
+    """How often the server's loops woke up: `wakes` over the tree."""
+    return tree_sum(pid, wakes)
 
 
 def machine_ticks():
@@ -77,10 +100,10 @@ def machine_ticks():
     return sum(v) - idle, sum(v)
 
 
-def start_server():
+def start_server(workers=WORKERS):
     p = subprocess.Popen(
         [BIN, "serve", "--listen", "127.0.0.1:0", "--interval", "1s", "--timeout", "10s",
-         "--stats-interval", "0ms"] + (["--workers", str(WORKERS)] if WORKERS > 1 else []),
+         "--stats-interval", "0ms"] + (["--workers", str(workers)] if workers > 1 else []),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "RUST_LOG": "warn,vigil::server=info,vigil::cmd::workers=info"})
     deadline = time.time() + 10
@@ -109,7 +132,8 @@ def run_load(server, addr, conns, interval_ms, hold_s):
         for line in p.stderr:
             for key in ("holding:", "hold over:"):
                 if key in line and key not in marks:
-                    marks[key] = (time.time(), tree_cpu_s(server.pid), cpu_s(p.pid), machine_ticks())
+                    marks[key] = (time.time(), tree_cpu_s(server.pid), cpu_s(p.pid), machine_ticks(),
+                                  tree_wakes(server.pid))
             if "holding:" not in line and "hold over:" not in line and line.strip():
                 sys.stderr.write(line)
 
@@ -126,8 +150,9 @@ def run_load(server, addr, conns, interval_ms, hold_s):
         sys.exit(f"vigil load failed ({p.returncode}): {' '.join(cmd)}")
     r = json.loads(out)
     if "holding:" in marks and "hold over:" in marks:
-        (w0, s0, g0, m0), (w1, s1, g1, m1) = marks["holding:"], marks["hold over:"]
+        (w0, s0, g0, m0, z0), (w1, s1, g1, m1, z1) = marks["holding:"], marks["hold over:"]
         r["server_cpu_pct"] = round(100 * (s1 - s0) / (w1 - w0), 1)
+        r["server_wakes_per_s"] = round((z1 - z0) / (w1 - w0), 1)
         # Connecting everyone: accepts, HELLOs and (workers) hand-offs, plus
         # the first beats of the ramp.
         r["server_cpu_per_connect_us"] = round(1e6 * (s0 - started_cpu) / conns, 1)
@@ -167,6 +192,62 @@ def row(r):
 HEAD = (f"{'conns':>7} {'interval':>9} {'offered/s':>10} {'replied/s':>10} "
         f"{'rtt p50':>7} {'rtt p99':>7} {'sch p50':>7} {'sch p99':>8} {'sch p99.9':>8} "
         f"{'sch max':>8} {'srv':>6} {'gen':>6} {'all':>6}")
+
+def same_rate(points, rounds):
+    """One worker against two at the same offered rates: for each CONNS@RATE
+    point, `rounds` rounds, each a run with one worker then one with two (a
+    fresh server each), FINAL_HOLD seconds; the server's CPU per heartbeat
+    (supervisor and workers) of every run and the median of each, with the
+    server's wake-ups per heartbeat (voluntary context switches)."""
+    out = {"final_hold_s": FINAL_HOLD, "rounds": rounds, "points": []}
+    print(f"\n== one worker against two at the same offered rate ({rounds} rounds, "
+          f"hold {FINAL_HOLD} s)", flush=True)
+    print(f"{'conns':>7} {'offered/s':>10}  {'workers':>7}  {'srv CPU µs/heartbeat, each round':<40} "
+          f"{'median':>7} {'wakes/hb':>9}", flush=True)
+    for conns, rate in points:
+        interval = max(1, round(conns * 1000 / rate))
+        per_hb = {1: [], 2: []}
+        wakes = {1: [], 2: []}
+        for _ in range(rounds):
+            for w in (1, 2):
+                server, addr = start_server(w)
+                try:
+                    r = run_load(server, addr, conns, interval, FINAL_HOLD)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=10)
+                ok, why = verdict(r)
+                hb = r["heartbeats"]["replies_per_s"]
+                if ok and r.get("server_cpu_pct") and hb:
+                    per_hb[w].append(round(1e6 * r["server_cpu_pct"] / 100 / hb, 2))
+                    wakes[w].append(round(r["server_wakes_per_s"] / hb, 3))
+                else:
+                    print(f"  ({w} worker(s): not sustained: {why}; not counted)", flush=True)
+        point = {"conns": conns, "offered_per_s": offered(conns, interval)}
+        for w in (1, 2):
+            runs = sorted(per_hb[w])
+            median = runs[len(runs) // 2] if runs else None
+            z = sorted(wakes[w])
+            wakes_median = z[len(z) // 2] if z else None
+            point[f"w{w}"] = {"server_cpu_us_per_heartbeat": per_hb[w], "median": median,
+                              "server_wakes_per_heartbeat": wakes[w],
+                              "wakes_median": wakes_median}
+            print(f"{conns:>7,} {offered(conns, interval):>10,.0f}  {w:>7}  "
+                  f"{', '.join(f'{x:.2f}' for x in per_hb[w]):<40} {median or 0:>7.2f} "
+                  f"{wakes_median or 0:>9.3f}", flush=True)
+        m1, m2 = point["w1"]["median"], point["w2"]["median"]
+        if m1 and m2:
+            point["w2_over_w1"] = round(m2 / m1, 3)
+            print(f"{'':>7} {'':>10}  two workers / one: {m2 / m1:.3f}", flush=True)
+        out["points"].append(point)
+    with open("target/bench/workers-same-rate.json", "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if os.environ.get("SAME_RATE"):
+    points = [tuple(int(x) for x in p.split("@")) for p in os.environ["SAME_RATE"].split()]
+    same_rate(points, int(os.environ.get("ROUNDS", "3")))
+    sys.exit(0)
 
 results = {"workers": WORKERS, "definition": {
     "hold_s": HOLD, "replies_share": RATE_SHARE, "scheduled_p99_limit_us": P99_LIMIT_US,

@@ -7,12 +7,13 @@
 #
 # Usage: scripts/bench-idle-rss.sh [CONNS]   (default 15000; at most ~19,900
 # because one process may hold 20,000 descriptors here)
+# Environment: VIGIL_BIN=PATH runs that binary and builds nothing (to set
+# two builds side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-15000}
-cargo build --release --quiet
+if [ -n "${VIGIL_BIN:-}" ]; then BIN=$VIGIL_BIN; else cargo build --release --quiet; BIN=target/release/vigil; fi
 mkdir -p target/bench
-BIN=target/release/vigil
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 avail_kib() { awk '/^MemAvailable/ {print $2}' /proc/meminfo; }

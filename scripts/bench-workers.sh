@@ -13,11 +13,20 @@
 # workers give on a machine with cores to spare.
 #
 # Usage: scripts/bench-workers.sh     Environment: HOLD, FINAL_HOLD (as bench-heartbeats.sh)
-# Writes target/bench/heartbeats.json, heartbeats-w2.json and workers.json.
+# The searches give each its own rate (90 % of what it sustained), where one
+# worker batches more heartbeats per wake-up than either of two does; the
+# same-rate rounds after them (SAME_RATE, see bench-heartbeats.sh) compare
+# the two at equal load.
+#
+# Writes target/bench/heartbeats.json, heartbeats-w2.json, workers.json and
+# workers-same-rate.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=1 bash scripts/bench-heartbeats.sh
 WORKERS=2 bash scripts/bench-heartbeats.sh
+# Then both at the same offered rates, alternating: a light load (every
+# loop wakes for about one heartbeat), and two where one loop batches.
+SAME_RATE=${SAME_RATE:-"10000@2000 10000@10000 1000@20000"} bash scripts/bench-heartbeats.sh
 python3 - <<'PY'
 import json
 runs = {w: json.load(open(f)) for w, f in
