@@ -176,6 +176,8 @@ struct Slot {
 struct Events {
     out: Box<dyn Write + Send>,
     tracker: Tracker,
+    /// The clock the tracker's losses are timed on.
+    started: Instant,
 }
 
 type SharedEvents = Arc<Mutex<Events>>;
@@ -222,6 +224,7 @@ fn supervise(
             Some(Arc::new(Mutex::new(Events {
                 out,
                 tracker: Tracker::default(),
+                started: Instant::now(),
             })))
         }
     };
@@ -560,7 +563,8 @@ fn lose(index: u32, slot: &mut Slot, events: Option<&SharedEvents>) {
         return;
     };
     let time = vigil::events::format_time(SystemTime::now());
-    let lines = e.tracker.handle_lost(index, &time);
+    let now_ms = u64::try_from(e.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let lines = e.tracker.handle_lost(index, &time, now_ms);
     if !lines.is_empty() {
         log::warn!("worker {index}: {} connections lost with it", lines.len());
     }

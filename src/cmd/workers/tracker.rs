@@ -10,9 +10,10 @@
 //!   line excepted when a later event was already read.
 //! - When a worker is lost, each live connection that belongs to it gets
 //!   one `offline` line with reason `worker-lost`; lines read afterwards
-//!   about such a connection are dropped, so it has exactly one offline.
+//!   about such a connection (for a minute: only a hand-off in flight can
+//!   still bring one) are dropped, so it has exactly one offline.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 
 use compact_str::CompactString;
@@ -36,6 +37,12 @@ struct Live {
     client: Option<CompactString>,
 }
 
+/// How long a lost connection's late lines are dropped. They can only come
+/// from a hand-off the lost worker had sent, which its owner takes or
+/// refuses within its patience (5 s); after a minute none can, and the
+/// set of lost connections does not grow with every crash.
+const KEEP_LOST_MS: u64 = 60_000;
+
 /// Every live connection across the workers. See the module docs.
 ///
 /// The connections are kept densely in a slab, found by number through a
@@ -50,6 +57,9 @@ pub struct Tracker {
     hasher: RandomState,
     /// Connections given `worker-lost`: their late lines are dropped.
     lost: HashSet<u64>,
+    /// When each loss happened (ms on the caller's clock) and its
+    /// connections, oldest first: `lost` forgets them after `KEEP_LOST_MS`.
+    losses: VecDeque<(u64, Vec<u64>)>,
     /// Offline lines read before the connection's online line.
     early_offline: HashSet<u64>,
 }
@@ -171,8 +181,19 @@ impl Tracker {
 
     /// Worker `worker` is gone and its every line has been read: the
     /// `offline` lines (`worker-lost`) of its live connections, stamped
-    /// `time`, in connection order.
-    pub fn handle_lost(&mut self, worker: u32, time: &str) -> Vec<String> {
+    /// `time`, in connection order. `now_ms` is when, on any clock that
+    /// never goes back (for forgetting losses older than `KEEP_LOST_MS`).
+    pub fn handle_lost(&mut self, worker: u32, time: &str, now_ms: u64) -> Vec<String> {
+        while let Some((at, _)) = self.losses.front() {
+            if now_ms.saturating_sub(*at) < KEEP_LOST_MS {
+                break;
+            }
+            if let Some((_, conns)) = self.losses.pop_front() {
+                for conn in conns {
+                    self.lost.remove(&conn);
+                }
+            }
+        }
         let mut gone: Vec<u64> = self
             .live
             .iter()
@@ -181,7 +202,7 @@ impl Tracker {
             .collect();
         gone.sort_unstable();
         let mut lines = Vec::with_capacity(gone.len());
-        for conn in gone {
+        for &conn in &gone {
             let Some(l) = self.remove(conn) else {
                 continue;
             };
@@ -198,6 +219,7 @@ impl Tracker {
             e.insert("reason".into(), Value::from("worker-lost"));
             lines.push(Value::Object(e).to_string());
         }
+        self.losses.push_back((now_ms, gone));
         lines
     }
 
@@ -245,12 +267,12 @@ mod tests {
             ],
         );
         assert_eq!(t.live(), 2);
-        let lost = t.handle_lost(0, "T");
+        let lost = t.handle_lost(0, "T", 0);
         assert_eq!(
             lost,
             ["{\"time\":\"T\",\"conn\":1,\"peer\":\"127.0.0.1:9\",\"client\":null,\"event\":\"offline\",\"reason\":\"worker-lost\"}"]
         );
-        assert!(t.handle_lost(0, "T").is_empty(), "only once");
+        assert!(t.handle_lost(0, "T", 0).is_empty(), "only once");
         assert_eq!(t.live(), 1);
         // A late line about a lost connection is dropped.
         assert_eq!(feed(&mut t, &[(0, 1, "offline", None)]), [false]);
@@ -273,7 +295,7 @@ mod tests {
             }
         }
         assert_eq!(t.live(), 4800);
-        let lost = t.handle_lost(1, "T");
+        let lost = t.handle_lost(1, "T", 0);
         let expected: Vec<u64> = (1..=6000u64).filter(|c| c % 3 == 1 && c % 5 != 0).collect();
         assert_eq!(lost.len(), expected.len());
         for (line, conn) in lost.iter().zip(&expected) {
@@ -286,12 +308,29 @@ mod tests {
             assert!(line.contains(&format!("\"client\":{client}")), "{line}");
         }
         assert_eq!(t.live(), 4800 - expected.len());
-        assert!(t.handle_lost(1, "T").is_empty());
+        assert!(t.handle_lost(1, "T", 0).is_empty());
         assert_eq!(
-            t.handle_lost(0, "T").len() + t.handle_lost(2, "T").len(),
+            t.handle_lost(0, "T", 0).len() + t.handle_lost(2, "T", 0).len(),
             3200
         );
         assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn a_lost_connection_is_forgotten_a_minute_later() {
+        let mut t = Tracker::default();
+        feed(&mut t, &[(0, 1, "online", None), (1, 2, "online", None)]);
+        assert_eq!(t.handle_lost(0, "T", 1_000).len(), 1);
+        // A late line (a hand-off in flight) within the minute: dropped.
+        assert_eq!(feed(&mut t, &[(1, 1, "hello", Some("a"))]), [false]);
+        assert_eq!(t.handle_lost(1, "T", 60_999).len(), 1);
+        assert_eq!(t.lost.len(), 2);
+        // The next loss a minute after the first forgets the first.
+        assert!(t.handle_lost(2, "T", 61_000).is_empty());
+        assert_eq!(t.lost.len(), 1);
+        assert_eq!(feed(&mut t, &[(1, 2, "hello", Some("b"))]), [false]);
+        assert!(t.handle_lost(2, "T", 200_000).is_empty());
+        assert!(t.lost.is_empty() && t.losses.len() == 1);
     }
 
     #[test]
@@ -307,8 +346,8 @@ mod tests {
             &mut t,
             &[(1, 5, "hello", Some("dev")), (0, 5, "online", None)],
         );
-        assert!(t.handle_lost(0, "T").is_empty());
-        let lost = t.handle_lost(1, "T");
+        assert!(t.handle_lost(0, "T", 0).is_empty());
+        let lost = t.handle_lost(1, "T", 0);
         assert_eq!(lost.len(), 1);
         assert!(lost[0].contains("\"client\":\"dev\""), "{}", lost[0]);
         // In order, too.
@@ -316,8 +355,8 @@ mod tests {
             &mut t,
             &[(0, 6, "online", None), (1, 6, "hello", Some("x"))],
         );
-        assert!(t.handle_lost(0, "T").is_empty());
-        assert_eq!(t.handle_lost(1, "T").len(), 1);
+        assert!(t.handle_lost(0, "T", 0).is_empty());
+        assert_eq!(t.handle_lost(1, "T", 0).len(), 1);
     }
 
     #[test]
@@ -340,8 +379,8 @@ mod tests {
         );
         feed(&mut t, &[(0, 8, "online", None)]);
         assert_eq!(t.live(), 0);
-        assert!(t.handle_lost(0, "T").is_empty());
-        assert!(t.handle_lost(1, "T").is_empty());
+        assert!(t.handle_lost(0, "T", 0).is_empty());
+        assert!(t.handle_lost(1, "T", 0).is_empty());
     }
 
     #[test]
