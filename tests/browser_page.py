@@ -25,15 +25,12 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -59,16 +56,7 @@ httpd = http.server.ThreadingHTTPServer(
 threading.Thread(target=httpd.serve_forever, daemon=True).start()
 base = f"http://127.0.0.1:{httpd.server_address[1]}/browser.html"
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = "/usr/bin/chromium"
-profile = tempfile.mkdtemp(prefix="vigil-chromium-")
-for flag in [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1000,800", f"--user-data-dir={profile}",
-]:
-    opts.add_argument(flag)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+driver, profile = chromium.start(1000, 800)
 alive = True
 frozen = []
 
@@ -170,4 +158,4 @@ finally:
     if alive:
         driver.quit()
     httpd.shutdown()
-    shutil.rmtree(profile, ignore_errors=True)
+    chromium.cleanup(profile)

@@ -9,27 +9,16 @@ screenshot. Prints "ok: ..." lines; exits non-zero on the first failure.
 import os
 import socket
 import sys
-import tempfile
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 url, hb_addr, held, shot = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 host, port = hb_addr.rsplit(":", 1)
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = "/usr/bin/chromium"
-profile = tempfile.mkdtemp(prefix="vigil-chromium-")
-for flag in [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1280,900", f"--user-data-dir={profile}",
-]:
-    opts.add_argument(flag)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+driver, profile = chromium.start(1280, 900)
 try:
     driver.get(url)
     wait = WebDriverWait(driver, 15, poll_frequency=0.05)
@@ -68,3 +57,4 @@ try:
     s.close()
 finally:
     driver.quit()
+    chromium.cleanup(profile)

@@ -259,15 +259,7 @@ fn without_server_pings_the_same_silence_is_a_timeout() {
     assert!(p.line().starts_with("WELCOME quiet"));
     let start = Instant::now();
     p.expect_close("timeout", 1000);
-    let after = start.elapsed();
-    assert!(
-        after >= Duration::from_millis(1000),
-        "closed early: {after:?}"
-    );
-    assert!(
-        after < Duration::from_millis(2500),
-        "closed late: {after:?}"
-    );
+    assert_closed_within(start.elapsed(), 1000, 2500);
     drop(server);
 }
 
@@ -347,15 +339,7 @@ fn bad_websocket_input_closes_only_its_connection() {
     p.send(b"GET / HTTP/1.1\r\nHost: t\r\n");
     let start = Instant::now();
     assert_eq!(p.refusal(), "");
-    let after = start.elapsed();
-    assert!(
-        after >= Duration::from_millis(690),
-        "closed early: {after:?}"
-    );
-    assert!(
-        after < Duration::from_millis(2500),
-        "closed late: {after:?}"
-    );
+    assert_closed_within(start.elapsed(), 690, 2500);
 
     // A good one still works after all that.
     let mut p = WsPeer::upgraded(ws, origin);
@@ -507,4 +491,17 @@ fn the_start_record_names_each_listener_s_scheme() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A close `after` its cause: not before `early_ms`, and before `late_ms`.
+#[track_caller]
+fn assert_closed_within(after: Duration, early_ms: u64, late_ms: u64) {
+    assert!(
+        after >= Duration::from_millis(early_ms),
+        "closed early: {after:?}"
+    );
+    assert!(
+        after < Duration::from_millis(late_ms),
+        "closed late: {after:?}"
+    );
 }
