@@ -390,7 +390,15 @@ fn the_phi_detector_finds_a_frozen_server_sooner() {
     let ((phi, phi_line), (fixed, fixed_line)) = (&waited[0], &waited[1]);
     println!("frozen to verdict: phi {phi:?}, fixed {fixed:?}");
     assert!(phi_line.contains("silent"), "{phi_line}");
-    assert!(fixed_line.contains("ping-timeout"), "{fixed_line}");
+    // The fixed rule's two deadlines fall together here: the unanswered
+    // ping's (sent an interval after the last one, plus 5 s) and silence's
+    // (the last PONG, plus the interval and 5 s). Which fires first turns
+    // on whether that ping went out late, by more than a round trip, as it
+    // does on a loaded machine; either is the fixed rule, at 5 s or more.
+    assert!(
+        fixed_line.contains("ping-timeout") || fixed_line.contains("silent"),
+        "{fixed_line}"
+    );
     // φ: about the mean interval (200 ms) plus 5.2 σ after the last PONG.
     assert!(*phi < Duration::from_millis(2_000), "{phi:?}");
     assert!(*fixed >= Duration::from_secs(5), "{fixed:?}");
